@@ -1,0 +1,47 @@
+//! Server-backed, typed HTTP sessions for axum and tower.
+//!
+//! Derive [`SessionState`] on a plain struct, take [`TypedSession<T>`] in a
+//! handler, and add a [`SessionLayer`] with a store. The layer loads a
+//! namespace only when a handler asks for it, and after the handler writes
+//! back only the fields that changed, in one round trip.
+//!
+//! ```no_run
+//! use axum::{Router, routing::get};
+//! use typed_sessions::{MemoryStore, SessionLayer, SessionState, TypedSession};
+//!
+//! #[derive(SessionState)]
+//! struct Counter {
+//!     visits: u64,
+//! }
+//!
+//! async fn index(mut session: TypedSession<Counter>) -> String {
+//!     *session.visits_mut() += 1;
+//!     session.visits().to_string()
+//! }
+//!
+//! # async fn run() {
+//! let app: Router = Router::new()
+//!     .route("/", get(index))
+//!     .layer(SessionLayer::new(MemoryStore::default()).with_secure(false));
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8000").await.unwrap();
+//! axum::serve(listener, app).await.unwrap();
+//! # }
+//! ```
+
+pub mod codec;
+mod id;
+#[doc(hidden)]
+#[path = "private.rs"]
+pub mod __private;
+mod state;
+pub mod store;
+
+pub use codec::{Bincode, Codec};
+#[cfg(feature = "json")]
+pub use codec::Json;
+pub use id::{LogTag, RandomnessError, SessionId};
+pub use state::SessionState;
+pub use store::{FieldKey, FieldWrite, LoadedFields, SessionStore, StoreError};
+pub use typed_sessions_derive::SessionState;
+
+pub(crate) use __private as private;

@@ -1,0 +1,60 @@
+//! The [`SessionState`] trait that `#[derive(SessionState)]` implements.
+
+use crate::codec::CodecError;
+use crate::private::{Companion, FieldDecoder, FieldEncoder};
+
+/// A struct whose fields are stored as one namespace of a session.
+///
+/// Implement it with `#[derive(SessionState)]`, never by hand: the derive
+/// also generates the companion type that
+/// [`TypedSession<Self>`](crate::TypedSession) dereferences to, with the
+/// tracked accessors `f()`, `set_f()`, `f_mut()` and `take_f()` for each
+/// stored field `f`.
+///
+/// ```
+/// use typed_sessions::SessionState;
+///
+/// #[derive(SessionState)]
+/// #[session(namespace = "cart")]
+/// struct Cart {
+///     items: Vec<String>,
+///     #[session(rename = "uid")]
+///     user_id: Option<u64>,
+///     #[session(default = "default_theme")]
+///     theme: String,
+///     #[session(skip)]
+///     scratch: u32,
+/// }
+///
+/// fn default_theme() -> String {
+///     "light".to_owned()
+/// }
+///
+/// assert_eq!(<Cart as SessionState>::NAMESPACE, "cart");
+/// assert_eq!(<Cart as SessionState>::FIELDS, &["items", "uid", "theme"]);
+/// ```
+pub trait SessionState: Sized + Send + Sync + 'static {
+    /// The companion type: the state plus per-field change tracking.
+    #[doc(hidden)]
+    type Session: Companion<State = Self>;
+
+    /// The namespace the fields are stored under.
+    const NAMESPACE: &'static str;
+
+    /// The stored names of the stored fields, in declaration order. Field
+    /// indices used by the other items refer to this list.
+    const FIELDS: &'static [&'static str];
+
+    /// Builds the state from the loaded bytes of each stored field.
+    #[doc(hidden)]
+    fn __decode(decoder: &mut FieldDecoder<'_>) -> Self;
+
+    /// Encodes the stored field with index `index`.
+    #[doc(hidden)]
+    fn __encode_field(&self, index: usize, encoder: &FieldEncoder<'_>)
+    -> Result<Vec<u8>, CodecError>;
+
+    /// The state with every field at its default.
+    #[doc(hidden)]
+    fn __default() -> Self;
+}

@@ -1,0 +1,222 @@
+//! The field-level storage contract, and the stores that ship with the crate.
+//!
+//! A session is a set of fields, each addressed by a namespace (one per
+//! [`SessionState`](crate::SessionState) type) and a field name, each holding
+//! the bytes the configured [`Codec`](crate::Codec) produced. Besides its
+//! fields, a stored session has a creation time and an expiry time.
+//!
+//! # Writing a store
+//!
+//! Implement [`SessionStore`] and run the conformance suite
+//! (`typed_sessions::conformance`, feature `conformance`) against it. The
+//! rules every store keeps:
+//!
+//! - **Expired is gone.** A session whose expiry time has passed is never
+//!   returned by [`load`](SessionStore::load) and never updated, even when the
+//!   backend has not yet cleaned it up.
+//! - **No resurrection.** [`update`](SessionStore::update),
+//!   [`touch`](SessionStore::touch) and [`move_to`](SessionStore::move_to)
+//!   only act on a session that still exists and report `false` when it does
+//!   not. Only [`create`](SessionStore::create) makes a new session, and it
+//!   never overwrites one.
+//! - **Field level.** An update changes exactly the fields it names; every
+//!   other stored field, including fields of other namespaces and fields the
+//!   current program does not know, keeps its bytes.
+
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+
+use crate::id::SessionId;
+
+pub mod memory;
+#[cfg(feature = "redis")]
+pub mod redis;
+#[cfg(feature = "memcache")]
+pub mod memcache;
+#[cfg(feature = "mongodb")]
+pub mod mongodb;
+
+/// The address of one stored field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FieldKey<'a> {
+    /// The namespace: one per `SessionState` type.
+    pub namespace: &'a str,
+    /// The stored name of the field within its namespace.
+    pub field: &'a str,
+}
+
+/// One change to one field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FieldWrite<'a> {
+    /// Which field.
+    pub key: FieldKey<'a>,
+    /// The new encoded value, or `None` to remove the field.
+    pub value: Option<&'a [u8]>,
+}
+
+/// What [`SessionStore::load`] returns for a session that exists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadedFields {
+    /// When the session was created; kept across [`SessionStore::move_to`].
+    pub created_at: SystemTime,
+    /// When the session expires unless it is written or touched again.
+    pub expires_at: SystemTime,
+    /// The stored bytes of each requested field, in the order requested;
+    /// `None` for a field that is not stored.
+    pub values: Vec<Option<Vec<u8>>>,
+}
+
+/// Errors a store reports. The layer turns every one of them into a
+/// `500 Internal Server Error` and logs it.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// [`SessionStore::create`] found a session with that id already.
+    #[error("a session with this id already exists")]
+    IdExists,
+    /// The backend could not be reached or failed.
+    #[error("session store backend error: {0}")]
+    Backend(#[source] Box<dyn std::error::Error + Send + Sync + 'static>),
+    /// The backend answered with something the store cannot read.
+    #[error("session store returned malformed data: {0}")]
+    Malformed(String),
+    /// The session would exceed a limit of the backend or of the store.
+    #[error("session too large: {0}")]
+    TooLarge(String),
+    /// Optimistic concurrency gave up after its bounded number of retries.
+    #[error("session store gave up after {0} conflicting concurrent writes")]
+    Contention(u32),
+    /// The store call did not finish within the layer's timeout.
+    #[error("session store call timed out after {0:?}")]
+    Timeout(std::time::Duration),
+}
+
+impl StoreError {
+    /// Wraps any backend error.
+    pub fn backend(error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self::Backend(Box::new(error))
+    }
+}
+
+/// A session store: the field-level contract the layer drives.
+///
+/// See the [module docs](self) for the rules every implementation keeps. Each
+/// method is one logical operation; a store documents which of them are
+/// atomic on its backend. The layer wraps every call in its timeout, so a
+/// store need not add its own (though it may).
+#[async_trait]
+pub trait SessionStore: Send + Sync + 'static {
+    /// Loads the listed fields of one namespace of a session.
+    ///
+    /// Returns `Ok(None)` when the session does not exist or has expired.
+    /// `values` has one entry per name in `fields`, in the same order.
+    async fn load(
+        &self,
+        id: &SessionId,
+        namespace: &str,
+        fields: &[&str],
+    ) -> Result<Option<LoadedFields>, StoreError>;
+
+    /// Creates a brand-new session holding `writes` (removals are ignored).
+    ///
+    /// Fails with [`StoreError::IdExists`] if a live session has this id; it
+    /// never overwrites one.
+    async fn create(
+        &self,
+        id: &SessionId,
+        writes: &[FieldWrite<'_>],
+        created_at: SystemTime,
+        expires_at: SystemTime,
+    ) -> Result<(), StoreError>;
+
+    /// Applies `writes` to an existing session and sets its expiry.
+    ///
+    /// Returns `Ok(false)`, changing nothing, when the session no longer
+    /// exists (deleted, moved or expired): an update never creates one.
+    async fn update(
+        &self,
+        id: &SessionId,
+        writes: &[FieldWrite<'_>],
+        expires_at: SystemTime,
+    ) -> Result<bool, StoreError>;
+
+    /// Sets the expiry of an existing session without touching its fields.
+    /// Returns `Ok(false)` when the session no longer exists.
+    async fn touch(&self, id: &SessionId, expires_at: SystemTime) -> Result<bool, StoreError>;
+
+    /// Deletes a session with all its namespaces. Deleting a session that
+    /// does not exist is not an error.
+    async fn delete(&self, id: &SessionId) -> Result<(), StoreError>;
+
+    /// Moves a session, fields and creation time, to the unused id `to`, with
+    /// the new expiry; afterwards `from` no longer exists.
+    ///
+    /// Returns `Ok(false)`, changing nothing, when `from` no longer exists.
+    /// A failure must never lose the session: a store that cannot do this
+    /// atomically creates `to` before deleting `from`.
+    async fn move_to(
+        &self,
+        from: &SessionId,
+        to: &SessionId,
+        expires_at: SystemTime,
+    ) -> Result<bool, StoreError>;
+}
+
+#[async_trait]
+impl<S: SessionStore + ?Sized> SessionStore for std::sync::Arc<S> {
+    async fn load(
+        &self,
+        id: &SessionId,
+        namespace: &str,
+        fields: &[&str],
+    ) -> Result<Option<LoadedFields>, StoreError> {
+        (**self).load(id, namespace, fields).await
+    }
+    async fn create(
+        &self,
+        id: &SessionId,
+        writes: &[FieldWrite<'_>],
+        created_at: SystemTime,
+        expires_at: SystemTime,
+    ) -> Result<(), StoreError> {
+        (**self).create(id, writes, created_at, expires_at).await
+    }
+    async fn update(
+        &self,
+        id: &SessionId,
+        writes: &[FieldWrite<'_>],
+        expires_at: SystemTime,
+    ) -> Result<bool, StoreError> {
+        (**self).update(id, writes, expires_at).await
+    }
+    async fn touch(&self, id: &SessionId, expires_at: SystemTime) -> Result<bool, StoreError> {
+        (**self).touch(id, expires_at).await
+    }
+    async fn delete(&self, id: &SessionId) -> Result<(), StoreError> {
+        (**self).delete(id).await
+    }
+    async fn move_to(
+        &self,
+        from: &SessionId,
+        to: &SessionId,
+        expires_at: SystemTime,
+    ) -> Result<bool, StoreError> {
+        (**self).move_to(from, to, expires_at).await
+    }
+}
+
+/// Milliseconds since the Unix epoch, saturating; the time format most
+/// backends store. Times before the epoch become 0.
+pub fn unix_millis(time: SystemTime) -> u64 {
+    time.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+/// The inverse of [`unix_millis`].
+pub fn from_unix_millis(millis: u64) -> SystemTime {
+    SystemTime::UNIX_EPOCH
+        .checked_add(std::time::Duration::from_millis(millis))
+        .unwrap_or(SystemTime::UNIX_EPOCH)
+}

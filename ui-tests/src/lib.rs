@@ -1,0 +1,1 @@
+//! trybuild harness lives in tests/.
