@@ -57,8 +57,7 @@ impl Codec for Bincode {
         let mut decoder =
             bincode::serde::BorrowedSerdeDecoder::from_slice(bytes, bincode_config(), ());
         let deserializer = decoder.as_deserializer();
-        decode(&mut <dyn erased_serde::Deserializer>::erase(deserializer))
-            .map_err(CodecError::new)
+        decode(&mut <dyn erased_serde::Deserializer>::erase(deserializer)).map_err(CodecError::new)
     }
 }
 
@@ -75,14 +74,19 @@ impl Codec for Json {
 
     fn decode(&self, bytes: &[u8], decode: &mut DecodeFn<'_>) -> Result<(), CodecError> {
         let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-        decode(&mut <dyn erased_serde::Deserializer>::erase(&mut deserializer))
-            .map_err(CodecError::new)?;
+        decode(&mut <dyn erased_serde::Deserializer>::erase(
+            &mut deserializer,
+        ))
+        .map_err(CodecError::new)?;
         deserializer.end().map_err(CodecError::new)
     }
 }
 
 /// Encodes `value` with `codec`.
-pub fn encode_value<T: serde::Serialize>(codec: &dyn Codec, value: &T) -> Result<Vec<u8>, CodecError> {
+pub fn encode_value<T: serde::Serialize>(
+    codec: &dyn Codec,
+    value: &T,
+) -> Result<Vec<u8>, CodecError> {
     codec.encode(value)
 }
 
@@ -105,8 +109,11 @@ mod tests {
     use std::collections::HashMap;
 
     fn round_trip(codec: &dyn Codec) {
-        let value: (u64, String, Option<Vec<HashMap<String, i32>>>) =
-            (7, "hi".into(), Some(vec![HashMap::from([("a".into(), -3)])]));
+        let value: (u64, String, Option<Vec<HashMap<String, i32>>>) = (
+            7,
+            "hi".into(),
+            Some(vec![HashMap::from([("a".into(), -3)])]),
+        );
         let bytes = encode_value(codec, &value).unwrap();
         let back: (u64, String, Option<Vec<HashMap<String, i32>>>) =
             decode_value(codec, &bytes).unwrap();

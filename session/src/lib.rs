@@ -28,19 +28,22 @@
 //! # }
 //! ```
 
-pub mod codec;
-mod id;
 #[doc(hidden)]
 #[path = "private.rs"]
 pub mod __private;
+pub mod codec;
+#[cfg(feature = "conformance")]
+pub mod conformance;
+mod id;
 mod state;
 pub mod store;
 
-pub use codec::{Bincode, Codec};
 #[cfg(feature = "json")]
 pub use codec::Json;
+pub use codec::{Bincode, Codec};
 pub use id::{LogTag, RandomnessError, SessionId};
 pub use state::SessionState;
+pub use store::memory::MemoryStore;
 pub use store::{FieldKey, FieldWrite, LoadedFields, SessionStore, StoreError};
 pub use typed_sessions_derive::SessionState;
 

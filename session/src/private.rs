@@ -19,7 +19,10 @@ use crate::codec::{Codec, decode_value};
     label = "this field's type is not storable",
     note = "derive `Serialize` and `Deserialize` for it, or mark the field `#[session(skip)]`"
 )]
-pub trait StoredField: serde::Serialize + serde::de::DeserializeOwned + Send + Sync + 'static {}
+pub trait StoredField:
+    serde::Serialize + serde::de::DeserializeOwned + Send + Sync + 'static
+{
+}
 impl<T: serde::Serialize + serde::de::DeserializeOwned + Send + Sync + 'static> StoredField for T {}
 
 /// A field type whose default comes from `Default`.
@@ -78,7 +81,11 @@ impl<T: SessionState> Tracked<T> {
     }
 
     pub(crate) fn changed(&self) -> impl Iterator<Item = usize> + '_ {
-        self.changed.iter().enumerate().filter(|(_, c)| **c).map(|(i, _)| i)
+        self.changed
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| **c)
+            .map(|(i, _)| i)
     }
 
     pub(crate) fn is_changed(&self, index: usize) -> bool {
@@ -120,7 +127,10 @@ pub struct FieldDecoder<'a> {
 }
 
 impl<'a> FieldDecoder<'a> {
-    pub(crate) fn new<T: SessionState>(codec: &'a dyn Codec, values: &'a [Option<Vec<u8>>]) -> Self {
+    pub(crate) fn new<T: SessionState>(
+        codec: &'a dyn Codec,
+        values: &'a [Option<Vec<u8>>],
+    ) -> Self {
         Self {
             codec,
             namespace: T::NAMESPACE,

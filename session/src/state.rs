@@ -51,8 +51,11 @@ pub trait SessionState: Sized + Send + Sync + 'static {
 
     /// Encodes the stored field with index `index`.
     #[doc(hidden)]
-    fn __encode_field(&self, index: usize, encoder: &FieldEncoder<'_>)
-    -> Result<Vec<u8>, CodecError>;
+    fn __encode_field(
+        &self,
+        index: usize,
+        encoder: &FieldEncoder<'_>,
+    ) -> Result<Vec<u8>, CodecError>;
 
     /// The state with every field at its default.
     #[doc(hidden)]

@@ -1,1 +1,229 @@
-//! In-memory store.
+//! [`MemoryStore`]: sessions in this process's memory.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasher, RandomState};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+use parking_lot::Mutex;
+
+use super::{FieldWrite, LoadedFields, SessionStore, StoreError};
+use crate::id::SessionId;
+
+const SHARDS: usize = 64;
+/// A shard is swept of expired sessions once every this many writes to it,
+/// so cleanup costs a little on each write and never pauses the whole store.
+const SWEEP_EVERY: u32 = 256;
+
+/// Sessions held in a sharded map in this process's memory: the embedded
+/// default, for development, tests and single-process deployments.
+///
+/// Every operation takes one shard's lock and is atomic. An expired session
+/// is never returned; expired sessions are swept shard by shard, amortised
+/// over writes, so no call pauses the whole store. Sessions are lost when the
+/// process exits, and are not shared between processes.
+pub struct MemoryStore {
+    shards: Box<[Shard]>,
+    hasher: RandomState,
+}
+
+#[derive(Default)]
+struct Shard {
+    sessions: Mutex<HashMap<String, Record>>,
+    writes: AtomicU32,
+}
+
+#[derive(Clone)]
+struct Record {
+    created_at: SystemTime,
+    expires_at: SystemTime,
+    /// namespace -> field -> bytes
+    namespaces: HashMap<String, HashMap<String, Vec<u8>>>,
+}
+
+impl Record {
+    fn is_live(&self, now: SystemTime) -> bool {
+        self.expires_at > now
+    }
+
+    fn apply(&mut self, writes: &[FieldWrite<'_>]) {
+        for write in writes {
+            match write.value {
+                Some(bytes) => {
+                    self.namespaces
+                        .entry(write.key.namespace.to_owned())
+                        .or_default()
+                        .insert(write.key.field.to_owned(), bytes.to_vec());
+                }
+                None => {
+                    if let Some(fields) = self.namespaces.get_mut(write.key.namespace) {
+                        fields.remove(write.key.field);
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self {
+            shards: (0..SHARDS).map(|_| Shard::default()).collect(),
+            hasher: RandomState::new(),
+        }
+    }
+}
+
+impl std::fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryStore")
+            .field("sessions", &self.len())
+            .finish()
+    }
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The number of sessions held, live or expired but not yet swept.
+    pub fn len(&self) -> usize {
+        self.shards.iter().map(|s| s.sessions.lock().len()).sum()
+    }
+
+    /// Whether the store holds no sessions at all.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn shard(&self, id: &SessionId) -> &Shard {
+        let index = self.hasher.hash_one(id.as_str()) as usize % self.shards.len();
+        &self.shards[index]
+    }
+
+    /// Runs `write` under the shard's lock, sweeping the shard now and then.
+    fn write<R>(
+        &self,
+        id: &SessionId,
+        write: impl FnOnce(&mut HashMap<String, Record>, SystemTime) -> R,
+    ) -> R {
+        let shard = self.shard(id);
+        let now = SystemTime::now();
+        let mut sessions = shard.sessions.lock();
+        if shard.writes.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == 0 {
+            sessions.retain(|_, record| record.is_live(now));
+        }
+        write(&mut sessions, now)
+    }
+}
+
+#[async_trait]
+impl SessionStore for MemoryStore {
+    async fn load(
+        &self,
+        id: &SessionId,
+        namespace: &str,
+        fields: &[&str],
+    ) -> Result<Option<LoadedFields>, StoreError> {
+        let now = SystemTime::now();
+        let sessions = self.shard(id).sessions.lock();
+        let Some(record) = sessions.get(id.as_str()).filter(|r| r.is_live(now)) else {
+            return Ok(None);
+        };
+        let stored = record.namespaces.get(namespace);
+        Ok(Some(LoadedFields {
+            created_at: record.created_at,
+            expires_at: record.expires_at,
+            values: fields
+                .iter()
+                .map(|field| stored.and_then(|s| s.get(*field)).cloned())
+                .collect(),
+        }))
+    }
+
+    async fn create(
+        &self,
+        id: &SessionId,
+        writes: &[FieldWrite<'_>],
+        created_at: SystemTime,
+        expires_at: SystemTime,
+    ) -> Result<(), StoreError> {
+        self.write(id, |sessions, now| {
+            if sessions.get(id.as_str()).is_some_and(|r| r.is_live(now)) {
+                return Err(StoreError::IdExists);
+            }
+            let mut record = Record {
+                created_at,
+                expires_at,
+                namespaces: HashMap::new(),
+            };
+            record.apply(writes);
+            sessions.insert(id.as_str().to_owned(), record);
+            Ok(())
+        })
+    }
+
+    async fn update(
+        &self,
+        id: &SessionId,
+        writes: &[FieldWrite<'_>],
+        expires_at: SystemTime,
+    ) -> Result<bool, StoreError> {
+        Ok(self.write(id, |sessions, now| {
+            match sessions.get_mut(id.as_str()).filter(|r| r.is_live(now)) {
+                Some(record) => {
+                    record.apply(writes);
+                    record.expires_at = expires_at;
+                    true
+                }
+                None => false,
+            }
+        }))
+    }
+
+    async fn touch(&self, id: &SessionId, expires_at: SystemTime) -> Result<bool, StoreError> {
+        self.update(id, &[], expires_at).await
+    }
+
+    async fn delete(&self, id: &SessionId) -> Result<(), StoreError> {
+        self.write(id, |sessions, _| sessions.remove(id.as_str()));
+        Ok(())
+    }
+
+    async fn move_to(
+        &self,
+        from: &SessionId,
+        to: &SessionId,
+        expires_at: SystemTime,
+    ) -> Result<bool, StoreError> {
+        // Two shards: take the record out of one and put it into the other.
+        // In between, neither id holds it; a concurrent request of the old id
+        // then finds no session, which is what it would find a moment later.
+        let Some(mut record) = self.write(from, |sessions, now| {
+            sessions.remove(from.as_str()).filter(|r| r.is_live(now))
+        }) else {
+            return Ok(false);
+        };
+        record.expires_at = expires_at;
+        let refused = self.write(to, |sessions, now| {
+            if sessions.get(to.as_str()).is_some_and(|r| r.is_live(now)) {
+                return Some(record);
+            }
+            sessions.insert(to.as_str().to_owned(), record);
+            None
+        });
+        match refused {
+            None => Ok(true),
+            Some(record) => {
+                // Never lose the session: put it back where it was.
+                self.write(from, |sessions, _| {
+                    sessions.insert(from.as_str().to_owned(), record)
+                });
+                Err(StoreError::IdExists)
+            }
+        }
+    }
+}

@@ -29,13 +29,13 @@ use async_trait::async_trait;
 
 use crate::id::SessionId;
 
-pub mod memory;
-#[cfg(feature = "redis")]
-pub mod redis;
 #[cfg(feature = "memcache")]
 pub mod memcache;
+pub mod memory;
 #[cfg(feature = "mongodb")]
 pub mod mongodb;
+#[cfg(feature = "redis")]
+pub mod redis;
 
 /// The address of one stored field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

@@ -1,0 +1,1 @@
+//! memcache store (being written).
