@@ -32,16 +32,25 @@
 #[path = "private.rs"]
 pub mod __private;
 pub mod codec;
+mod config;
 #[cfg(feature = "conformance")]
 pub mod conformance;
+mod cookies;
+mod extract;
 mod id;
+mod layer;
+mod request;
 mod state;
 pub mod store;
 
 #[cfg(feature = "json")]
 pub use codec::Json;
 pub use codec::{Bincode, Codec};
+pub use config::{ConfigError, DEFAULT_INACTIVITY, DEFAULT_STORE_TIMEOUT, Expiry, MAX_EXPIRY};
+pub use cookie::{Key, SameSite};
+pub use extract::{SessionRejection, TypedSession};
 pub use id::{LogTag, RandomnessError, SessionId};
+pub use layer::{SessionLayer, SessionService};
 pub use state::SessionState;
 pub use store::memory::MemoryStore;
 pub use store::{FieldKey, FieldWrite, LoadedFields, SessionStore, StoreError};

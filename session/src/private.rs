@@ -80,24 +80,12 @@ impl<T: SessionState> Tracked<T> {
         self.cleared = true;
     }
 
-    pub(crate) fn changed(&self) -> impl Iterator<Item = usize> + '_ {
-        self.changed
-            .iter()
-            .enumerate()
-            .filter(|(_, c)| **c)
-            .map(|(i, _)| i)
-    }
-
     pub(crate) fn is_changed(&self, index: usize) -> bool {
         self.changed.get(index).copied().unwrap_or(false)
     }
 
     pub(crate) fn cleared(&self) -> bool {
         self.cleared
-    }
-
-    pub(crate) fn into_value(self) -> T {
-        self.value
     }
 }
 

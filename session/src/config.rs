@@ -1,0 +1,330 @@
+//! Layer configuration: expiry, cookie attributes, keys, and the checks that
+//! reject a contradictory configuration when the layer is built.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use cookie::{Key, SameSite};
+
+use crate::codec::{Bincode, Codec};
+
+/// The default inactivity limit: 30 days.
+pub const DEFAULT_INACTIVITY: Duration = Duration::from_secs(30 * 24 * 60 * 60);
+/// The longest expiry accepted: 400 days, the longest cookie lifetime
+/// browsers honour.
+pub const MAX_EXPIRY: Duration = Duration::from_secs(400 * 24 * 60 * 60);
+/// The default time limit of one store call.
+pub const DEFAULT_STORE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Sliding expiry refreshes a session that is only read at most this often.
+const MAX_REFRESH_INTERVAL: Duration = Duration::from_secs(60);
+
+/// When a session expires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Expiry {
+    /// After this long without a request that uses the session (sliding).
+    /// Reads refresh the expiry at most once a minute (or once a tenth of the
+    /// duration, if that is shorter) without rewriting any field.
+    OnInactivity(Duration),
+    /// At a fixed time.
+    AtDateTime(SystemTime),
+    /// When the browser session ends: the cookie has no `Max-Age`. The store
+    /// still expires the session after [`DEFAULT_INACTIVITY`] without use.
+    OnSessionEnd,
+}
+
+impl Default for Expiry {
+    fn default() -> Self {
+        Self::OnInactivity(DEFAULT_INACTIVITY)
+    }
+}
+
+impl Expiry {
+    /// The store expiry for a session used `now`, capped by the absolute
+    /// deadline.
+    pub(crate) fn expires_at(&self, now: SystemTime, deadline: Option<SystemTime>) -> SystemTime {
+        let at = match *self {
+            Self::OnInactivity(limit) => now.checked_add(limit).unwrap_or(now),
+            Self::AtDateTime(at) => at,
+            Self::OnSessionEnd => now.checked_add(DEFAULT_INACTIVITY).unwrap_or(now),
+        };
+        deadline.map_or(at, |deadline| at.min(deadline))
+    }
+
+    /// Whether a session only read `now`, whose stored expiry is
+    /// `stored_expiry`, is due for a refresh of its expiry.
+    pub(crate) fn refresh_due(&self, now: SystemTime, stored_expiry: SystemTime) -> bool {
+        let limit = match *self {
+            Self::OnInactivity(limit) => limit,
+            Self::OnSessionEnd => DEFAULT_INACTIVITY,
+            Self::AtDateTime(_) => return false,
+        };
+        let interval = (limit / 10).min(MAX_REFRESH_INTERVAL);
+        let fresh_expiry = now.checked_add(limit).unwrap_or(now);
+        fresh_expiry
+            .duration_since(stored_expiry)
+            .is_ok_and(|age| age >= interval)
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        match *self {
+            Self::OnInactivity(limit) if limit.is_zero() => Err(ConfigError::ZeroExpiry),
+            Self::OnInactivity(limit) if limit > MAX_EXPIRY => {
+                Err(ConfigError::ExpiryTooLong(limit))
+            }
+            Self::AtDateTime(at) => match at.duration_since(SystemTime::now()) {
+                Err(_) => Err(ConfigError::ExpiryInPast),
+                Ok(ahead) if ahead > MAX_EXPIRY => Err(ConfigError::ExpiryTooLong(ahead)),
+                Ok(_) => Ok(()),
+            },
+            _ => Ok(()),
+        }
+    }
+}
+
+/// A configuration the layer refuses to run with. Reported by
+/// [`SessionLayer::validate`](crate::SessionLayer::validate), and by a panic
+/// when the layer is applied to a service.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The cookie name is empty or has characters a cookie name cannot hold.
+    #[error(
+        "cookie name {0:?} is not a valid cookie name (use letters, digits and !#$%&'*+-.^_`|~)"
+    )]
+    InvalidCookieName(String),
+    /// A `__Host-` or `__Secure-` cookie without `Secure`.
+    #[error(
+        "cookie name {0:?} requires the Secure attribute: remove `with_secure(false)` or rename the cookie"
+    )]
+    PrefixRequiresSecure(String),
+    /// A `__Host-` cookie with a domain.
+    #[error(
+        "cookie name {0:?} (prefix __Host-) forbids a Domain: remove `with_domain` or use the __Secure- prefix"
+    )]
+    HostPrefixWithDomain(String),
+    /// A `__Host-` cookie with a path other than `/`.
+    #[error("cookie name {0:?} (prefix __Host-) requires Path=/, not {1:?}")]
+    HostPrefixWithPath(String, String),
+    /// `SameSite=None` without `Secure`, which browsers reject.
+    #[error("SameSite=None requires Secure: browsers drop such cookies; call `with_secure(true)`")]
+    SameSiteNoneWithoutSecure,
+    /// A zero expiry or absolute timeout.
+    #[error("a session expiry of zero would end every session at once")]
+    ZeroExpiry,
+    /// An `AtDateTime` expiry in the past.
+    #[error("the expiry date is in the past")]
+    ExpiryInPast,
+    /// An expiry longer than [`MAX_EXPIRY`].
+    #[error("an expiry of {0:?} is longer than the 400 days browsers keep a cookie")]
+    ExpiryTooLong(Duration),
+    /// `with_signing_keys` with no key.
+    #[error("with_signing_keys needs at least one key")]
+    NoSigningKeys,
+    /// A path or domain with characters a cookie attribute cannot hold.
+    #[error("cookie {0} {1:?} has characters a cookie attribute cannot hold")]
+    InvalidAttribute(&'static str, String),
+}
+
+/// Everything the layer needs per request, shared by all requests.
+#[derive(Clone)]
+pub(crate) struct Config {
+    pub cookie_name: String,
+    pub expiry: Expiry,
+    pub secure: bool,
+    pub http_only: bool,
+    pub same_site: SameSite,
+    pub path: String,
+    pub domain: Option<String>,
+    pub keys: Vec<Key>,
+    /// `with_signing_keys` was called with an empty list.
+    pub keys_missing: bool,
+    pub absolute_timeout: Option<Duration>,
+    pub codec: Arc<dyn Codec>,
+    pub store_timeout: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            cookie_name: "session".to_owned(),
+            expiry: Expiry::default(),
+            secure: true,
+            http_only: true,
+            same_site: SameSite::Lax,
+            path: "/".to_owned(),
+            domain: None,
+            keys: Vec::new(),
+            keys_missing: false,
+            absolute_timeout: None,
+            codec: Arc::new(Bincode),
+            store_timeout: DEFAULT_STORE_TIMEOUT,
+        }
+    }
+}
+
+fn is_token(text: &str) -> bool {
+    !text.is_empty()
+        && text
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+fn is_attribute_value(text: &str) -> bool {
+    text.bytes().all(|b| (0x20..0x7f).contains(&b) && b != b';')
+}
+
+impl Config {
+    pub(crate) fn check(&self) -> Result<(), ConfigError> {
+        let name = &self.cookie_name;
+        if !is_token(name) {
+            return Err(ConfigError::InvalidCookieName(name.clone()));
+        }
+        let host = name.starts_with("__Host-");
+        if (host || name.starts_with("__Secure-")) && !self.secure {
+            return Err(ConfigError::PrefixRequiresSecure(name.clone()));
+        }
+        if host && self.domain.is_some() {
+            return Err(ConfigError::HostPrefixWithDomain(name.clone()));
+        }
+        if host && self.path != "/" {
+            return Err(ConfigError::HostPrefixWithPath(
+                name.clone(),
+                self.path.clone(),
+            ));
+        }
+        if self.same_site == SameSite::None && !self.secure {
+            return Err(ConfigError::SameSiteNoneWithoutSecure);
+        }
+        if !is_attribute_value(&self.path) || !self.path.starts_with('/') {
+            return Err(ConfigError::InvalidAttribute("path", self.path.clone()));
+        }
+        if let Some(domain) = &self.domain {
+            if domain.is_empty() || !is_attribute_value(domain) {
+                return Err(ConfigError::InvalidAttribute("domain", domain.clone()));
+            }
+        }
+        if self.keys_missing {
+            return Err(ConfigError::NoSigningKeys);
+        }
+        self.expiry.check()?;
+        if let Some(timeout) = self.absolute_timeout {
+            Expiry::OnInactivity(timeout).check()?;
+        }
+        if self.store_timeout.is_zero() {
+            return Err(ConfigError::ZeroExpiry);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with(change: impl FnOnce(&mut Config)) -> Result<(), ConfigError> {
+        let mut config = Config::default();
+        change(&mut config);
+        config.check()
+    }
+
+    #[test]
+    fn defaults_are_valid_and_secure() {
+        let config = Config::default();
+        assert!(config.check().is_ok());
+        assert!(config.secure && config.http_only);
+        assert_eq!(config.same_site, SameSite::Lax);
+    }
+
+    #[test]
+    fn contradictions_are_rejected() {
+        assert!(matches!(
+            with(|c| c.cookie_name = "__Host-s".into()),
+            Ok(())
+        ));
+        assert!(matches!(
+            with(|c| {
+                c.cookie_name = "__Host-s".into();
+                c.secure = false;
+            }),
+            Err(ConfigError::PrefixRequiresSecure(_))
+        ));
+        assert!(matches!(
+            with(|c| {
+                c.cookie_name = "__Secure-s".into();
+                c.secure = false;
+            }),
+            Err(ConfigError::PrefixRequiresSecure(_))
+        ));
+        assert!(matches!(
+            with(|c| {
+                c.cookie_name = "__Host-s".into();
+                c.domain = Some("example.com".into());
+            }),
+            Err(ConfigError::HostPrefixWithDomain(_))
+        ));
+        assert!(matches!(
+            with(|c| {
+                c.cookie_name = "__Host-s".into();
+                c.path = "/app".into();
+            }),
+            Err(ConfigError::HostPrefixWithPath(..))
+        ));
+        assert!(matches!(
+            with(|c| {
+                c.same_site = SameSite::None;
+                c.secure = false;
+            }),
+            Err(ConfigError::SameSiteNoneWithoutSecure)
+        ));
+        assert!(matches!(
+            with(|c| c.cookie_name = "a b".into()),
+            Err(ConfigError::InvalidCookieName(_))
+        ));
+        assert!(matches!(
+            with(|c| c.cookie_name = String::new()),
+            Err(ConfigError::InvalidCookieName(_))
+        ));
+        assert!(matches!(
+            with(|c| c.path = "/a;b".into()),
+            Err(ConfigError::InvalidAttribute(..))
+        ));
+        assert!(matches!(
+            with(|c| c.expiry = Expiry::OnInactivity(Duration::ZERO)),
+            Err(ConfigError::ZeroExpiry)
+        ));
+        assert!(matches!(
+            with(|c| c.expiry = Expiry::OnInactivity(Duration::MAX)),
+            Err(ConfigError::ExpiryTooLong(_))
+        ));
+        assert!(matches!(
+            with(|c| c.expiry = Expiry::AtDateTime(SystemTime::UNIX_EPOCH)),
+            Err(ConfigError::ExpiryInPast)
+        ));
+        assert!(matches!(
+            with(|c| c.absolute_timeout = Some(Duration::ZERO)),
+            Err(ConfigError::ZeroExpiry)
+        ));
+    }
+
+    #[test]
+    fn refresh_is_due_at_most_once_per_interval() {
+        let expiry = Expiry::OnInactivity(Duration::from_secs(3600));
+        let now = SystemTime::now();
+        let just_written = now + Duration::from_secs(3600);
+        assert!(!expiry.refresh_due(now, just_written));
+        assert!(!expiry.refresh_due(now, just_written - Duration::from_secs(59)));
+        assert!(expiry.refresh_due(now, just_written - Duration::from_secs(60)));
+        assert!(!Expiry::AtDateTime(just_written).refresh_due(now, now));
+    }
+
+    #[test]
+    fn absolute_deadline_caps_expiry() {
+        let now = SystemTime::now();
+        let deadline = now + Duration::from_secs(10);
+        assert_eq!(Expiry::default().expires_at(now, Some(deadline)), deadline);
+        assert_eq!(
+            Expiry::OnInactivity(Duration::from_secs(5)).expires_at(now, Some(deadline)),
+            now + Duration::from_secs(5)
+        );
+    }
+}

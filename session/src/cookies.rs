@@ -1,0 +1,297 @@
+//! The session cookie: finding a well-formed (and, with keys, authentic) id
+//! in a request, and the `Set-Cookie` values of responses.
+
+use std::time::{Duration, SystemTime};
+
+use cookie::{Cookie, CookieJar};
+use http::{HeaderMap, HeaderValue, header};
+
+use crate::config::{Config, Expiry};
+use crate::id::{ID_LEN, SessionId};
+
+/// Cookie values longer than this are not even looked at: an id is 32
+/// characters, a signed one 76.
+const MAX_VALUE_LEN: usize = 128;
+/// `Cookie` headers longer than this are ignored as a whole.
+const MAX_HEADER_LEN: usize = 16 * 1024;
+
+/// What a request's cookies say about its session.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Presented {
+    /// No cookie of ours.
+    Nothing,
+    /// One or more cookies of ours, none (or several different) well-formed
+    /// ids: the request runs as if it had no cookie.
+    Rejected,
+    /// One well-formed, authentic id.
+    Id(SessionId),
+}
+
+impl Presented {
+    pub(crate) fn id(&self) -> Option<&SessionId> {
+        match self {
+            Self::Id(id) => Some(id),
+            _ => None,
+        }
+    }
+}
+
+/// Finds the session id among the request's cookies.
+///
+/// Several cookies of our name can arrive (set for different paths or
+/// domains, or planted by a sibling subdomain). Exactly one distinct valid id
+/// is accepted; otherwise the request is treated as having none, since the
+/// server cannot tell which one it issued.
+pub(crate) fn presented_id(headers: &HeaderMap, config: &Config) -> Presented {
+    let mut found: Option<SessionId> = None;
+    let mut ours = false;
+    let mut ambiguous = false;
+    for value in headers.get_all(header::COOKIE) {
+        if value.len() > MAX_HEADER_LEN {
+            ours = true;
+            continue;
+        }
+        let Ok(text) = value.to_str() else {
+            continue;
+        };
+        for cookie in Cookie::split_parse(text).flatten() {
+            if cookie.name() != config.cookie_name {
+                continue;
+            }
+            ours = true;
+            let Some(id) = verify(cookie.value(), config) else {
+                continue;
+            };
+            match &found {
+                Some(existing) if *existing != id => ambiguous = true,
+                _ => found = Some(id),
+            }
+        }
+    }
+    match found {
+        Some(_) if ambiguous => {
+            tracing::warn!(cookie = %config.cookie_name, "several different session ids presented; ignoring them all");
+            Presented::Rejected
+        }
+        Some(id) => Presented::Id(id),
+        None if ours => {
+            tracing::info!(cookie = %config.cookie_name, "malformed or unauthentic session cookie ignored");
+            Presented::Rejected
+        }
+        None => Presented::Nothing,
+    }
+}
+
+fn verify(value: &str, config: &Config) -> Option<SessionId> {
+    if value.len() > MAX_VALUE_LEN {
+        return None;
+    }
+    if config.keys.is_empty() {
+        return SessionId::parse(value);
+    }
+    if value.len() <= ID_LEN {
+        return None;
+    }
+    let jar = CookieJar::new();
+    config.keys.iter().find_map(|key| {
+        let cookie = Cookie::new(config.cookie_name.clone(), value.to_owned());
+        jar.signed(key)
+            .verify(cookie)
+            .and_then(|verified| SessionId::parse(verified.value()))
+    })
+}
+
+/// The cookie value for `id`: the id itself, or signed with the first key.
+fn cookie_value(id: &SessionId, config: &Config) -> String {
+    match config.keys.first() {
+        None => id.as_str().to_owned(),
+        Some(key) => {
+            let mut jar = CookieJar::new();
+            jar.signed_mut(key).add(Cookie::new(
+                config.cookie_name.clone(),
+                id.as_str().to_owned(),
+            ));
+            jar.get(&config.cookie_name)
+                .map(|cookie| cookie.value().to_owned())
+                .unwrap_or_default()
+        }
+    }
+}
+
+fn base_cookie(value: String, config: &Config) -> Cookie<'static> {
+    let mut cookie = Cookie::new(config.cookie_name.clone(), value);
+    cookie.set_http_only(config.http_only);
+    cookie.set_secure(config.secure);
+    cookie.set_same_site(config.same_site);
+    cookie.set_path(config.path.clone());
+    if let Some(domain) = &config.domain {
+        cookie.set_domain(domain.clone());
+    }
+    cookie
+}
+
+/// The `Set-Cookie` value that hands `id` to the client, expiring at
+/// `expires_at` (the store's expiry) unless the expiry is the browser session.
+pub(crate) fn set_cookie(
+    id: &SessionId,
+    expiry: &Expiry,
+    expires_at: SystemTime,
+    config: &Config,
+) -> Option<HeaderValue> {
+    let mut cookie = base_cookie(cookie_value(id, config), config);
+    if !matches!(expiry, Expiry::OnSessionEnd) {
+        let remaining = expires_at
+            .duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO);
+        let seconds = i64::try_from(remaining.as_secs()).unwrap_or(i64::MAX);
+        cookie.set_max_age(cookie::time::Duration::seconds(seconds));
+    }
+    HeaderValue::from_str(&cookie.encoded().to_string()).ok()
+}
+
+/// The `Set-Cookie` value that removes the cookie: the same Domain, Path,
+/// Secure, SameSite and HttpOnly, `Max-Age=0` and an `Expires` in the past.
+pub(crate) fn removal_cookie(config: &Config) -> Option<HeaderValue> {
+    let mut cookie = base_cookie(String::new(), config);
+    cookie.make_removal();
+    HeaderValue::from_str(&cookie.encoded().to_string()).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cookie::Key;
+
+    fn headers(values: &[&[u8]]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for value in values {
+            map.append(header::COOKIE, HeaderValue::from_bytes(value).unwrap());
+        }
+        map
+    }
+
+    #[test]
+    fn finds_a_plain_id_among_other_cookies() {
+        let config = Config::default();
+        let id = SessionId::generate().unwrap();
+        let cookie = format!("a=b; session={}; c=d", id.as_str());
+        assert_eq!(
+            presented_id(&headers(&[cookie.as_bytes()]), &config),
+            Presented::Id(id)
+        );
+        assert_eq!(
+            presented_id(&headers(&[b"a=b"]), &config),
+            Presented::Nothing
+        );
+        assert_eq!(presented_id(&HeaderMap::new(), &config), Presented::Nothing);
+    }
+
+    #[test]
+    fn malformed_values_are_rejected() {
+        let config = Config::default();
+        let long = format!("session={}", "A".repeat(5000));
+        for value in [
+            b"session=".as_slice(),
+            b"session=short",
+            long.as_bytes(),
+            b"session=!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!",
+            b"session=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\x01\x02",
+            b"session=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\xff",
+        ] {
+            assert_ne!(
+                presented_id(&headers(&[value]), &config).id().is_some(),
+                true,
+                "{value:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn several_distinct_ids_are_ignored_duplicates_are_not() {
+        let config = Config::default();
+        let a = SessionId::generate().unwrap();
+        let b = SessionId::generate().unwrap();
+        let two = format!("session={}; session={}", a.as_str(), b.as_str());
+        assert_eq!(
+            presented_id(&headers(&[two.as_bytes()]), &config),
+            Presented::Rejected
+        );
+        let same = format!("session={}; session={}", a.as_str(), a.as_str());
+        assert_eq!(
+            presented_id(&headers(&[same.as_bytes()]), &config),
+            Presented::Id(a.clone())
+        );
+        let with_garbage = format!("session=junk; session={}", a.as_str());
+        assert_eq!(
+            presented_id(&headers(&[with_garbage.as_bytes()]), &config),
+            Presented::Id(a)
+        );
+    }
+
+    #[test]
+    fn signed_ids_verify_with_any_key_and_tampering_fails() {
+        let old = Key::generate();
+        let new = Key::generate();
+        let id = SessionId::generate().unwrap();
+        let mut config = Config {
+            keys: vec![old.clone()],
+            ..Config::default()
+        };
+        let signed = cookie_value(&id, &config);
+        assert_eq!(signed.len(), 76);
+        let header = format!("session={signed}");
+        assert_eq!(
+            presented_id(&headers(&[header.as_bytes()]), &config),
+            Presented::Id(id.clone())
+        );
+        // Unsigned ids are refused once keys are set.
+        let plain = format!("session={}", id.as_str());
+        assert_eq!(
+            presented_id(&headers(&[plain.as_bytes()]), &config),
+            Presented::Rejected
+        );
+        // Tampered: flip the last character of the id part.
+        let mut tampered = signed.clone();
+        let last = tampered.pop().unwrap();
+        tampered.push(if last == 'A' { 'B' } else { 'A' });
+        let header_t = format!("session={tampered}");
+        assert_eq!(
+            presented_id(&headers(&[header_t.as_bytes()]), &config),
+            Presented::Rejected
+        );
+        // Rotation: sign with the new key, still accept the old one.
+        config.keys = vec![new.clone(), old];
+        assert_eq!(
+            presented_id(&headers(&[header.as_bytes()]), &config),
+            Presented::Id(id.clone())
+        );
+        config.keys = vec![new];
+        assert_eq!(
+            presented_id(&headers(&[header.as_bytes()]), &config),
+            Presented::Rejected
+        );
+    }
+
+    #[test]
+    fn removal_cookie_repeats_attributes() {
+        let config = Config {
+            domain: Some("example.com".into()),
+            path: "/app".into(),
+            ..Config::default()
+        };
+        let value = removal_cookie(&config).unwrap();
+        let text = value.to_str().unwrap();
+        for part in [
+            "session=",
+            "HttpOnly",
+            "SameSite=Lax",
+            "Secure",
+            "Path=/app",
+            "Domain=example.com",
+            "Max-Age=0",
+            "Expires=",
+        ] {
+            assert!(text.contains(part), "{text} lacks {part}");
+        }
+    }
+}

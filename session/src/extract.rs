@@ -1,0 +1,165 @@
+//! [`TypedSession<T>`]: the extractor handlers take.
+
+use std::ops::{Deref, DerefMut};
+use std::sync::Arc;
+
+use axum_core::extract::FromRequestParts;
+use axum_core::response::{IntoResponse, Response};
+use http::StatusCode;
+use http::request::Parts;
+
+use crate::config::Expiry;
+use crate::id::SessionId;
+use crate::private::Companion;
+use crate::request::{Action, LoadError, RequestSession};
+use crate::state::SessionState;
+
+/// One namespace of the request's session, typed.
+///
+/// It dereferences to the companion type `#[derive(SessionState)]`
+/// generates, so the accessors `f()`, `set_f()`, `f_mut()` and `take_f()`
+/// are called on it directly, and reads of the plain struct work too
+/// (`session.items.len()`). Writes go only through the tracked accessors;
+/// after the handler, the layer writes the changed fields back.
+///
+/// Session controls are associated functions (`TypedSession::id(&s)`), so
+/// they never shadow a generated accessor.
+///
+/// Taking the same `TypedSession<T>` twice at once in one request is
+/// rejected; taking it again after the first was dropped (say, in a
+/// middleware, then in the handler) sees the first one's changes.
+pub struct TypedSession<T: SessionState> {
+    session: Option<T::Session>,
+    request: Arc<RequestSession>,
+}
+
+impl<T: SessionState> TypedSession<T> {
+    fn companion(&self) -> &T::Session {
+        match &self.session {
+            Some(session) => session,
+            // `session` is only `None` inside `drop`.
+            None => unreachable!("TypedSession used after drop"),
+        }
+    }
+
+    /// The session's id; `None` for a session not yet stored.
+    pub fn id(this: &Self) -> Option<SessionId> {
+        this.request.id()
+    }
+
+    /// Whether no stored session came with the request.
+    pub fn is_new(this: &Self) -> bool {
+        this.request.is_new()
+    }
+
+    /// After the handler, moves the session to a new id, keeping its data and
+    /// retiring the old id. Call it when privileges change (login).
+    pub fn cycle_id(this: &mut Self) {
+        this.request.set_action(Action::CycleId);
+    }
+
+    /// After the handler, deletes the whole session (every namespace) and
+    /// expires the cookie (logout). Changes made in this request are dropped.
+    pub fn destroy(this: &mut Self) {
+        this.request.set_action(Action::Destroy);
+    }
+
+    /// Puts this namespace back to its defaults; the stored fields are
+    /// removed on save unless set again in this request.
+    pub fn reset(this: &mut Self) {
+        if let Some(session) = &mut this.session {
+            session.tracked_mut().reset();
+        }
+    }
+
+    /// Overrides the layer's expiry for this response's write and cookie.
+    pub fn set_expiry(this: &mut Self, expiry: Expiry) {
+        this.request.set_expiry(expiry);
+    }
+}
+
+impl<T: SessionState> Deref for TypedSession<T> {
+    type Target = T::Session;
+
+    fn deref(&self) -> &T::Session {
+        self.companion()
+    }
+}
+
+impl<T: SessionState> DerefMut for TypedSession<T> {
+    fn deref_mut(&mut self) -> &mut T::Session {
+        match &mut self.session {
+            Some(session) => session,
+            None => unreachable!("TypedSession used after drop"),
+        }
+    }
+}
+
+impl<T: SessionState> Drop for TypedSession<T> {
+    fn drop(&mut self) {
+        if let Some(session) = self.session.take() {
+            self.request.park::<T>(session.into_tracked());
+        }
+    }
+}
+
+impl<T: SessionState + std::fmt::Debug> std::fmt::Debug for TypedSession<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TypedSession")
+            .field("state", &**self.companion())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a [`TypedSession`] could not be extracted. Every case answers
+/// `500 Internal Server Error`: each is a server-side fault.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SessionRejection {
+    /// The router has no [`SessionLayer`](crate::SessionLayer).
+    #[error(
+        "TypedSession needs a SessionLayer: add `.layer(SessionLayer::new(store))` to the router"
+    )]
+    MissingLayer,
+    /// Loading from the store failed or timed out.
+    #[error("the session store failed: {0}")]
+    Store(crate::store::StoreError),
+    /// The same `TypedSession<T>` was taken twice at once, or two state types
+    /// share a namespace.
+    #[error("{0}")]
+    Misuse(String),
+}
+
+impl IntoResponse for SessionRejection {
+    fn into_response(self) -> Response {
+        match &self {
+            Self::Store(error) => tracing::error!(%error, "session load failed"),
+            _ => tracing::error!(error = %self, "session extraction failed"),
+        }
+        let body = match self {
+            Self::Store(_) => "session store unavailable".to_owned(),
+            other => other.to_string(),
+        };
+        (StatusCode::INTERNAL_SERVER_ERROR, body).into_response()
+    }
+}
+
+impl<S: Send + Sync, T: SessionState> FromRequestParts<S> for TypedSession<T> {
+    type Rejection = SessionRejection;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let request = parts
+            .extensions
+            .get::<Arc<RequestSession>>()
+            .cloned()
+            .ok_or(SessionRejection::MissingLayer)?;
+        let tracked = request.take::<T>().await.map_err(|error| match error {
+            LoadError::Store(error) => SessionRejection::Store(error),
+            other => SessionRejection::Misuse(other.to_string()),
+        })?;
+        Ok(Self {
+            session: Some(T::Session::from_tracked(tracked)),
+            request,
+        })
+    }
+}

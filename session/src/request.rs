@@ -1,0 +1,443 @@
+//! The per-request session: what the extractor loaded, what handlers
+//! changed, and the save that runs after the handler.
+
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use http::HeaderValue;
+use parking_lot::Mutex;
+
+use crate::codec::CodecError;
+use crate::config::{Config, Expiry};
+use crate::cookies::{self, Presented};
+use crate::id::SessionId;
+use crate::private::{FieldDecoder, FieldEncoder, Tracked};
+use crate::state::SessionState;
+use crate::store::{FieldKey, FieldWrite, SessionStore, StoreError};
+
+/// What the layer shares with every request.
+pub(crate) struct Shared {
+    pub config: Config,
+    pub store: Arc<dyn SessionStore>,
+}
+
+impl Shared {
+    /// Runs one store call under the configured timeout.
+    async fn call<T>(
+        &self,
+        call: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        match tokio::time::timeout(self.config.store_timeout, call).await {
+            Ok(result) => result,
+            Err(_) => Err(StoreError::Timeout(self.config.store_timeout)),
+        }
+    }
+}
+
+/// Why a `TypedSession` could not be extracted.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum LoadError {
+    #[error("loading the session failed: {0}")]
+    Store(#[from] StoreError),
+    #[error(
+        "TypedSession<{0}> is already in use in this request; take it once, or drop the first before taking it again"
+    )]
+    InUse(&'static str),
+    #[error(
+        "two session types, {0} and another, use the namespace {1:?}; give one of them #[session(namespace = \"...\")]"
+    )]
+    NamespaceClash(&'static str, &'static str),
+}
+
+/// What the request's session is known to be.
+#[derive(Debug, Clone, Copy)]
+enum Existence {
+    /// Not asked yet.
+    Unknown,
+    /// The store holds it.
+    Live {
+        created_at: SystemTime,
+        expires_at: SystemTime,
+    },
+    /// The request came without a usable id, or the store does not know it.
+    Absent,
+}
+
+/// What the handler asked to be done with the whole session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Action {
+    Keep,
+    CycleId,
+    Destroy,
+}
+
+/// Type-erased access to a namespace's tracked state.
+trait ErasedTracked: Send + Sync {
+    fn into_any(self: Box<Self>) -> Box<dyn Any>;
+    /// Pushes this namespace's writes, comparing with the loaded bytes.
+    fn writes(
+        &self,
+        loaded: &[Option<Vec<u8>>],
+        encoder: &FieldEncoder<'_>,
+        out: &mut Vec<(FieldKey<'static>, Option<Vec<u8>>)>,
+    ) -> Result<(), CodecError>;
+}
+
+impl<T: SessionState> ErasedTracked for Tracked<T> {
+    fn into_any(self: Box<Self>) -> Box<dyn Any> {
+        self
+    }
+
+    fn writes(
+        &self,
+        loaded: &[Option<Vec<u8>>],
+        encoder: &FieldEncoder<'_>,
+        out: &mut Vec<(FieldKey<'static>, Option<Vec<u8>>)>,
+    ) -> Result<(), CodecError> {
+        for (index, field) in T::FIELDS.iter().enumerate() {
+            let key = FieldKey {
+                namespace: T::NAMESPACE,
+                field,
+            };
+            let stored = loaded.get(index).and_then(Option::as_deref);
+            if self.is_changed(index) {
+                let bytes = self.get().__encode_field(index, encoder)?;
+                if stored != Some(bytes.as_slice()) {
+                    out.push((key, Some(bytes)));
+                }
+            } else if self.cleared() && stored.is_some() {
+                out.push((key, None));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One namespace of the request's session.
+struct Slot {
+    type_id: TypeId,
+    type_name: &'static str,
+    loaded: Vec<Option<Vec<u8>>>,
+    /// The state while no `TypedSession` holds it.
+    parked: Option<Box<dyn ErasedTracked>>,
+}
+
+struct State {
+    existence: Existence,
+    slots: HashMap<&'static str, Slot>,
+    action: Action,
+    expiry: Option<Expiry>,
+    used: bool,
+}
+
+/// The session of one request, shared by the layer and the extractors.
+pub(crate) struct RequestSession {
+    shared: Arc<Shared>,
+    presented: Presented,
+    state: Mutex<State>,
+}
+
+impl RequestSession {
+    pub(crate) fn new(shared: Arc<Shared>, presented: Presented) -> Self {
+        let existence = match presented {
+            Presented::Id(_) => Existence::Unknown,
+            _ => Existence::Absent,
+        };
+        Self {
+            shared,
+            presented,
+            state: Mutex::new(State {
+                existence,
+                slots: HashMap::new(),
+                action: Action::Keep,
+                expiry: None,
+                used: false,
+            }),
+        }
+    }
+
+    /// The stored session's id, if the request has one.
+    pub(crate) fn id(&self) -> Option<SessionId> {
+        match self.state.lock().existence {
+            Existence::Live { .. } => self.presented.id().cloned(),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn is_new(&self) -> bool {
+        !matches!(self.state.lock().existence, Existence::Live { .. })
+    }
+
+    pub(crate) fn set_action(&self, action: Action) {
+        let mut state = self.state.lock();
+        // Destroy wins over cycling.
+        if state.action != Action::Destroy {
+            state.action = action;
+        }
+    }
+
+    pub(crate) fn set_expiry(&self, expiry: Expiry) {
+        self.state.lock().expiry = Some(expiry);
+    }
+
+    /// Takes namespace `T` out of the request's session, loading it from the
+    /// store (one round trip) the first time.
+    pub(crate) async fn take<T: SessionState>(&self) -> Result<Tracked<T>, LoadError> {
+        let existence = {
+            let mut state = self.state.lock();
+            state.used = true;
+            if let Some(slot) = state.slots.get_mut(T::NAMESPACE) {
+                return Self::unpark::<T>(slot);
+            }
+            state.existence
+        };
+        let (existence, loaded) = match (existence, self.presented.id()) {
+            (Existence::Absent, _) | (_, None) => (Existence::Absent, None),
+            (_, Some(id)) => {
+                let found = self
+                    .shared
+                    .call(self.shared.store.load(id, T::NAMESPACE, T::FIELDS))
+                    .await?;
+                match found {
+                    Some(found) if !self.past_deadline(found.created_at) => (
+                        Existence::Live {
+                            created_at: found.created_at,
+                            expires_at: found.expires_at,
+                        },
+                        Some(found.values),
+                    ),
+                    Some(_) => {
+                        tracing::info!(session = %id.log_tag(), "session passed its absolute timeout; starting a new one");
+                        (Existence::Absent, None)
+                    }
+                    None => {
+                        if matches!(existence, Existence::Unknown) {
+                            tracing::info!(session = %id.log_tag(), "unknown or expired session id presented; not adopted");
+                        }
+                        (Existence::Absent, None)
+                    }
+                }
+            }
+        };
+        let loaded = loaded.unwrap_or_else(|| vec![None; T::FIELDS.len()]);
+        let value = T::__decode(&mut FieldDecoder::new::<T>(
+            &*self.shared.config.codec,
+            &loaded,
+        ));
+        let mut state = self.state.lock();
+        if matches!(state.existence, Existence::Unknown) || matches!(existence, Existence::Absent) {
+            state.existence = existence;
+        }
+        if let Some(slot) = state.slots.get_mut(T::NAMESPACE) {
+            // Another extraction of this namespace finished its load first.
+            return Self::unpark::<T>(slot);
+        }
+        state.slots.insert(
+            T::NAMESPACE,
+            Slot {
+                type_id: TypeId::of::<T>(),
+                type_name: std::any::type_name::<T>(),
+                loaded,
+                parked: None,
+            },
+        );
+        Ok(Tracked::new(value))
+    }
+
+    fn unpark<T: SessionState>(slot: &mut Slot) -> Result<Tracked<T>, LoadError> {
+        if slot.type_id != TypeId::of::<T>() {
+            return Err(LoadError::NamespaceClash(slot.type_name, T::NAMESPACE));
+        }
+        let parked = slot
+            .parked
+            .take()
+            .ok_or(LoadError::InUse(std::any::type_name::<T>()))?;
+        parked
+            .into_any()
+            .downcast::<Tracked<T>>()
+            .map(|tracked| *tracked)
+            .map_err(|_| LoadError::NamespaceClash(slot.type_name, T::NAMESPACE))
+    }
+
+    /// Hands a namespace back when its `TypedSession` is dropped.
+    pub(crate) fn park<T: SessionState>(&self, tracked: Tracked<T>) {
+        if let Some(slot) = self.state.lock().slots.get_mut(T::NAMESPACE) {
+            slot.parked = Some(Box::new(tracked));
+        }
+    }
+
+    fn past_deadline(&self, created_at: SystemTime) -> bool {
+        self.deadline(created_at)
+            .is_some_and(|deadline| deadline <= SystemTime::now())
+    }
+
+    fn deadline(&self, created_at: SystemTime) -> Option<SystemTime> {
+        self.shared
+            .config
+            .absolute_timeout
+            .and_then(|timeout| created_at.checked_add(timeout))
+    }
+
+    /// Whether a handler took a `TypedSession` (the response then varies by
+    /// cookie).
+    pub(crate) fn was_used(&self) -> bool {
+        self.state.lock().used
+    }
+
+    /// After the handler: carries out what it asked for and writes what it
+    /// changed. Returns the `Set-Cookie` value to send, if any.
+    pub(crate) async fn save(&self) -> Result<Option<HeaderValue>, SaveError> {
+        let (existence, action, expiry, writes) = {
+            let state = self.state.lock();
+            let mut writes = Vec::new();
+            let encoder = FieldEncoder::new(&*self.shared.config.codec);
+            for (namespace, slot) in &state.slots {
+                match &slot.parked {
+                    Some(tracked) => tracked.writes(&slot.loaded, &encoder, &mut writes)?,
+                    None => tracing::warn!(
+                        namespace,
+                        "a TypedSession<{}> was still alive after the handler returned; its changes are not saved",
+                        slot.type_name
+                    ),
+                }
+            }
+            let expiry = state.expiry.unwrap_or(self.shared.config.expiry);
+            (state.existence, state.action, expiry, writes)
+        };
+        let config = &self.shared.config;
+        let store = &*self.shared.store;
+        let writes: Vec<FieldWrite<'_>> = writes
+            .iter()
+            .map(|(key, value)| FieldWrite {
+                key: *key,
+                value: value.as_deref(),
+            })
+            .collect();
+        let now = SystemTime::now();
+        let live = match (existence, self.presented.id()) {
+            (
+                Existence::Live {
+                    created_at,
+                    expires_at,
+                },
+                Some(id),
+            ) => Some((id, created_at, expires_at)),
+            _ => None,
+        };
+
+        if action == Action::Destroy {
+            if let Some((id, ..)) = live {
+                self.shared.call(store.delete(id)).await?;
+                tracing::info!(session = %id.log_tag(), "session destroyed");
+            }
+            let had_cookie = !matches!(self.presented, Presented::Nothing);
+            return Ok(if had_cookie || live.is_some() {
+                cookies::removal_cookie(config)
+            } else {
+                None
+            });
+        }
+
+        let Some((id, created_at, stored_expiry)) = live else {
+            if writes.is_empty() {
+                return Ok(None);
+            }
+            return self.create(&writes, expiry, now).await.map(Some);
+        };
+        let expires_at = expiry.expires_at(now, self.deadline(created_at));
+
+        if action == Action::CycleId {
+            let new_id = SessionId::generate()?;
+            if !writes.is_empty()
+                && !self
+                    .shared
+                    .call(store.update(id, &writes, expires_at))
+                    .await?
+            {
+                return Ok(self.vanished(id));
+            }
+            if !self
+                .shared
+                .call(store.move_to(id, &new_id, expires_at))
+                .await?
+            {
+                return Ok(self.vanished(id));
+            }
+            tracing::info!(from = %id.log_tag(), to = %new_id.log_tag(), "session id cycled");
+            return Ok(cookies::set_cookie(&new_id, &expiry, expires_at, config));
+        }
+
+        if !writes.is_empty() {
+            if !self
+                .shared
+                .call(store.update(id, &writes, expires_at))
+                .await?
+            {
+                return Ok(self.vanished(id));
+            }
+            return Ok(cookies::set_cookie(id, &expiry, expires_at, config));
+        }
+
+        if expiry.refresh_due(now, stored_expiry) {
+            if !self.shared.call(store.touch(id, expires_at)).await? {
+                return Ok(self.vanished(id));
+            }
+            return Ok(cookies::set_cookie(id, &expiry, expires_at, config));
+        }
+        Ok(None)
+    }
+
+    async fn create(
+        &self,
+        writes: &[FieldWrite<'_>],
+        expiry: Expiry,
+        now: SystemTime,
+    ) -> Result<HeaderValue, SaveError> {
+        let expires_at = expiry.expires_at(now, self.deadline(now));
+        // A collision of 192-bit random ids does not happen; the retry only
+        // keeps a broken random source from overwriting anything.
+        for _ in 0..3 {
+            let id = SessionId::generate()?;
+            match self
+                .shared
+                .call(self.shared.store.create(&id, writes, now, expires_at))
+                .await
+            {
+                Ok(()) => {
+                    tracing::info!(session = %id.log_tag(), "session created");
+                    return cookies::set_cookie(&id, &expiry, expires_at, &self.shared.config)
+                        .ok_or(SaveError::Cookie);
+                }
+                Err(StoreError::IdExists) => continue,
+                Err(error) => return Err(error.into()),
+            }
+        }
+        Err(StoreError::IdExists.into())
+    }
+
+    /// The session was deleted or moved while this request ran: its changes
+    /// are dropped rather than resurrecting it.
+    fn vanished(&self, id: &SessionId) -> Option<HeaderValue> {
+        tracing::info!(
+            session = %id.log_tag(),
+            "session ended (destroyed, cycled or expired) while this request ran; its changes are dropped"
+        );
+        None
+    }
+}
+
+/// Why the save after the handler failed; the response becomes a 500.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum SaveError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("a session field could not be encoded: {0}")]
+    Encode(#[from] CodecError),
+    #[error(transparent)]
+    Random(#[from] crate::id::RandomnessError),
+    #[error("the session cookie could not be encoded as a header")]
+    Cookie,
+}
