@@ -195,7 +195,7 @@ mod tests {
             b"session=short",
             long.as_bytes(),
             b"session=!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!!",
-            b"session=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\x01\x02",
+            b"session=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\tA",
             b"session=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\xff",
         ] {
             assert_ne!(
