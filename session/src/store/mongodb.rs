@@ -1,1 +1,986 @@
-//! mongodb store (being written).
+//! [`MongoStore`]: one MongoDB document per session. Feature `mongodb`.
+//!
+//! # Layout
+//!
+//! Every session is one document of the store's collection:
+//!
+//! ```text
+//! {
+//!   _id:        "<session id, 32 characters>",
+//!   data:       { <namespace>: { <field>: Binary, ... }, ... },
+//!   created_at: Date,   // kept across move_to (cycle_id)
+//!   expires_at: Date    // the TTL index below removes the document after this
+//! }
+//! ```
+//!
+//! Values are the codec's bytes as BSON `Binary` (generic subtype); times are
+//! BSON dates (millisecond precision).
+//!
+//! # The TTL index
+//!
+//! The store creates the index `{expires_at: 1}` with `expireAfterSeconds: 0`
+//! (named `expires_at_1`, MongoDB's default name) on its collection, so the
+//! server deletes a document once its `expires_at` has passed.
+//! [`MongoStore::connect`] creates it before returning;
+//! [`MongoStore::new`] is synchronous and creates it on the store's first
+//! call (or when you call [`MongoStore::ensure_index`]). Creating it is
+//! idempotent (an identical index already there is fine) and happens once per
+//! `MongoStore` value and its clones; if it fails, the call fails with the
+//! error and the next call tries again. An index on `expires_at_1` with
+//! *different* options already in the collection is a conflict the server
+//! reports (code 85/86): drop it or use another collection.
+//!
+//! MongoDB's TTL monitor runs only about once a minute, so an expired document
+//! can still be there: every operation filters on `expires_at > now` (the
+//! application server's clock), and an expired session is never returned,
+//! updated, touched or moved.
+//!
+//! # Operations and atomicity
+//!
+//! | operation | what it sends | atomic |
+//! |---|---|---|
+//! | `load` | one `find_one` by `_id`, filtered on `expires_at > now`, projecting `data.<namespace>`, `created_at`, `expires_at` | yes |
+//! | `update` | one `update_one` filtered on `_id` and `expires_at > now`: `$set` of `data.<ns>.<field>` for written fields and of `expires_at`, `$unset` of removed fields; never an upsert | yes (single document) |
+//! | `touch` | one `update_one` (`$set` of `expires_at`), same filter | yes |
+//! | `create` | one `insert_one`; on a duplicate key, see below | yes for the insert |
+//! | `delete` | one `delete_one` by `_id` | yes |
+//! | `move_to` | a transaction when the deployment supports one; otherwise read, insert, conditional delete (see below) | with a transaction |
+//!
+//! Concurrent writers of different fields of one session never lose each
+//! other's writes: each `update_one` changes only the paths it names, and
+//! MongoDB applies single-document updates atomically. When one update both
+//! writes and removes the same field (which the layer never does), the last
+//! write in the list wins.
+//!
+//! **`create`** inserts the document. A duplicate key (E11000) means a
+//! document with that id is there: if it is live, the result is
+//! [`StoreError::IdExists`] and nothing is overwritten; if it is expired but
+//! not yet removed by the TTL monitor, it is deleted (only if still not live)
+//! and the insert is retried once.
+//!
+//! **`move_to`** (the layer's `cycle_id`):
+//! - on a replica set or sharded cluster (transactions supported, detected once
+//!   with `hello`), it reads `from`, inserts `to` and deletes `from` in one
+//!   transaction, retried on transient transaction errors;
+//! - on a standalone server (no transactions; this includes the test server),
+//!   it reads `from`, inserts `to` with the same `data` and `created_at`, then
+//!   deletes `from` only if its `data` is still what was copied. If a
+//!   concurrent `update` changed `from` in between, `to` is brought up to date
+//!   and the delete retried (at most 8 times, then
+//!   [`StoreError::Contention`]); if `from` was deleted or moved concurrently,
+//!   `to` is deleted again and the result is `Ok(false)`. Because `to` is
+//!   written before `from` is deleted, a failure (error, timeout, crash)
+//!   never loses the session: at worst both ids hold it until the unused one
+//!   expires (nobody holds a cookie for it).
+//!
+//! # Limits
+//!
+//! - A session document is at most 16 MiB (MongoDB's BSON limit); a write
+//!   that would exceed it fails with [`StoreError::TooLarge`].
+//! - Namespace and field names become parts of a dotted path. The derive only
+//!   allows ASCII letters, digits, `_` and `-`; a hand-written caller passing
+//!   an empty name, a name containing `.` or NUL, or a name starting with `$`
+//!   gets an error ([`InvalidName`] inside [`StoreError::Backend`]) instead of
+//!   a write to a wrong path.
+//!
+//! # Failures
+//!
+//! - Every call is bounded by the store's timeout ([`MongoStore::with_timeout`],
+//!   default 10 s) and fails with [`StoreError::Timeout`] after it.
+//!   [`MongoStore::connect`] also sets `serverSelectionTimeoutMS` and
+//!   `connectTimeoutMS` to 5 s unless the URI sets them, so a dead server gives
+//!   an error instead of waiting for the driver's 30 s default. A collection
+//!   passed to [`MongoStore::new`] keeps its client's settings.
+//! - Driver and server errors become [`StoreError::Backend`] (the layer answers
+//!   500 and logs the cause); the same `MongoStore` works again as soon as the
+//!   server is back.
+//! - Corrupt stored data never panics and never fails a load: a field value
+//!   that is not `Binary` reads as missing, a `data.<namespace>` that is not a
+//!   document reads as an empty namespace; both are logged at `warn`. The next
+//!   write of such a namespace resets it (or a `data` that is not a document)
+//!   to an empty document first, logged at `warn`, then applies the write.
+//! - A document whose `expires_at` or `created_at` is missing or not a date is
+//!   treated as expired: never returned, updated, touched or moved. The TTL
+//!   monitor ignores such documents, so they stay until deleted; `create` of
+//!   the same id replaces them.
+//!
+//! Tested against SecantusDB 0.7.0b3, a MongoDB-wire-compatible server
+//! (standalone and single-node replica set), not against a real `mongod`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use mongodb::bson::spec::BinarySubtype;
+use mongodb::bson::{Binary, Bson, DateTime, Document, doc};
+use mongodb::error::{ErrorKind, WriteFailure};
+use mongodb::options::{ClientOptions, IndexOptions};
+use mongodb::{Client, ClientSession, Collection, IndexModel};
+use tokio::sync::OnceCell;
+
+use super::{FieldWrite, LoadedFields, SessionStore, StoreError};
+use crate::id::SessionId;
+
+/// Default bound on each store call, see [`MongoStore::with_timeout`].
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+/// `serverSelectionTimeoutMS` and `connectTimeoutMS` that
+/// [`MongoStore::connect`] uses when the URI does not set them.
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// MongoDB's maximum document size (16 MiB).
+pub const MAX_DOCUMENT_SIZE: usize = 16 * 1024 * 1024;
+
+/// Bounded retries of the conditional delete of a non-transactional move.
+const MOVE_RETRIES: u32 = 8;
+/// Bounded retries of a move transaction on transient transaction errors.
+const TRANSACTION_RETRIES: u32 = 5;
+
+const CODE_PATH_NOT_VIABLE: i32 = 28;
+const CODE_DUPLICATE_KEY: i32 = 11000;
+/// BSONObjectTooLarge, and the "resulting document after update is larger"
+/// codes of older servers.
+const CODES_TOO_LARGE: [i32; 3] = [10334, 17419, 17420];
+
+/// Sessions in a MongoDB collection, one document per session. See the
+/// [module docs](self) for the layout, the TTL index, which operations are
+/// atomic, limits, and what happens on failure.
+///
+/// Cloning is cheap and shares the client, the connection pool and the
+/// once-only index creation.
+///
+/// ```no_run
+/// use typed_sessions::store::mongodb::MongoStore;
+///
+/// # async fn run() -> Result<(), typed_sessions::StoreError> {
+/// let store = MongoStore::connect("mongodb://127.0.0.1:27017/", "myapp", "sessions").await?;
+/// # let _ = store;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug, Clone)]
+pub struct MongoStore {
+    collection: Collection<Document>,
+    /// Set once the TTL index is known to exist.
+    index: Arc<OnceCell<()>>,
+    /// Whether the deployment supports transactions, asked once.
+    transactions: Arc<OnceCell<bool>>,
+    timeout: Duration,
+}
+
+/// A namespace or field name that [`MongoStore`] refuses because it cannot be
+/// part of a MongoDB field path: empty, containing `.` or NUL, or starting
+/// with `$`. Reported inside [`StoreError::Backend`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "MongoStore cannot store the {kind} name {name:?}: names must be non-empty, \
+     must not contain '.' or NUL and must not start with '$'"
+)]
+pub struct InvalidName {
+    /// `"namespace"` or `"field"`.
+    pub kind: &'static str,
+    /// The refused name.
+    pub name: String,
+}
+
+impl MongoStore {
+    /// Connects to `uri`, uses collection `collection` of database `database`,
+    /// and creates the TTL index (so an unreachable server or a conflicting
+    /// index is reported here, not on the first request).
+    ///
+    /// Sets `serverSelectionTimeoutMS` and `connectTimeoutMS` to
+    /// [`DEFAULT_CONNECT_TIMEOUT`] unless the URI sets them.
+    pub async fn connect(uri: &str, database: &str, collection: &str) -> Result<Self, StoreError> {
+        let mut options = tokio::time::timeout(DEFAULT_TIMEOUT, ClientOptions::parse(uri))
+            .await
+            .map_err(|_| StoreError::Timeout(DEFAULT_TIMEOUT))?
+            .map_err(StoreError::backend)?;
+        options
+            .server_selection_timeout
+            .get_or_insert(DEFAULT_CONNECT_TIMEOUT);
+        options
+            .connect_timeout
+            .get_or_insert(DEFAULT_CONNECT_TIMEOUT);
+        options
+            .app_name
+            .get_or_insert_with(|| "typed-sessions".to_owned());
+        let client = Client::with_options(options).map_err(StoreError::backend)?;
+        let store = Self::new(client.database(database).collection(collection));
+        store.ensure_index().await?;
+        Ok(store)
+    }
+
+    /// A store on an existing collection, with its client's settings.
+    ///
+    /// Does no I/O: the TTL index is created on the first call to the store,
+    /// or when [`ensure_index`](Self::ensure_index) is awaited (do that at
+    /// start-up to see a connection or index problem early).
+    pub fn new(collection: Collection<Document>) -> Self {
+        Self {
+            collection,
+            index: Arc::new(OnceCell::new()),
+            transactions: Arc::new(OnceCell::new()),
+            timeout: DEFAULT_TIMEOUT,
+        }
+    }
+
+    /// Bounds every store call (including index creation and retries) by
+    /// `timeout`; a call that takes longer fails with
+    /// [`StoreError::Timeout`]. Default [`DEFAULT_TIMEOUT`].
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The collection the sessions live in.
+    pub fn collection(&self) -> &Collection<Document> {
+        &self.collection
+    }
+
+    /// Creates the TTL index on `expires_at` unless this store already did.
+    /// Idempotent; bounded by the store's timeout.
+    pub async fn ensure_index(&self) -> Result<(), StoreError> {
+        self.timed(self.ensure_index_untimed()).await
+    }
+
+    async fn ensure_index_untimed(&self) -> Result<(), StoreError> {
+        self.index
+            .get_or_try_init(|| async {
+                let model = IndexModel::builder()
+                    .keys(doc! { "expires_at": 1 })
+                    .options(IndexOptions::builder().expire_after(Duration::ZERO).build())
+                    .build();
+                match self.collection.create_index(model).await {
+                    Ok(_) => {
+                        tracing::debug!(
+                            collection = %self.collection.namespace(),
+                            "MongoStore: TTL index on expires_at is in place"
+                        );
+                        Ok(())
+                    }
+                    Err(error) => {
+                        tracing::warn!(
+                            collection = %self.collection.namespace(),
+                            %error,
+                            "MongoStore: could not create the TTL index on expires_at"
+                        );
+                        Err(backend(error))
+                    }
+                }
+            })
+            .await
+            .map(|_| ())
+    }
+
+    async fn timed<T>(
+        &self,
+        call: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        match tokio::time::timeout(self.timeout, call).await {
+            Ok(result) => result,
+            Err(_) => Err(StoreError::Timeout(self.timeout)),
+        }
+    }
+
+    /// Inserts a brand-new session document (`doc` has `_id` = `id`). A live
+    /// session with that id is a duplicate-key error; an expired one that is
+    /// still there is replaced.
+    async fn insert_new(
+        &self,
+        id: &SessionId,
+        doc: &Document,
+    ) -> Result<(), mongodb::error::Error> {
+        let error = match self.collection.insert_one(doc).await {
+            Ok(_) => return Ok(()),
+            Err(error) if error_code(&error) == Some(CODE_DUPLICATE_KEY) => error,
+            Err(error) => return Err(error),
+        };
+        // The id is taken. Replace the document only if it is not live.
+        let deleted = self
+            .collection
+            .delete_one(not_live_filter(id, DateTime::now()))
+            .await?;
+        if deleted.deleted_count == 0 {
+            return Err(error);
+        }
+        tracing::debug!(
+            session = %id.log_tag(),
+            "MongoStore: replaced an expired document not yet removed by the TTL monitor"
+        );
+        self.collection.insert_one(doc).await?;
+        Ok(())
+    }
+
+    /// Resets a `data` or `data.<namespace>` that is not a document (so a
+    /// `$set` below it cannot work) to an empty document. Only ever called
+    /// after such a `$set` failed.
+    async fn repair(&self, id: &SessionId, namespaces: &[&str]) -> Result<(), StoreError> {
+        let mut paths = vec!["data".to_owned()];
+        paths.extend(namespaces.iter().map(|ns| format!("data.{ns}")));
+        for path in paths {
+            let mut filter = live_filter(id, DateTime::now());
+            filter.insert(
+                "$or",
+                vec![
+                    doc! { &path: { "$type": "array" } },
+                    doc! { &path: { "$exists": true, "$not": { "$type": "object" } } },
+                ],
+            );
+            let result = self
+                .collection
+                .update_one(filter, doc! { "$set": { &path: {} } })
+                .await
+                .map_err(backend)?;
+            if result.modified_count > 0 {
+                tracing::warn!(
+                    session = %id.log_tag(),
+                    path = %path,
+                    "MongoStore: stored session data was not a document; reset it to empty"
+                );
+            }
+        }
+        Ok(())
+    }
+
+    async fn supports_transactions(&self) -> bool {
+        *self
+            .transactions
+            .get_or_init(|| async {
+                let hello = self
+                    .collection
+                    .client()
+                    .database("admin")
+                    .run_command(doc! { "hello": 1 })
+                    .await;
+                let supported = match hello {
+                    Ok(reply) => hello_supports_transactions(&reply),
+                    Err(error) => {
+                        tracing::debug!(%error, "MongoStore: hello failed; moving without transactions");
+                        false
+                    }
+                };
+                tracing::debug!(supported, "MongoStore: transaction support");
+                supported
+            })
+            .await
+    }
+
+    async fn move_with_transaction(
+        &self,
+        from: &SessionId,
+        to: &SessionId,
+        expires_at: SystemTime,
+    ) -> Result<bool, StoreError> {
+        let mut session = self
+            .collection
+            .client()
+            .start_session()
+            .await
+            .map_err(backend)?;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            session.start_transaction().await.map_err(backend)?;
+            let outcome = self
+                .move_in_transaction(&mut session, from, to, expires_at)
+                .await;
+            let error = match outcome {
+                Ok(true) => match commit(&mut session).await {
+                    Ok(()) => return Ok(true),
+                    Err(error) => error,
+                },
+                Ok(false) => {
+                    // Nothing was written; abort to end the transaction.
+                    let _ = session.abort_transaction().await;
+                    return Ok(false);
+                }
+                Err(error) => {
+                    let _ = session.abort_transaction().await;
+                    error
+                }
+            };
+            if error.contains_label(mongodb::error::TRANSIENT_TRANSACTION_ERROR)
+                && attempt < TRANSACTION_RETRIES
+            {
+                tracing::debug!(session = %from.log_tag(), %error, "MongoStore: retrying move transaction");
+                continue;
+            }
+            if error_code(&error) == Some(CODE_DUPLICATE_KEY) {
+                return Err(StoreError::IdExists);
+            }
+            return Err(backend(error));
+        }
+    }
+
+    async fn move_in_transaction(
+        &self,
+        session: &mut ClientSession,
+        from: &SessionId,
+        to: &SessionId,
+        expires_at: SystemTime,
+    ) -> Result<bool, mongodb::error::Error> {
+        let Some(source) = self
+            .collection
+            .find_one(live_filter(from, DateTime::now()))
+            .projection(doc! { "data": 1, "created_at": 1 })
+            .session(&mut *session)
+            .await?
+        else {
+            return Ok(false);
+        };
+        // A write error aborts a transaction, so make room for `to` first
+        // instead of reacting to a duplicate key (an expired document under
+        // a fresh random id is all but impossible, but not quite).
+        self.collection
+            .delete_one(not_live_filter(to, DateTime::now()))
+            .session(&mut *session)
+            .await?;
+        let doc = moved_document(to, &source, expires_at);
+        self.collection
+            .insert_one(&doc)
+            .session(&mut *session)
+            .await?;
+        self.collection
+            .delete_one(doc! { "_id": from.as_str() })
+            .session(&mut *session)
+            .await?;
+        Ok(true)
+    }
+
+    async fn move_without_transaction(
+        &self,
+        from: &SessionId,
+        to: &SessionId,
+        expires_at: SystemTime,
+    ) -> Result<bool, StoreError> {
+        let Some(source) = self
+            .collection
+            .find_one(live_filter(from, DateTime::now()))
+            .projection(doc! { "data": 1, "created_at": 1 })
+            .await
+            .map_err(backend)?
+        else {
+            return Ok(false);
+        };
+        let doc = moved_document(to, &source, expires_at);
+        match self.insert_new(to, &doc).await {
+            Ok(()) => {}
+            Err(error) if error_code(&error) == Some(CODE_DUPLICATE_KEY) => {
+                return Err(StoreError::IdExists);
+            }
+            Err(error) => return Err(backend(error)),
+        }
+        // `to` holds the session now; retire `from`, but only if nobody
+        // changed it since it was copied, so no concurrent write is lost.
+        let mut copied = source.get("data").cloned();
+        for _ in 0..MOVE_RETRIES {
+            let deleted = self
+                .collection
+                .delete_one(unchanged_filter(from, copied.as_ref()))
+                .await
+                .map_err(backend)?;
+            if deleted.deleted_count > 0 {
+                return Ok(true);
+            }
+            let current = self
+                .collection
+                .find_one(doc! { "_id": from.as_str() })
+                .projection(doc! { "data": 1 })
+                .await
+                .map_err(backend)?;
+            let Some(current) = current else {
+                // Deleted or moved by a concurrent request: that request won,
+                // so this move did not happen.
+                tracing::debug!(
+                    session = %from.log_tag(),
+                    "MongoStore: session vanished during move_to; undoing the copy"
+                );
+                self.collection
+                    .delete_one(doc! { "_id": to.as_str() })
+                    .await
+                    .map_err(backend)?;
+                return Ok(false);
+            };
+            copied = current.get("data").cloned();
+            let update = match &copied {
+                Some(data) => doc! { "$set": { "data": data.clone() } },
+                None => doc! { "$unset": { "data": "" } },
+            };
+            self.collection
+                .update_one(doc! { "_id": to.as_str() }, update)
+                .await
+                .map_err(backend)?;
+        }
+        tracing::warn!(
+            session = %from.log_tag(),
+            "MongoStore: move_to gave up: the session kept changing while it was moved"
+        );
+        // The session stays under `from`; drop the copy (best effort).
+        let _ = self
+            .collection
+            .delete_one(doc! { "_id": to.as_str() })
+            .await;
+        Err(StoreError::Contention(MOVE_RETRIES))
+    }
+
+    async fn update_untimed(
+        &self,
+        id: &SessionId,
+        writes: &[FieldWrite<'_>],
+        expires_at: SystemTime,
+    ) -> Result<bool, StoreError> {
+        let writes = fold_writes(writes)?;
+        let size: usize = writes.values().map(|v| v.map_or(0, <[u8]>::len)).sum();
+        if size > MAX_DOCUMENT_SIZE {
+            return Err(too_large(size));
+        }
+        let mut set = doc! { "expires_at": bson_time(expires_at) };
+        let mut unset = Document::new();
+        let mut namespaces: Vec<&str> = Vec::new();
+        for ((namespace, field), value) in &writes {
+            let path = format!("data.{namespace}.{field}");
+            match value {
+                Some(bytes) => {
+                    set.insert(path, binary(bytes));
+                    if !namespaces.contains(namespace) {
+                        namespaces.push(namespace);
+                    }
+                }
+                None => {
+                    unset.insert(path, "");
+                }
+            }
+        }
+        let mut update = doc! { "$set": set };
+        if !unset.is_empty() {
+            update.insert("$unset", unset);
+        }
+        let first = self
+            .collection
+            .update_one(live_filter(id, DateTime::now()), update.clone())
+            .await;
+        let result = match first {
+            Err(error) if error_code(&error) == Some(CODE_PATH_NOT_VIABLE) => {
+                // `data` or `data.<ns>` holds something that is not a document.
+                self.repair(id, &namespaces).await?;
+                self.collection
+                    .update_one(live_filter(id, DateTime::now()), update)
+                    .await
+            }
+            other => other,
+        };
+        Ok(result.map_err(backend)?.matched_count > 0)
+    }
+}
+
+#[async_trait]
+impl SessionStore for MongoStore {
+    async fn load(
+        &self,
+        id: &SessionId,
+        namespace: &str,
+        fields: &[&str],
+    ) -> Result<Option<LoadedFields>, StoreError> {
+        check_name("namespace", namespace)?;
+        for field in fields {
+            check_name("field", field)?;
+        }
+        self.timed(async {
+            self.ensure_index_untimed().await?;
+            let projection = doc! {
+                "_id": 0,
+                format!("data.{namespace}"): 1,
+                "created_at": 1,
+                "expires_at": 1,
+            };
+            let Some(doc) = self
+                .collection
+                .find_one(live_filter(id, DateTime::now()))
+                .projection(projection)
+                .await
+                .map_err(backend)?
+            else {
+                return Ok(None);
+            };
+            let (Some(Bson::DateTime(created_at)), Some(Bson::DateTime(expires_at))) =
+                (doc.get("created_at"), doc.get("expires_at"))
+            else {
+                // The filter only matches dates; a server that disagrees
+                // gets the documented treatment: expired.
+                tracing::warn!(
+                    session = %id.log_tag(),
+                    "MongoStore: session document without valid created_at/expires_at; treated as expired"
+                );
+                return Ok(None);
+            };
+            let stored = namespace_fields(id, namespace, &doc);
+            let values = fields
+                .iter()
+                .map(|field| match stored.and_then(|s| s.get(*field)) {
+                    None => None,
+                    Some(Bson::Binary(value)) => Some(value.bytes.clone()),
+                    Some(other) => {
+                        tracing::warn!(
+                            session = %id.log_tag(),
+                            namespace,
+                            field,
+                            stored_type = ?other.element_type(),
+                            "MongoStore: stored field is not Binary; treated as missing"
+                        );
+                        None
+                    }
+                })
+                .collect();
+            Ok(Some(LoadedFields {
+                created_at: system_time(*created_at),
+                expires_at: system_time(*expires_at),
+                values,
+            }))
+        })
+        .await
+    }
+
+    async fn create(
+        &self,
+        id: &SessionId,
+        writes: &[FieldWrite<'_>],
+        created_at: SystemTime,
+        expires_at: SystemTime,
+    ) -> Result<(), StoreError> {
+        let writes = fold_writes(writes)?;
+        let mut data = Document::new();
+        let mut size = 0;
+        for ((namespace, field), value) in writes {
+            let Some(bytes) = value else { continue };
+            size += bytes.len();
+            if !data.contains_key(namespace) {
+                data.insert(namespace, Document::new());
+            }
+            if let Ok(fields) = data.get_document_mut(namespace) {
+                fields.insert(field, binary(bytes));
+            }
+        }
+        let doc = doc! {
+            "_id": id.as_str(),
+            "data": data,
+            "created_at": bson_time(created_at),
+            "expires_at": bson_time(expires_at),
+        };
+        if size > MAX_DOCUMENT_SIZE - 64 * 1024 {
+            let mut encoded = Vec::new();
+            doc.to_writer(&mut encoded)
+                .map_err(|e| StoreError::Malformed(e.to_string()))?;
+            if encoded.len() > MAX_DOCUMENT_SIZE {
+                return Err(too_large(encoded.len()));
+            }
+        }
+        self.timed(async {
+            self.ensure_index_untimed().await?;
+            match self.insert_new(id, &doc).await {
+                Ok(()) => Ok(()),
+                Err(error) if error_code(&error) == Some(CODE_DUPLICATE_KEY) => {
+                    Err(StoreError::IdExists)
+                }
+                Err(error) => Err(backend(error)),
+            }
+        })
+        .await
+    }
+
+    async fn update(
+        &self,
+        id: &SessionId,
+        writes: &[FieldWrite<'_>],
+        expires_at: SystemTime,
+    ) -> Result<bool, StoreError> {
+        self.timed(async {
+            self.ensure_index_untimed().await?;
+            self.update_untimed(id, writes, expires_at).await
+        })
+        .await
+    }
+
+    async fn touch(&self, id: &SessionId, expires_at: SystemTime) -> Result<bool, StoreError> {
+        self.timed(async {
+            self.ensure_index_untimed().await?;
+            let result = self
+                .collection
+                .update_one(
+                    live_filter(id, DateTime::now()),
+                    doc! { "$set": { "expires_at": bson_time(expires_at) } },
+                )
+                .await
+                .map_err(backend)?;
+            Ok(result.matched_count > 0)
+        })
+        .await
+    }
+
+    async fn delete(&self, id: &SessionId) -> Result<(), StoreError> {
+        self.timed(async {
+            self.ensure_index_untimed().await?;
+            self.collection
+                .delete_one(doc! { "_id": id.as_str() })
+                .await
+                .map_err(backend)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn move_to(
+        &self,
+        from: &SessionId,
+        to: &SessionId,
+        expires_at: SystemTime,
+    ) -> Result<bool, StoreError> {
+        self.timed(async {
+            self.ensure_index_untimed().await?;
+            if self.supports_transactions().await {
+                self.move_with_transaction(from, to, expires_at).await
+            } else {
+                self.move_without_transaction(from, to, expires_at).await
+            }
+        })
+        .await
+    }
+}
+
+/// Commits, retrying a commit whose result is unknown (bounded).
+async fn commit(session: &mut ClientSession) -> Result<(), mongodb::error::Error> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match session.commit_transaction().await {
+            Err(error)
+                if error.contains_label(mongodb::error::UNKNOWN_TRANSACTION_COMMIT_RESULT)
+                    && attempt < TRANSACTION_RETRIES => {}
+            other => return other,
+        }
+    }
+}
+
+/// Whether a `hello` reply describes a deployment with transactions: a
+/// replica set member (wire version ≥ 7) or a mongos (≥ 8), with sessions.
+fn hello_supports_transactions(reply: &Document) -> bool {
+    let wire = match reply.get("maxWireVersion") {
+        Some(Bson::Int32(v)) => i64::from(*v),
+        Some(Bson::Int64(v)) => *v,
+        _ => 0,
+    };
+    let sessions = reply.contains_key("logicalSessionTimeoutMinutes");
+    let replica_set = reply.contains_key("setName");
+    let mongos = matches!(reply.get("msg"), Some(Bson::String(m)) if m == "isdbgrid");
+    sessions && ((replica_set && wire >= 7) || (mongos && wire >= 8))
+}
+
+/// `{_id, expires_at > now, created_at is a date}`: the session is live.
+fn live_filter(id: &SessionId, now: DateTime) -> Document {
+    doc! {
+        "_id": id.as_str(),
+        "expires_at": { "$gt": now },
+        "created_at": { "$type": "date" },
+    }
+}
+
+/// The document with this id, if it is not live (expired or malformed).
+fn not_live_filter(id: &SessionId, now: DateTime) -> Document {
+    doc! {
+        "_id": id.as_str(),
+        "$nor": [ {
+            "expires_at": { "$gt": now },
+            "created_at": { "$type": "date" },
+        } ],
+    }
+}
+
+/// The document with this id, if its `data` is still `data`.
+fn unchanged_filter(id: &SessionId, data: Option<&Bson>) -> Document {
+    match data {
+        Some(data) => doc! { "_id": id.as_str(), "data": data.clone() },
+        None => doc! { "_id": id.as_str(), "data": { "$exists": false } },
+    }
+}
+
+/// The document `move_to` inserts under `to`: `source`'s data and creation
+/// time (it was read with the live filter, so `created_at` is a date).
+fn moved_document(to: &SessionId, source: &Document, expires_at: SystemTime) -> Document {
+    let mut doc = doc! { "_id": to.as_str() };
+    doc.insert(
+        "data",
+        source
+            .get("data")
+            .cloned()
+            .unwrap_or_else(|| Bson::Document(Document::new())),
+    );
+    doc.insert(
+        "created_at",
+        source
+            .get("created_at")
+            .cloned()
+            .unwrap_or_else(|| Bson::DateTime(DateTime::now())),
+    );
+    doc.insert("expires_at", bson_time(expires_at));
+    doc
+}
+
+/// The stored fields of `namespace` in a loaded document; `None` (with a
+/// warning for garbage) when there is no readable namespace document.
+fn namespace_fields<'a>(
+    id: &SessionId,
+    namespace: &str,
+    doc: &'a Document,
+) -> Option<&'a Document> {
+    let data = match doc.get("data")? {
+        Bson::Document(data) => data,
+        other => {
+            tracing::warn!(
+                session = %id.log_tag(),
+                stored_type = ?other.element_type(),
+                "MongoStore: session data is not a document; treated as empty"
+            );
+            return None;
+        }
+    };
+    match data.get(namespace)? {
+        Bson::Document(fields) => Some(fields),
+        other => {
+            tracing::warn!(
+                session = %id.log_tag(),
+                namespace,
+                stored_type = ?other.element_type(),
+                "MongoStore: stored namespace is not a document; treated as empty"
+            );
+            None
+        }
+    }
+}
+
+/// Validates the names and keeps the last write of each field, in a stable
+/// order.
+fn fold_writes<'a>(
+    writes: &[FieldWrite<'a>],
+) -> Result<BTreeMap<(&'a str, &'a str), Option<&'a [u8]>>, StoreError> {
+    let mut folded = BTreeMap::new();
+    for write in writes {
+        check_name("namespace", write.key.namespace)?;
+        check_name("field", write.key.field)?;
+        folded.insert((write.key.namespace, write.key.field), write.value);
+    }
+    Ok(folded)
+}
+
+fn check_name(kind: &'static str, name: &str) -> Result<(), StoreError> {
+    if name.is_empty() || name.starts_with('$') || name.contains(['.', '\0']) {
+        return Err(StoreError::backend(InvalidName {
+            kind,
+            name: name.to_owned(),
+        }));
+    }
+    Ok(())
+}
+
+fn binary(bytes: &[u8]) -> Binary {
+    Binary {
+        subtype: BinarySubtype::Generic,
+        bytes: bytes.to_vec(),
+    }
+}
+
+fn bson_time(time: SystemTime) -> DateTime {
+    DateTime::from_system_time(time)
+}
+
+/// A BSON date as `SystemTime`, clamped instead of overflowing.
+fn system_time(time: DateTime) -> SystemTime {
+    let millis = time.timestamp_millis();
+    let offset = Duration::from_millis(millis.unsigned_abs());
+    let converted = if millis >= 0 {
+        SystemTime::UNIX_EPOCH.checked_add(offset)
+    } else {
+        SystemTime::UNIX_EPOCH.checked_sub(offset)
+    };
+    converted.unwrap_or(SystemTime::UNIX_EPOCH)
+}
+
+fn too_large(size: usize) -> StoreError {
+    StoreError::TooLarge(format!(
+        "a MongoDB document holds at most {MAX_DOCUMENT_SIZE} bytes; this write carries {size}"
+    ))
+}
+
+fn error_code(error: &mongodb::error::Error) -> Option<i32> {
+    match error.kind.as_ref() {
+        ErrorKind::Write(WriteFailure::WriteError(e)) => Some(e.code),
+        ErrorKind::Command(e) => Some(e.code),
+        _ => None,
+    }
+}
+
+fn backend(error: mongodb::error::Error) -> StoreError {
+    match error_code(&error) {
+        Some(code) if CODES_TOO_LARGE.contains(&code) => StoreError::TooLarge(error.to_string()),
+        _ => StoreError::backend(error),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_that_break_paths_are_refused() {
+        for bad in ["", "a.b", "$set", "a\0b", "."] {
+            assert!(check_name("field", bad).is_err(), "{bad:?}");
+        }
+        for good in ["a", "user_id", "cart-2", "a$", "Ünïcode"] {
+            assert!(check_name("field", good).is_ok(), "{good:?}");
+        }
+    }
+
+    #[test]
+    fn last_write_of_a_field_wins() {
+        use crate::store::FieldKey;
+        let key = FieldKey {
+            namespace: "ns",
+            field: "f",
+        };
+        let writes = [
+            FieldWrite {
+                key,
+                value: Some(b"1"),
+            },
+            FieldWrite { key, value: None },
+            FieldWrite {
+                key,
+                value: Some(b"2"),
+            },
+        ];
+        let folded = fold_writes(&writes).unwrap_or_default();
+        assert_eq!(folded.len(), 1);
+        assert_eq!(folded.get(&("ns", "f")), Some(&Some(&b"2"[..])));
+    }
+
+    #[test]
+    fn transaction_support_from_hello() {
+        let standalone = doc! { "maxWireVersion": 27, "logicalSessionTimeoutMinutes": 30 };
+        assert!(!hello_supports_transactions(&standalone));
+        let replica =
+            doc! { "maxWireVersion": 27, "logicalSessionTimeoutMinutes": 30, "setName": "rs" };
+        assert!(hello_supports_transactions(&replica));
+        let old = doc! { "maxWireVersion": 6, "logicalSessionTimeoutMinutes": 30, "setName": "rs" };
+        assert!(!hello_supports_transactions(&old));
+        let mongos =
+            doc! { "maxWireVersion": 21, "logicalSessionTimeoutMinutes": 30, "msg": "isdbgrid" };
+        assert!(hello_supports_transactions(&mongos));
+    }
+
+    #[test]
+    fn extreme_dates_do_not_panic() {
+        let _ = system_time(DateTime::MAX);
+        let _ = system_time(DateTime::MIN);
+        assert_eq!(
+            system_time(DateTime::from_millis(1500)),
+            SystemTime::UNIX_EPOCH + Duration::from_millis(1500)
+        );
+    }
+}
