@@ -1,0 +1,524 @@
+//! Code generation.
+//!
+//! Everything is emitted inside `const _: () = { ... };`, so the companion
+//! type and the helpers cannot be named from outside and cannot collide with
+//! anything of the user's. The runtime is named only through
+//! `::typed_sessions::__private` (or the path given with `crate = "..."`).
+//!
+//! The trait requirements on field types are checked in exactly one place
+//! per field, spanned on the field's type, through a per-field trait whose
+//! `#[diagnostic::on_unimplemented]` message names the field:
+//!
+//! - stored field `f: F`: `const __TS_CODEC_f: __TsCodec<F> = __ts_codec_f::<F>();`
+//!   where `__ts_codec_f<T: __TsStored_f>` builds the encode/decode function
+//!   pointers. Encoding and decoding then go through those pointers, so a
+//!   type that is not serde-compatible yields one error per missing trait
+//!   and not one per use;
+//! - field without `default = "..."`: `fn __ts_default_f() -> F` calls
+//!   `__ts_default_via_f::<F>()`, bounded on `__TsDefault_f: Default`;
+//!   with `default = "path"` it calls `path()`, spanned on the string, so a
+//!   wrong function is reported there.
+//!
+//! When the input has errors, the `compile_error!`s come with an impl that
+//! still compiles (built from the model's best guesses, or a stub for inputs
+//! that are not a plain struct with named fields), so that code using the
+//! state type reports no follow-on errors.
+
+use proc_macro2::{Literal, Span, TokenStream};
+use quote::{format_ident, quote, quote_spanned};
+use syn::DeriveInput;
+use syn::ext::IdentExt;
+use syn::spanned::Spanned;
+
+use crate::attr::Errors;
+use crate::model::{Accessor, DefaultExpr, Field, Model};
+
+/// The whole derive: errors (if any) followed by the impl.
+pub(crate) fn derive(input: &DeriveInput) -> TokenStream {
+    let mut errors = Errors::default();
+    let model = Model::from_input(input, &mut errors);
+    let body = match &model.fields {
+        Some(fields) if model.generics.params.is_empty() => expand(&model, fields),
+        _ => stub(&model),
+    };
+    let errors = errors.into_error().map(|error| error.to_compile_error());
+    quote! {
+        #errors
+        #body
+    }
+}
+
+/// The names generated for one field.
+struct FieldNames {
+    default_fn: syn::Ident,
+    default_trait: syn::Ident,
+    default_via: syn::Ident,
+    stored_trait: syn::Ident,
+    codec_fn: syn::Ident,
+    codec_const: syn::Ident,
+}
+
+impl FieldNames {
+    fn new(field: &Field<'_>) -> Self {
+        let name = field.ident.unraw();
+        Self {
+            default_fn: format_ident!("__ts_default_{}", name),
+            default_trait: format_ident!("__TsDefault_{}", name),
+            default_via: format_ident!("__ts_default_via_{}", name),
+            stored_trait: format_ident!("__TsStored_{}", name),
+            codec_fn: format_ident!("__ts_codec_{}", name),
+            codec_const: format_ident!("__TS_CODEC_{}", name),
+        }
+    }
+}
+
+/// The full expansion for a struct with named fields and no generics.
+fn expand(model: &Model<'_>, fields: &[Field<'_>]) -> TokenStream {
+    let krate = &model.krate;
+    let private = quote!(#krate::__private);
+    let ident = model.ident;
+    let vis = model.vis;
+    let companion = companion_ident(model);
+    let namespace = &model.namespace;
+    let str_ty = quote!(::core::primitive::str);
+
+    let names: Vec<FieldNames> = fields.iter().map(FieldNames::new).collect();
+    let any_stored = fields.iter().any(|field| field.stored.is_some());
+
+    let checks = fields
+        .iter()
+        .zip(&names)
+        .map(|(field, names)| field_checks(model, &private, field, names));
+
+    let codec = any_stored.then(|| {
+        quote! {
+            struct __TsCodec<T> {
+                encode: fn(
+                    &#private::FieldEncoder<'_>,
+                    &T,
+                ) -> #private::Result<#private::Vec<::core::primitive::u8>, #private::CodecError>,
+                decode: fn(
+                    &mut #private::FieldDecoder<'_>,
+                    ::core::primitive::usize,
+                    fn() -> T,
+                ) -> T,
+            }
+
+            fn __ts_encode<T: #private::StoredField>(
+                encoder: &#private::FieldEncoder<'_>,
+                value: &T,
+            ) -> #private::Result<#private::Vec<::core::primitive::u8>, #private::CodecError> {
+                encoder.field(value)
+            }
+
+            fn __ts_decode<T: #private::StoredField>(
+                decoder: &mut #private::FieldDecoder<'_>,
+                index: ::core::primitive::usize,
+                default: fn() -> T,
+            ) -> T {
+                decoder.field(index, default)
+            }
+        }
+    });
+
+    let accessors = fields
+        .iter()
+        .zip(&names)
+        .filter_map(|(field, names)| accessors(model, &private, field, names));
+
+    let stored_names = model.stored().map(|(_, stored)| &stored.name);
+
+    let decode_fields = fields.iter().zip(&names).map(|(field, names)| {
+        let field_ident = field.ident;
+        let default_fn = &names.default_fn;
+        match &field.stored {
+            Some(stored) => {
+                let codec_const = &names.codec_const;
+                let index = Literal::usize_unsuffixed(stored.index);
+                quote!(#field_ident: (#codec_const.decode)(__decoder, #index, #default_fn))
+            }
+            None => quote!(#field_ident: #default_fn()),
+        }
+    });
+
+    let encode_arms = fields.iter().zip(&names).filter_map(|(field, names)| {
+        let stored = field.stored.as_ref()?;
+        let field_ident = field.ident;
+        let codec_const = &names.codec_const;
+        let index = Literal::usize_unsuffixed(stored.index);
+        Some(quote!(#index => (#codec_const.encode)(__encoder, &self.#field_ident),))
+    });
+
+    let default_fields = fields.iter().zip(&names).map(|(field, names)| {
+        let field_ident = field.ident;
+        let default_fn = &names.default_fn;
+        quote!(#field_ident: #default_fn())
+    });
+
+    let companion_doc = format!(
+        "The tracked session state of [`{ident}`], generated by `#[derive(SessionState)]`: `TypedSession<{ident}>` dereferences to it. It dereferences (read-only) to `{ident}` and has, for each stored field `f`, the accessors `f()`, `set_f()`, `f_mut()` and `take_f()`; every write goes through them, so that only the changed fields are written back."
+    );
+
+    let body = quote! {
+        #[doc = #companion_doc]
+        #vis struct #companion(#private::Tracked<#ident>);
+
+        #[automatically_derived]
+        impl #private::Deref for #companion {
+            type Target = #ident;
+
+            #[inline]
+            fn deref(&self) -> &#ident {
+                self.0.get()
+            }
+        }
+
+        #[automatically_derived]
+        impl #private::Companion for #companion {
+            type State = #ident;
+
+            #[inline]
+            fn from_tracked(tracked: #private::Tracked<#ident>) -> Self {
+                Self(tracked)
+            }
+
+            #[inline]
+            fn tracked(&self) -> &#private::Tracked<#ident> {
+                &self.0
+            }
+
+            #[inline]
+            fn tracked_mut(&mut self) -> &mut #private::Tracked<#ident> {
+                &mut self.0
+            }
+
+            #[inline]
+            fn into_tracked(self) -> #private::Tracked<#ident> {
+                self.0
+            }
+        }
+
+        #[allow(dead_code)]
+        impl #companion {
+            #(#accessors)*
+        }
+
+        #codec
+        #(#checks)*
+
+        #[automatically_derived]
+        impl #private::SessionState for #ident {
+            type Session = #companion;
+
+            const NAMESPACE: &'static #str_ty = #namespace;
+
+            const FIELDS: &'static [&'static #str_ty] = &[#(#stored_names),*];
+
+            fn __decode(__decoder: &mut #private::FieldDecoder<'_>) -> Self {
+                let _ = &__decoder;
+                Self {
+                    #(#decode_fields,)*
+                }
+            }
+
+            fn __encode_field(
+                &self,
+                __index: ::core::primitive::usize,
+                __encoder: &#private::FieldEncoder<'_>,
+            ) -> #private::Result<#private::Vec<::core::primitive::u8>, #private::CodecError> {
+                match __index {
+                    #(#encode_arms)*
+                    _ => __encoder.no_such_field(__index),
+                }
+            }
+
+            fn __default() -> Self {
+                Self {
+                    #(#default_fields,)*
+                }
+            }
+        }
+    };
+    wrap(body)
+}
+
+/// The per-field checks and helpers: the default function and, for a stored
+/// field, the codec constant.
+fn field_checks(
+    model: &Model<'_>,
+    private: &TokenStream,
+    field: &Field<'_>,
+    names: &FieldNames,
+) -> TokenStream {
+    let ty = &field.ty;
+    let ty_span = field.ty_span;
+    let state = model.ident.unraw().to_string();
+    let name = field.ident.unraw().to_string();
+    let FieldNames {
+        default_fn,
+        default_trait,
+        default_via,
+        stored_trait,
+        codec_fn,
+        codec_const,
+    } = names;
+
+    let default = match &field.default {
+        DefaultExpr::Path(path) => {
+            let call = quote_spanned!(path.span()=> #path());
+            quote! {
+                #[inline]
+                fn #default_fn() -> #ty {
+                    #call
+                }
+            }
+        }
+        DefaultExpr::Trait => {
+            let message = format!(
+                "the session field `{name}` of `{state}` has no default: `{{Self}}` does not implement `Default`"
+            );
+            let label = format!("`{name}` needs a default, used when it is not in the store");
+            let note = format!(
+                "implement `Default` for `{{Self}}`, or name a function that returns the default: `#[session(default = \"path::to::function\")]` on `{name}`"
+            );
+            let call = quote_spanned!(ty_span=> #default_via::<#ty>());
+            quote! {
+                #[diagnostic::on_unimplemented(message = #message, label = #label, note = #note)]
+                trait #default_trait: #private::DefaultField {}
+                impl<T: #private::DefaultField> #default_trait for T {}
+
+                fn #default_via<T: #default_trait>() -> T {
+                    <T as #private::Default>::default()
+                }
+
+                #[inline]
+                fn #default_fn() -> #ty {
+                    #call
+                }
+            }
+        }
+        DefaultExpr::Broken => quote! {
+            fn #default_fn() -> #ty {
+                ::core::unimplemented!()
+            }
+        },
+    };
+
+    let codec = field.stored.as_ref().map(|_| {
+        let message = format!(
+            "the session field `{name}` of `{state}` cannot be stored: `{{Self}}` must implement `Serialize` and `Deserialize`, and be `Send + Sync + 'static`"
+        );
+        let label = format!("`{name}` is stored in the session, so its type must be serde-compatible");
+        let note = format!(
+            "derive `serde::Serialize` and `serde::Deserialize` for `{{Self}}`, or mark `{name}` `#[session(skip)]` to keep it out of the store"
+        );
+        let call = quote_spanned!(ty_span=> #codec_fn::<#ty>());
+        quote! {
+            #[diagnostic::on_unimplemented(message = #message, label = #label, note = #note)]
+            trait #stored_trait: #private::StoredField {}
+            impl<T: #private::StoredField> #stored_trait for T {}
+
+            const fn #codec_fn<T: #stored_trait>() -> __TsCodec<T> {
+                __TsCodec {
+                    encode: __ts_encode::<T>,
+                    decode: __ts_decode::<T>,
+                }
+            }
+
+            const #codec_const: __TsCodec<#ty> = #call;
+        }
+    });
+
+    quote! {
+        #default
+        #codec
+    }
+}
+
+/// The four accessors of a stored field (minus the ones whose names collide).
+fn accessors(
+    model: &Model<'_>,
+    private: &TokenStream,
+    field: &Field<'_>,
+    names: &FieldNames,
+) -> Option<TokenStream> {
+    let stored = field.stored.as_ref()?;
+    let ident = field.ident;
+    let plain = ident.unraw().to_string();
+    let vis = field.vis;
+    let ty = &field.ty;
+    let index = Literal::usize_unsuffixed(stored.index);
+    let default_fn = &names.default_fn;
+    let key = format!("{}.{}", model.namespace, stored.name);
+    let default_text = match &field.default {
+        DefaultExpr::Path(path) => format!("`{}()`", path_text(path)),
+        DefaultExpr::Trait | DefaultExpr::Broken => "`Default::default()`".to_owned(),
+    };
+    let field_docs = &field.docs;
+
+    let methods = Accessor::ALL.iter().zip(stored.accessors).filter(|(_, on)| *on).map(|(accessor, _)| {
+        let method = match accessor {
+            Accessor::Reader => ident.clone(),
+            other => syn::Ident::new(&other.method_name(&plain), ident.span()),
+        };
+        match accessor {
+            Accessor::Reader => {
+                let doc = format!("Reads the session field `{plain}` (stored as `{key}`).");
+                let extra = (!field_docs.is_empty()).then(|| quote!(#[doc = ""] #(#field_docs)*));
+                quote! {
+                    #[doc = #doc]
+                    #extra
+                    #[inline]
+                    #[must_use]
+                    #vis fn #method(&self) -> &#ty {
+                        &self.0.get().#ident
+                    }
+                }
+            }
+            Accessor::Setter => {
+                let doc = format!(
+                    "Sets the session field `{plain}` and marks it changed: it is written back to the store (as `{key}`) after the handler."
+                );
+                quote! {
+                    #[doc = #doc]
+                    #[inline]
+                    #vis fn #method(&mut self, value: #ty) {
+                        self.0.get_mut(#index).#ident = value;
+                    }
+                }
+            }
+            Accessor::Mutable => {
+                let doc = format!(
+                    "Gives mutable access to the session field `{plain}` and marks it changed: it is written back to the store (as `{key}`) after the handler."
+                );
+                quote! {
+                    #[doc = #doc]
+                    #[inline]
+                    #vis fn #method(&mut self) -> &mut #ty {
+                        &mut self.0.get_mut(#index).#ident
+                    }
+                }
+            }
+            Accessor::Take => {
+                let doc = format!(
+                    "Takes the value of the session field `{plain}`, leaving its default ({default_text}) in its place, and marks it changed: the default is written back to the store (as `{key}`) after the handler. Made for flash messages."
+                );
+                quote! {
+                    #[doc = #doc]
+                    #[inline]
+                    #vis fn #method(&mut self) -> #ty {
+                        #private::replace(&mut self.0.get_mut(#index).#ident, #default_fn())
+                    }
+                }
+            }
+        }
+    });
+    Some(quote!(#(#methods)*))
+}
+
+/// The expansion when the input cannot be expanded for real (not a struct
+/// with named fields, or generic): an impl with no fields that compiles,
+/// so that code using the type reports no follow-on errors. The derive has
+/// already reported an error.
+fn stub(model: &Model<'_>) -> TokenStream {
+    let krate = &model.krate;
+    let private = quote!(#krate::__private);
+    let ident = model.ident;
+    let vis = model.vis;
+    let companion = companion_ident(model);
+    let namespace = &model.namespace;
+    let generics = model.generics;
+    let (impl_generics, ty_generics, where_clause) = generics.split_for_impl();
+    let mut predicates: Vec<TokenStream> = where_clause
+        .map(|clause| clause.predicates.iter().map(|p| quote!(#p)).collect())
+        .unwrap_or_default();
+    predicates
+        .push(quote!(#ident #ty_generics: ::core::marker::Send + ::core::marker::Sync + 'static));
+    predicates.push(
+        quote!(#companion #ty_generics: ::core::marker::Send + ::core::marker::Sync + 'static),
+    );
+    let params = &generics.params;
+    let struct_where = &generics.where_clause;
+
+    let body = quote! {
+        #[doc(hidden)]
+        #vis struct #companion <#params> (#private::Tracked<#ident #ty_generics>) #struct_where;
+
+        #[automatically_derived]
+        impl #impl_generics #private::Deref for #companion #ty_generics #where_clause {
+            type Target = #ident #ty_generics;
+
+            fn deref(&self) -> &Self::Target {
+                ::core::unimplemented!()
+            }
+        }
+
+        #[automatically_derived]
+        impl #impl_generics #private::Companion for #companion #ty_generics where #(#predicates,)* {
+            type State = #ident #ty_generics;
+
+            fn from_tracked(tracked: #private::Tracked<Self::State>) -> Self {
+                Self(tracked)
+            }
+
+            fn tracked(&self) -> &#private::Tracked<Self::State> {
+                &self.0
+            }
+
+            fn tracked_mut(&mut self) -> &mut #private::Tracked<Self::State> {
+                &mut self.0
+            }
+
+            fn into_tracked(self) -> #private::Tracked<Self::State> {
+                self.0
+            }
+        }
+
+        #[automatically_derived]
+        impl #impl_generics #private::SessionState for #ident #ty_generics where #(#predicates,)* {
+            type Session = #companion #ty_generics;
+
+            const NAMESPACE: &'static ::core::primitive::str = #namespace;
+
+            const FIELDS: &'static [&'static ::core::primitive::str] = &[];
+
+            fn __decode(_: &mut #private::FieldDecoder<'_>) -> Self {
+                ::core::unimplemented!()
+            }
+
+            fn __encode_field(
+                &self,
+                index: ::core::primitive::usize,
+                encoder: &#private::FieldEncoder<'_>,
+            ) -> #private::Result<#private::Vec<::core::primitive::u8>, #private::CodecError> {
+                encoder.no_such_field(index)
+            }
+
+            fn __default() -> Self {
+                ::core::unimplemented!()
+            }
+        }
+    };
+    wrap(body)
+}
+
+/// `__CartSession` for `Cart`.
+fn companion_ident(model: &Model<'_>) -> syn::Ident {
+    format_ident!("__{}Session", model.ident.unraw(), span = Span::call_site())
+}
+
+/// Wraps the generated items in an anonymous const.
+fn wrap(body: TokenStream) -> TokenStream {
+    quote! {
+        #[doc(hidden)]
+        #[allow(non_camel_case_types, non_snake_case, non_upper_case_globals, unused_qualifications)]
+        const _: () = {
+            #body
+        };
+    }
+}
+
+/// A path as written, for documentation.
+fn path_text(path: &syn::ExprPath) -> String {
+    quote!(#path).to_string().replace(' ', "")
+}
