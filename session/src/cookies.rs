@@ -143,10 +143,13 @@ pub(crate) fn set_cookie(
         let remaining = expires_at
             .duration_since(SystemTime::now())
             .unwrap_or(Duration::ZERO);
-        let seconds = i64::try_from(remaining.as_secs()).unwrap_or(i64::MAX);
+        // Round to the nearest second: the store's expiry was computed a
+        // moment ago, and flooring would turn a 1 s expiry into a removal.
+        let rounded = remaining.saturating_add(Duration::from_millis(500)).as_secs().max(1);
+        let seconds = i64::try_from(rounded).unwrap_or(i64::MAX);
         cookie.set_max_age(cookie::time::Duration::seconds(seconds));
     }
-    HeaderValue::from_str(&cookie.encoded().to_string()).ok()
+    HeaderValue::from_str(&cookie.to_string()).ok()
 }
 
 /// The `Set-Cookie` value that removes the cookie: the same Domain, Path,
@@ -154,7 +157,7 @@ pub(crate) fn set_cookie(
 pub(crate) fn removal_cookie(config: &Config) -> Option<HeaderValue> {
     let mut cookie = base_cookie(String::new(), config);
     cookie.make_removal();
-    HeaderValue::from_str(&cookie.encoded().to_string()).ok()
+    HeaderValue::from_str(&cookie.to_string()).ok()
 }
 
 #[cfg(test)]

@@ -1,1 +1,55 @@
-//! Integration test helpers.
+//! The HTTP test suite, generic over the store: every store runs the same
+//! cases over real HTTP (`axum::serve` on 127.0.0.1:0 and a real client) by
+//! invoking [`http_suite!`] with an expression that makes the store.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+pub mod app;
+pub mod browser;
+pub mod cases;
+pub mod stores;
+
+/// Expands to a module `http_suite` with one `#[tokio::test]` per case of
+/// [`cases`], each calling `$make.await` for a fresh store value (stores may
+/// share one backend: every case uses its own sessions).
+#[macro_export]
+macro_rules! http_suite {
+    ($make:expr) => {
+        $crate::http_suite!(@cases $make;
+            counter_round_trip,
+            default_cookie_attributes_and_headers,
+            builder_options_reach_the_cookie,
+            no_store_io_and_no_cookie_for_untouched_or_read_only_new_sessions,
+            well_formed_unknown_id_is_not_adopted,
+            malformed_cookies_are_ignored,
+            destroy_deletes_the_record_and_expires_the_cookie,
+            cycle_id_keeps_data_and_kills_the_old_id,
+            twelve_concurrent_field_writers_all_survive,
+            two_namespaces_in_one_handler,
+            old_sessions_survive_fields_added_and_removed,
+            logout_is_not_undone_by_a_slower_request,
+            large_field_is_not_rewritten_by_small_writes,
+            inactivity_expiry_is_enforced,
+            absolute_timeout_is_enforced,
+            signed_cookies_reject_tampering_and_accept_rotated_keys,
+            corrupt_field_is_reset_not_fatal,
+            same_state_twice_at_once_is_rejected_and_sequential_sees_changes,
+            reset_and_take_restore_defaults,
+            read_only_requests_refresh_expiry_without_writing,
+            streaming_responses_pass_through,
+        );
+    };
+    (@cases $make:expr; $($case:ident),* $(,)?) => {
+        mod http_suite {
+            #[allow(unused_imports)]
+            use super::*;
+            $(
+                #[::tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let store: ::std::sync::Arc<dyn ::typed_sessions::SessionStore> =
+                        ::std::sync::Arc::new($make.await);
+                    $crate::cases::$case(store).await;
+                }
+            )*
+        }
+    };
+}
