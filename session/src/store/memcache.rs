@@ -1,1 +1,706 @@
-//! memcache store (being written).
+//! [`MemcacheStore`]: sessions in Memcached (feature `memcache`).
+//!
+//! Built on the tokio client of the [`memcache`] crate's experimental
+//! meta-protocol module (`memcache::exp`, pinned at 0.21): every use of it
+//! is in this module. [`AsyncMetaClient`] and [`MetaClientBuilder`] are
+//! re-exported here for [`MemcacheStore::new`].
+
+use std::hash::{BuildHasher, Hasher, RandomState};
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+pub use memcache::exp::{AsyncMetaClient, MetaClientBuilder};
+use memcache::exp::{Delete, Get, GetStatus, Meta, MutationStatus, Set, Ttl};
+
+use super::{FieldWrite, LoadedFields, SessionStore, StoreError, unix_millis};
+use crate::id::SessionId;
+
+mod record;
+
+use record::{EncodeError, Record};
+
+/// The key prefix unless [`MemcacheStore::with_prefix`] sets another.
+pub const DEFAULT_PREFIX: &str = "session:";
+
+/// The default largest session item: memcached's default item size limit
+/// (`-I 1m`, 1 MiB) minus room for memcached's own item header and the key.
+pub const DEFAULT_MAX_ITEM_SIZE: usize = 1024 * 1024 - 512;
+
+/// How many times a write retries after losing a compare-and-swap race
+/// before it gives up with [`StoreError::Contention`].
+pub const MAX_ATTEMPTS: u32 = 32;
+
+/// Memcached reads a TTL above this many seconds as an absolute Unix time.
+const MAX_RELATIVE_TTL: u64 = 30 * 24 * 60 * 60;
+
+/// Sessions in Memcached: one item per session, holding all of its fields.
+///
+/// ```no_run
+/// use typed_sessions::store::memcache::MemcacheStore;
+///
+/// # async fn run() -> Result<(), typed_sessions::StoreError> {
+/// let store = MemcacheStore::connect("memcache://127.0.0.1:11211")
+///     .await?
+///     .with_prefix("myapp:session:");
+/// # Ok(())
+/// # }
+/// ```
+///
+/// # Layout
+///
+/// A session is one item at `{prefix}{id}` (default prefix `session:`),
+/// holding a small versioned binary record: format version, creation time,
+/// expiry time (both in Unix milliseconds) and every field of every
+/// namespace as (namespace, field name, value bytes), each length-prefixed.
+/// Values are the codec's bytes, stored as they came. The exact format is
+/// documented below under *Record format*.
+///
+/// Several servers are supported: `connect` takes a comma-separated list
+/// (`memcache://10.0.0.1:11211,10.0.0.2:11211`) and the client picks each
+/// session's server by rendezvous hashing of its key, so adding or removing
+/// a server only moves that server's sessions. Memcached does not replicate:
+/// a server that restarts or is removed loses its sessions (their users get
+/// new, empty sessions).
+///
+/// # Operations and atomicity
+///
+/// - [`load`](SessionStore::load): one `get`. The record's expiry time is
+///   checked against the clock, so a session past its expiry is never
+///   returned even while Memcached still holds the item.
+/// - [`create`](SessionStore::create): an `add`, which never overwrites:
+///   atomic. If the key holds an item that is expired or unreadable, it is
+///   replaced with a compare-and-swap, so only a dead item is ever replaced.
+/// - [`update`](SessionStore::update): `gets` (value and CAS token), merge
+///   the written and removed fields into the stored record, `cas` it back
+///   with the new expiry. Atomic: on a CAS conflict (another writer came
+///   first) it reads again and merges again, up to [`MAX_ATTEMPTS`] times
+///   with a small random backoff, then fails with
+///   [`StoreError::Contention`]. So concurrent writers of different fields
+///   of one session never lose each other's writes; for one field the last
+///   writer wins. Fields the update does not name keep their stored bytes,
+///   never re-encoded. A session that is gone (a `gets` miss, an expired
+///   record, or a `cas` that finds no item) is never re-created: the update
+///   returns `false`.
+/// - [`touch`](SessionStore::touch): the expiry time lives inside the
+///   record (memcached's own expiry is only accurate to a second or two),
+///   so a touch is a `gets` and a `cas` of the item with a new header and
+///   the field bytes copied verbatim; memcached's TTL is set in the same
+///   write. It never rewrites a field's value, but it does send the whole
+///   item back. Atomic, with the same retries as an update.
+/// - [`delete`](SessionStore::delete): one `delete`. Atomic.
+/// - [`move_to`](SessionStore::move_to): **not atomic**. It reads the old
+///   item (`gets`), `add`s the new one (same fields and creation time, new
+///   expiry), then deletes the old one only if it is unchanged (delete with
+///   the CAS token). If a concurrent write changed the old item in between,
+///   the new item is deleted and the move starts over, so that write is
+///   not lost; if the old item vanished in between (a concurrent delete),
+///   the new item is deleted and the move returns `false`. A failure part
+///   way never loses the session: the old id keeps it until the final
+///   delete succeeds; a failure after the `add` may leave a copy under the
+///   new id, which nobody was told about and which expires with its TTL.
+///   After the move, a slower writer of the old id finds no item (its
+///   `gets` misses or its `cas` fails) and gets `false`.
+///
+/// # Expiry
+///
+/// The record's expiry time is authoritative. Memcached's TTL is set on
+/// every write to one second past it (rounded up to whole seconds), so
+/// Memcached never drops a live session and frees a dead one soon after.
+/// Memcached reads a relative TTL above 30 days as an absolute Unix time;
+/// the store sends a relative TTL up to 30 days and an absolute Unix time
+/// beyond (the default 30-day inactivity expiry is just beyond), so long
+/// expiries work. Absolute TTLs assume the application's and Memcached's
+/// clocks roughly agree. Memcached may still evict a session early under
+/// memory pressure (LRU): size the cache for the sessions it must hold.
+///
+/// # Limits
+///
+/// Memcached refuses items over its item size limit (`-I`, 1 MiB by
+/// default). A write whose record would exceed
+/// [`with_max_item_size`](MemcacheStore::with_max_item_size) (default
+/// [`DEFAULT_MAX_ITEM_SIZE`], 1 MiB minus 512 bytes) is not sent and fails
+/// with [`StoreError::TooLarge`], naming the size and the limit; the stored
+/// session is left as it was. If the server refuses an item anyway (its
+/// `-I` is smaller than the configured limit), that is a `TooLarge` too.
+/// Nothing is ever truncated or silently dropped. Namespace and field names
+/// are limited to 65535 bytes, the key (`{prefix}{id}`) to 250 bytes.
+///
+/// # Failures
+///
+/// A network or server failure is [`StoreError::Backend`]; each exchange
+/// has the client's deadline (1 second by default, see
+/// [`MetaClientBuilder::io_timeout`]) and a dead server fails calls at
+/// once (connection refused). A write whose outcome is unknown (the
+/// connection broke after the request was sent) is reported as an error,
+/// not retried blindly. An item whose record cannot be read (corrupt, or a
+/// format version this build does not know) is logged at warn level and
+/// treated as absent: `load` returns `None` (the layer starts a fresh
+/// session under a new id), `update`, `touch` and `move_to` return `false`,
+/// and `create` may replace it. The unreadable item itself is left alone
+/// until it expires.
+///
+/// # Record format
+///
+/// Version 1; integers are unsigned big-endian.
+///
+/// ```text
+/// offset  size  content
+/// 0       1     format version: 1
+/// 1       8     created_at: Unix time in milliseconds
+/// 9       8     expires_at: Unix time in milliseconds
+/// 17      4     n: the number of fields
+/// 21      ...   n fields, each:
+///                 2   a: length of the namespace
+///                 a   the namespace (UTF-8)
+///                 2   b: length of the field name
+///                 b   the field name (UTF-8)
+///                 4   c: length of the value
+///                 c   the value (the codec's bytes)
+/// ```
+///
+/// Nothing follows the last field and each (namespace, field name) pair
+/// appears once. Parsing is total: any byte string parses or is
+/// [`StoreError::Malformed`], never a panic, and the parser never
+/// allocates more than the input's length justifies.
+#[derive(Clone)]
+pub struct MemcacheStore {
+    client: AsyncMetaClient,
+    prefix: String,
+    max_item_size: usize,
+}
+
+impl std::fmt::Debug for MemcacheStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemcacheStore")
+            .field("prefix", &self.prefix)
+            .field("max_item_size", &self.max_item_size)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a conditional write did.
+enum Written {
+    /// Stored; the item's new CAS token.
+    Stored(u64),
+    /// `add`: an item exists already.
+    Exists,
+    /// `cas`: the item changed since it was read.
+    Conflict,
+    /// `cas`: the item is gone.
+    Gone,
+}
+
+impl MemcacheStore {
+    /// Connects to the Memcached server(s) of a URL and checks that each
+    /// answers.
+    ///
+    /// The URL is `memcache://host:port` (port 11211 if left out); several
+    /// servers are separated by commas, each with or without the scheme:
+    /// `memcache://10.0.0.1:11211,10.0.0.2:11211`. Sessions are spread over
+    /// them by rendezvous hashing of their keys. The client has the
+    /// `memcache` crate's defaults: a 1 second connect and exchange
+    /// deadline, pooled connections; use [`MemcacheStore::new`] with a
+    /// client from [`AsyncMetaClient::builder`] to change them.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        let servers = parse_url(url)?;
+        let client = AsyncMetaClient::builder()
+            .connect_multiple_async(servers)
+            .await
+            .map_err(StoreError::backend)?;
+        client.noop().await.map_err(StoreError::backend)?;
+        Ok(Self::new(client))
+    }
+
+    /// A store on a configured client, with the default prefix and item
+    /// size limit.
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use typed_sessions::store::memcache::{AsyncMetaClient, MemcacheStore};
+    ///
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let client = AsyncMetaClient::builder()
+    ///     .io_timeout(Some(Duration::from_millis(500)))
+    ///     .connect_multiple_async(["10.0.0.1:11211", "10.0.0.2:11211"])
+    ///     .await?;
+    /// let store = MemcacheStore::new(client);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn new(client: AsyncMetaClient) -> Self {
+        Self {
+            client,
+            prefix: DEFAULT_PREFIX.to_owned(),
+            max_item_size: DEFAULT_MAX_ITEM_SIZE,
+        }
+    }
+
+    /// Sets the key prefix (default `session:`): a session lives at
+    /// `{prefix}{id}`. Keys are limited to 250 bytes and an id is 32, so
+    /// keep the prefix short.
+    pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// Sets the largest session record, in bytes, this store writes
+    /// (default [`DEFAULT_MAX_ITEM_SIZE`]). Set it somewhat below the
+    /// server's `-I` item size limit; a session that would grow past it
+    /// fails with [`StoreError::TooLarge`] instead.
+    pub fn with_max_item_size(mut self, bytes: usize) -> Self {
+        self.max_item_size = bytes;
+        self
+    }
+
+    /// The client, for operations of its own.
+    pub fn client(&self) -> &AsyncMetaClient {
+        &self.client
+    }
+
+    /// The Memcached key of a session: `{prefix}{id}`.
+    pub fn key(&self, id: &SessionId) -> String {
+        format!("{}{}", self.prefix, id.as_str())
+    }
+
+    /// Reads an item, with its CAS token when `cas` is set.
+    async fn read(&self, key: &str, cas: bool) -> Result<Option<(Vec<u8>, u64)>, StoreError> {
+        let mut get = Get::new(key);
+        if cas {
+            get = get.meta(Meta::NONE.cas());
+        }
+        let result = self.client.run(get).await.map_err(StoreError::backend)?;
+        match result.status {
+            GetStatus::Hit => {
+                let Some(value) = result.value else {
+                    return Err(StoreError::Malformed(
+                        "memcached answered a get without the value".to_owned(),
+                    ));
+                };
+                let token = match (cas, result.item.cas) {
+                    (false, _) => 0,
+                    (true, Some(token)) => token,
+                    (true, None) => {
+                        return Err(StoreError::Malformed(
+                            "memcached answered a gets without the CAS token".to_owned(),
+                        ));
+                    }
+                };
+                Ok(Some((value, token)))
+            }
+            // `Pending` is an empty lease placeholder, never written by this
+            // store: nothing readable is there.
+            _ => Ok(None),
+        }
+    }
+
+    /// `add` (when `cas` is `None`) or `cas`, with the item's TTL.
+    async fn write(
+        &self,
+        id: &SessionId,
+        key: &str,
+        value: Vec<u8>,
+        expires_at: SystemTime,
+        cas: Option<u64>,
+    ) -> Result<Written, StoreError> {
+        let len = value.len();
+        let mut set = Set::new(key, b"");
+        set.value = value;
+        let set = set
+            .ttl(item_ttl(expires_at, SystemTime::now()))
+            .return_cas();
+        let set = match cas {
+            Some(token) => set.compare_cas(token),
+            None => set.add(),
+        };
+        let result = match self.client.run(set).await {
+            Ok(result) => result,
+            Err(memcache::exp::Error::Server(message)) if message.contains("too large") => {
+                let error = StoreError::TooLarge(format!(
+                    "memcached refused the {len}-byte session item ({message}); its item \
+                     size limit (-I, 1 MiB by default) is below this store's limit of {} \
+                     bytes: lower it with MemcacheStore::with_max_item_size",
+                    self.max_item_size
+                ));
+                tracing::warn!(session = %id.log_tag(), %error, "session not saved");
+                return Err(error);
+            }
+            Err(error) => return Err(StoreError::backend(error)),
+        };
+        Ok(match result.status {
+            MutationStatus::Applied => Written::Stored(result.cas.unwrap_or(0)),
+            MutationStatus::AlreadyExists => Written::Exists,
+            MutationStatus::CasMismatch => Written::Conflict,
+            _ => Written::Gone,
+        })
+    }
+
+    /// Encodes a record, or the `TooLarge` error naming the limit.
+    fn encode(
+        &self,
+        id: &SessionId,
+        created_at: u64,
+        expires_at: SystemTime,
+        fields: &[record::Field<'_>],
+    ) -> Result<Vec<u8>, StoreError> {
+        record::encode(
+            created_at,
+            unix_millis(expires_at),
+            fields,
+            self.max_item_size,
+        )
+        .map_err(|error| {
+            let error = StoreError::TooLarge(match error {
+                EncodeError::OverLimit { len, limit } => format!(
+                    "the session would be a {len}-byte memcached item, over the limit of \
+                     {limit} bytes (MemcacheStore::with_max_item_size; memcached's own \
+                     item size limit, -I, is 1 MiB by default)"
+                ),
+                EncodeError::FieldTooLong(message) => message,
+            });
+            tracing::warn!(session = %id.log_tag(), %error, "session not saved");
+            error
+        })
+    }
+
+    /// Parses a stored item; `None` for an expired record or an unreadable
+    /// one (logged).
+    fn live<'a>(&self, id: &SessionId, bytes: &'a [u8], now: SystemTime) -> Option<Record<'a>> {
+        match record::parse(bytes) {
+            Ok(record) if record.expires_at > unix_millis(now) => Some(record),
+            Ok(_) => None,
+            Err(error) => {
+                tracing::warn!(
+                    session = %id.log_tag(),
+                    %error,
+                    "unreadable memcached session item treated as absent"
+                );
+                None
+            }
+        }
+    }
+
+    /// Stores a brand-new item at `key`: `add`, or a `cas` over an item
+    /// that is expired or unreadable. Returns the new item's CAS token.
+    async fn create_item(
+        &self,
+        id: &SessionId,
+        key: &str,
+        value: &[u8],
+        expires_at: SystemTime,
+    ) -> Result<u64, StoreError> {
+        for attempt in 0..MAX_ATTEMPTS {
+            match self
+                .write(id, key, value.to_vec(), expires_at, None)
+                .await?
+            {
+                Written::Stored(cas) => return Ok(cas),
+                Written::Exists => {}
+                Written::Conflict | Written::Gone => {
+                    return Err(StoreError::Malformed(
+                        "memcached answered an add like a cas".to_owned(),
+                    ));
+                }
+            }
+            // Something is there: a live session, or a dead item to replace.
+            let Some((bytes, cas)) = self.read(key, true).await? else {
+                continue; // gone since: add again
+            };
+            if self.live(id, &bytes, SystemTime::now()).is_some() {
+                return Err(StoreError::IdExists);
+            }
+            match self
+                .write(id, key, value.to_vec(), expires_at, Some(cas))
+                .await?
+            {
+                Written::Stored(cas) => return Ok(cas),
+                _ => backoff(attempt).await,
+            }
+        }
+        Err(StoreError::Contention(MAX_ATTEMPTS))
+    }
+
+    /// The read-modify-write loop of update and touch: `gets`, `change`
+    /// the live record into new bytes, `cas` them back; again on a
+    /// conflict. `Ok(false)` when the session is gone.
+    async fn modify(
+        &self,
+        id: &SessionId,
+        expires_at: SystemTime,
+        change: impl Fn(&Record<'_>) -> Result<Vec<u8>, StoreError>,
+    ) -> Result<bool, StoreError> {
+        let key = self.key(id);
+        for attempt in 0..MAX_ATTEMPTS {
+            let Some((bytes, cas)) = self.read(&key, true).await? else {
+                return Ok(false);
+            };
+            let Some(record) = self.live(id, &bytes, SystemTime::now()) else {
+                return Ok(false);
+            };
+            let value = change(&record)?;
+            match self.write(id, &key, value, expires_at, Some(cas)).await? {
+                Written::Stored(_) => return Ok(true),
+                Written::Conflict => {
+                    tracing::trace!(session = %id.log_tag(), attempt, "cas conflict, retrying");
+                    backoff(attempt).await;
+                }
+                Written::Gone => return Ok(false),
+                Written::Exists => {
+                    return Err(StoreError::Malformed(
+                        "memcached answered a cas like an add".to_owned(),
+                    ));
+                }
+            }
+        }
+        tracing::warn!(session = %id.log_tag(), attempts = MAX_ATTEMPTS, "session write gave up");
+        Err(StoreError::Contention(MAX_ATTEMPTS))
+    }
+
+    /// `delete`, only while the item's CAS token is `cas` when given.
+    async fn delete_item(&self, key: &str, cas: Option<u64>) -> Result<MutationStatus, StoreError> {
+        let mut delete = Delete::new(key);
+        if let Some(cas) = cas {
+            delete = delete.compare_cas(cas);
+        }
+        let result = self.client.run(delete).await.map_err(StoreError::backend)?;
+        Ok(result.status)
+    }
+}
+
+#[async_trait]
+impl SessionStore for MemcacheStore {
+    async fn load(
+        &self,
+        id: &SessionId,
+        namespace: &str,
+        fields: &[&str],
+    ) -> Result<Option<LoadedFields>, StoreError> {
+        let Some((bytes, _)) = self.read(&self.key(id), false).await? else {
+            return Ok(None);
+        };
+        let Some(record) = self.live(id, &bytes, SystemTime::now()) else {
+            return Ok(None);
+        };
+        let values = fields
+            .iter()
+            .map(|name| {
+                record
+                    .fields
+                    .iter()
+                    .find(|f| f.namespace == namespace.as_bytes() && f.name == name.as_bytes())
+                    .map(|f| f.value.to_vec())
+            })
+            .collect();
+        Ok(Some(LoadedFields {
+            created_at: super::from_unix_millis(record.created_at),
+            expires_at: super::from_unix_millis(record.expires_at),
+            values,
+        }))
+    }
+
+    async fn create(
+        &self,
+        id: &SessionId,
+        writes: &[FieldWrite<'_>],
+        created_at: SystemTime,
+        expires_at: SystemTime,
+    ) -> Result<(), StoreError> {
+        let fields = record::merge(&[], writes);
+        let value = self.encode(id, unix_millis(created_at), expires_at, &fields)?;
+        self.create_item(id, &self.key(id), &value, expires_at)
+            .await
+            .map(|_| ())
+    }
+
+    async fn update(
+        &self,
+        id: &SessionId,
+        writes: &[FieldWrite<'_>],
+        expires_at: SystemTime,
+    ) -> Result<bool, StoreError> {
+        self.modify(id, expires_at, |stored| {
+            let fields = record::merge(&stored.fields, writes);
+            self.encode(id, stored.created_at, expires_at, &fields)
+        })
+        .await
+    }
+
+    async fn touch(&self, id: &SessionId, expires_at: SystemTime) -> Result<bool, StoreError> {
+        self.modify(id, expires_at, |stored| {
+            Ok(record::with_header(
+                stored.created_at,
+                unix_millis(expires_at),
+                stored.body,
+            ))
+        })
+        .await
+    }
+
+    async fn delete(&self, id: &SessionId) -> Result<(), StoreError> {
+        self.delete_item(&self.key(id), None).await.map(|_| ())
+    }
+
+    async fn move_to(
+        &self,
+        from: &SessionId,
+        to: &SessionId,
+        expires_at: SystemTime,
+    ) -> Result<bool, StoreError> {
+        let from_key = self.key(from);
+        let to_key = self.key(to);
+        for attempt in 0..MAX_ATTEMPTS {
+            let Some((bytes, cas)) = self.read(&from_key, true).await? else {
+                return Ok(false);
+            };
+            let Some(record) = self.live(from, &bytes, SystemTime::now()) else {
+                return Ok(false);
+            };
+            let value =
+                record::with_header(record.created_at, unix_millis(expires_at), record.body);
+            let to_cas = self.create_item(to, &to_key, &value, expires_at).await?;
+            match self.delete_item(&from_key, Some(cas)).await? {
+                MutationStatus::Applied => return Ok(true),
+                MutationStatus::CasMismatch => {
+                    // A concurrent write changed the old session after it was
+                    // read: drop the stale copy and move again.
+                    self.delete_item(&to_key, Some(to_cas)).await?;
+                    backoff(attempt).await;
+                }
+                _ => {
+                    // Deleted or moved concurrently: the session is gone.
+                    self.delete_item(&to_key, Some(to_cas)).await?;
+                    return Ok(false);
+                }
+            }
+        }
+        Err(StoreError::Contention(MAX_ATTEMPTS))
+    }
+}
+
+/// Memcached's TTL for a session expiring at `expires_at`: one second past
+/// it, in whole seconds, relative up to 30 days and an absolute Unix time
+/// beyond (where Memcached reads any TTL as absolute).
+fn item_ttl(expires_at: SystemTime, now: SystemTime) -> Ttl {
+    let remaining = expires_at.duration_since(now).unwrap_or(Duration::ZERO);
+    // Rounded up, plus one: memcached's clock ticks once a second, so the
+    // item outlives the record's own expiry rather than the other way round.
+    let secs = remaining.as_secs() + u64::from(remaining.subsec_nanos() > 0) + 1;
+    match u32::try_from(secs) {
+        Ok(secs) if u64::from(secs) <= MAX_RELATIVE_TTL => Ttl::secs(secs),
+        _ => {
+            let at = unix_millis(expires_at).div_ceil(1000).saturating_add(1);
+            let at = at.min(u64::from(u32::MAX));
+            Ttl::at(SystemTime::UNIX_EPOCH + Duration::from_secs(at))
+        }
+    }
+}
+
+/// Sleeps a random time up to a cap that doubles with each attempt, from
+/// 0.2 ms to 20 ms, so colliding writers spread out.
+async fn backoff(attempt: u32) {
+    let cap_micros = (200u64 << attempt.min(7)).min(20_000);
+    let random = RandomState::new().build_hasher().finish();
+    tokio::time::sleep(Duration::from_micros(random % (cap_micros + 1))).await;
+}
+
+/// Splits a `memcache://` URL into `host:port` server addresses.
+fn parse_url(url: &str) -> Result<Vec<String>, StoreError> {
+    let invalid = |why: &str| {
+        StoreError::backend(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("invalid memcache URL {url:?}: {why}"),
+        ))
+    };
+    let Some(rest) = url.strip_prefix("memcache://") else {
+        return Err(invalid("expected memcache://host:port"));
+    };
+    let mut servers = Vec::new();
+    for part in rest.split(',') {
+        let part = part.trim();
+        let part = part.strip_prefix("memcache://").unwrap_or(part);
+        let part = part.strip_suffix('/').unwrap_or(part);
+        if part.is_empty() {
+            return Err(invalid("empty server address"));
+        }
+        if part.contains(['/', '?', '#', '@']) {
+            return Err(invalid(
+                "only host:port is supported (no path, query, or user)",
+            ));
+        }
+        let has_port = match part.rsplit_once(':') {
+            Some((host, port)) => {
+                !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) && !host.is_empty()
+            }
+            None => false,
+        };
+        if has_port {
+            servers.push(part.to_owned());
+        } else if part.ends_with(':') {
+            return Err(invalid("empty port"));
+        } else {
+            servers.push(format!("{part}:11211"));
+        }
+    }
+    Ok(servers)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        assert_eq!(
+            parse_url("memcache://127.0.0.1:11211").unwrap(),
+            ["127.0.0.1:11211"]
+        );
+        assert_eq!(parse_url("memcache://cache/").unwrap(), ["cache:11211"]);
+        assert_eq!(
+            parse_url("memcache://a:1,b:2, memcache://c").unwrap(),
+            ["a:1", "b:2", "c:11211"]
+        );
+        assert_eq!(parse_url("memcache://[::1]:5").unwrap(), ["[::1]:5"]);
+        assert_eq!(parse_url("memcache://[::1]").unwrap(), ["[::1]:11211"]);
+        for bad in [
+            "127.0.0.1:11211",
+            "redis://x:1",
+            "memcache://",
+            "memcache://a:1,",
+            "memcache://a:",
+            "memcache://a:1/db",
+            "memcache://a:1?timeout=3",
+            "memcache://u@a:1",
+        ] {
+            assert!(parse_url(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn ttls_are_relative_up_to_30_days_then_absolute() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+        let at = |ms: u64| now + Duration::from_millis(ms);
+        assert_eq!(item_ttl(at(1500), now), Ttl::secs(3));
+        assert_eq!(item_ttl(at(2000), now), Ttl::secs(3));
+        assert_eq!(item_ttl(now, now), Ttl::secs(1));
+        assert_eq!(item_ttl(now - Duration::from_secs(5), now), Ttl::secs(1));
+        let day = 24 * 60 * 60 * 1000;
+        assert_eq!(
+            item_ttl(at(30 * day - 1000), now),
+            Ttl::secs(30 * 24 * 60 * 60)
+        );
+        // 30 days exactly is one second past the relative range.
+        assert_eq!(
+            item_ttl(at(30 * day), now),
+            Ttl::at(now + Duration::from_secs(30 * 24 * 60 * 60 + 1))
+        );
+        assert_eq!(
+            item_ttl(at(31 * day + 1), now),
+            Ttl::at(now + Duration::from_secs(31 * 24 * 60 * 60 + 2))
+        );
+        let far = SystemTime::UNIX_EPOCH + Duration::from_secs(u64::from(u32::MAX) * 2);
+        assert_eq!(
+            item_ttl(far, now),
+            Ttl::at(SystemTime::UNIX_EPOCH + Duration::from_secs(u64::from(u32::MAX)))
+        );
+    }
+}
