@@ -198,10 +198,10 @@ impl Config {
         if !is_attribute_value(&self.path) || !self.path.starts_with('/') {
             return Err(ConfigError::InvalidAttribute("path", self.path.clone()));
         }
-        if let Some(domain) = &self.domain {
-            if domain.is_empty() || !is_attribute_value(domain) {
-                return Err(ConfigError::InvalidAttribute("domain", domain.clone()));
-            }
+        if let Some(domain) = &self.domain
+            && (domain.is_empty() || !is_attribute_value(domain))
+        {
+            return Err(ConfigError::InvalidAttribute("domain", domain.clone()));
         }
         if self.keys_missing {
             return Err(ConfigError::NoSigningKeys);

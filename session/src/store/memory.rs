@@ -113,7 +113,11 @@ impl MemoryStore {
         let shard = self.shard(id);
         let now = SystemTime::now();
         let mut sessions = shard.sessions.lock();
-        if shard.writes.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == 0 {
+        if shard
+            .writes
+            .fetch_add(1, Ordering::Relaxed)
+            .is_multiple_of(SWEEP_EVERY)
+        {
             sessions.retain(|_, record| record.is_live(now));
         }
         write(&mut sessions, now)
