@@ -120,9 +120,12 @@ const MAX_RELATIVE_TTL: u64 = 30 * 24 * 60 * 60;
 /// [`with_max_item_size`](MemcacheStore::with_max_item_size) (default
 /// [`DEFAULT_MAX_ITEM_SIZE`], 1 MiB minus 512 bytes) is not sent and fails
 /// with [`StoreError::TooLarge`], naming the size and the limit; the stored
-/// session is left as it was. If the server refuses an item anyway (its
-/// `-I` is smaller than the configured limit), that is a `TooLarge` too.
-/// Nothing is ever truncated or silently dropped. Namespace and field names
+/// session is left as it was. Keep the limit at or below the server's:
+/// if the server refuses an item anyway (its `-I` is smaller than the
+/// configured limit), that is a `TooLarge` too, logged at error level, but
+/// Memcached itself then drops the item stored under that key (it does so
+/// on every refused store, so stale data cannot outlive a failed write)
+/// and the session is lost. Nothing is ever truncated. Namespace and field names
 /// are limited to 65535 bytes, the key (`{prefix}{id}`) to 250 bytes.
 ///
 /// # Failures
@@ -314,14 +317,16 @@ impl MemcacheStore {
         };
         let result = match self.client.run(set).await {
             Ok(result) => result,
-            Err(memcache::exp::Error::Server(message)) if message.contains("too large") => {
+            Err(error) if refused_as_too_large(&error).is_some() => {
+                let message = refused_as_too_large(&error).unwrap_or_default();
                 let error = StoreError::TooLarge(format!(
-                    "memcached refused the {len}-byte session item ({message}); its item \
-                     size limit (-I, 1 MiB by default) is below this store's limit of {} \
-                     bytes: lower it with MemcacheStore::with_max_item_size",
+                    "memcached refused the {len}-byte session item ({message}) and, as it \
+                     does on a refused store, dropped the item stored before; the server's \
+                     item size limit (-I, 1 MiB by default) is below this store's limit of \
+                     {} bytes: lower it with MemcacheStore::with_max_item_size",
                     self.max_item_size
                 ));
-                tracing::warn!(session = %id.log_tag(), %error, "session not saved");
+                tracing::error!(session = %id.log_tag(), %error, "session not saved");
                 return Err(error);
             }
             Err(error) => return Err(StoreError::backend(error)),
@@ -591,6 +596,17 @@ fn item_ttl(expires_at: SystemTime, now: SystemTime) -> Ttl {
             let at = at.min(u64::from(u32::MAX));
             Ttl::at(SystemTime::UNIX_EPOCH + Duration::from_secs(at))
         }
+    }
+}
+
+/// memcached's message when it refused an item over its size limit. The
+/// client reports it as a server error, wrapped as ambiguous because it
+/// drops the connection after an error reply.
+fn refused_as_too_large(error: &memcache::exp::Error) -> Option<&str> {
+    match error {
+        memcache::exp::Error::Server(message) if message.contains("too large") => Some(message),
+        memcache::exp::Error::Ambiguous { source, .. } => refused_as_too_large(source),
+        _ => None,
     }
 }
 
