@@ -201,6 +201,9 @@ impl RequestSession {
                     .shared
                     .call(self.shared.store.load(id, T::NAMESPACE, T::FIELDS))
                     .await?;
+                if let Some(found) = &found {
+                    check_loaded(found, T::FIELDS.len())?;
+                }
                 match found {
                     Some(found) if !self.past_deadline(found.created_at) => (
                         Existence::Live {
@@ -427,6 +430,28 @@ impl RequestSession {
         );
         None
     }
+}
+
+/// The most bytes one namespace may load: a store that returns more is
+/// answered with an error, not decoded.
+pub(crate) const MAX_NAMESPACE_BYTES: usize = 64 * 1024 * 1024;
+
+/// A store's answer must have one value per requested field and stay within
+/// [`MAX_NAMESPACE_BYTES`].
+fn check_loaded(found: &crate::store::LoadedFields, fields: usize) -> Result<(), StoreError> {
+    if found.values.len() != fields {
+        return Err(StoreError::Malformed(format!(
+            "store returned {} values for {fields} fields",
+            found.values.len()
+        )));
+    }
+    let bytes: usize = found.values.iter().flatten().map(Vec::len).sum();
+    if bytes > MAX_NAMESPACE_BYTES {
+        return Err(StoreError::TooLarge(format!(
+            "a namespace of {bytes} bytes exceeds the {MAX_NAMESPACE_BYTES}-byte limit"
+        )));
+    }
+    Ok(())
 }
 
 /// Why the save after the handler failed; the response becomes a 500.
