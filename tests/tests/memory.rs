@@ -42,3 +42,31 @@ mod layer_only {
         }));
     }
 }
+
+#[cfg(feature = "json")]
+mod json_codec {
+    use std::sync::Arc;
+
+    use typed_sessions::{Json, MemoryStore, SessionId, SessionLayer, SessionStore};
+    use typed_sessions_tests::app::serve;
+    use typed_sessions_tests::browser::Browser;
+
+    #[tokio::test]
+    async fn json_codec_stores_readable_values() {
+        let store = Arc::new(MemoryStore::default());
+        let server = serve(SessionLayer::new(store.clone()).with_codec(Json)).await;
+        let mut browser = Browser::new(&server.base);
+        browser.get("/login").await;
+        assert_eq!(browser.get("/count").await.body, "1");
+        assert_eq!(browser.get("/count").await.body, "2");
+        let id = SessionId::parse(&browser.cookie.clone().unwrap()).unwrap();
+        let counter = store
+            .load(&id, "Counter", &["visits"])
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(counter.values, vec![Some(b"2".to_vec())]);
+        let cart = store.load(&id, "cart", &["items"]).await.unwrap().unwrap();
+        assert_eq!(cart.values, vec![Some(br#"["book"]"#.to_vec())]);
+    }
+}
