@@ -53,6 +53,12 @@ pub use id::{LogTag, RandomnessError, SessionId};
 pub use layer::{SessionLayer, SessionService};
 pub use state::SessionState;
 pub use store::memory::MemoryStore;
+#[cfg(feature = "memcache")]
+pub use store::memcache::MemcacheStore;
+#[cfg(feature = "mongodb")]
+pub use store::mongodb::MongoStore;
+#[cfg(feature = "redis")]
+pub use store::redis::RedisStore;
 pub use store::{FieldKey, FieldWrite, LoadedFields, SessionStore, StoreError};
 pub use typed_sessions_derive::SessionState;
 
