@@ -9,7 +9,7 @@
 //! |---|---|
 //! | `__created` | the marker: the session exists; its creation time in Unix milliseconds, as decimal text |
 //! | `{namespace}.{field}` | the encoded bytes of one field, exactly as the codec produced them |
-//! | `__moving` | transient, only on Redis Cluster while [`move_to`](SessionStore::move_to) copies the session to another node (see below) |
+//! | `__moving`, `__frozen` | transient, only on Redis Cluster while [`move_to`](SessionStore::move_to) copies the session to another node (see below) |
 //!
 //! Field names always contain a dot and the two internal names never do, so
 //! they cannot collide. The key's Redis expiry (`PEXPIREAT`, millisecond
@@ -46,24 +46,33 @@
 //!
 //! 1. *copy out*: if `from` has the marker, mark it `__moving = token` (a
 //!    fresh random token) and return all of its fields (`HGETALL`);
-//! 2. *copy in*: create `to` with exactly those fields and the new expiry,
-//!    only if `to` does not exist;
-//! 3. *finish*: if `from` still carries the token, delete it (leaving a
-//!    field-less tombstone for 60 s, so that a retried *finish* is
-//!    recognised).
+//! 2. *copy in*: create `to` with exactly those fields (marker included, so
+//!    the creation time is kept) and the new expiry, only if `to` does not
+//!    exist;
+//! 3. *finish*: if `from` still carries the token, delete it, leaving a
+//!    field-less tombstone for 60 s so that a retried *finish* is recognised.
 //!
-//! Every `update` that writes to a session clears `__moving`. So a
-//! concurrent write to the old id between steps 1 and 3 is not lost: step 3
-//! sees the token gone, discards the copy and the move starts over with the
-//! newer data (at most 5 attempts, then [`StoreError::Contention`]). A
-//! concurrent `delete` of the old id wins: step 3 finds `from` gone, discards
-//! the copy and returns `false`. What is *not* atomic: between steps 2 and 3
-//! both ids answer loads (the old one with data that is about to move). A
-//! failure between the steps never loses the session: `from` is deleted only
-//! after `to` holds a complete copy; at worst `to` stays behind, unused and
-//! unknown to any client, until its expiry. If all keys share one slot (a
-//! prefix with a hash tag like `{sessions}:` — which also puts every session
-//! on one node), the atomic single-server script is used.
+//! Every `update` that writes to a session clears `__moving`, so a write to
+//! the old id between steps 1 and 3 is never lost: step 3 sees the token
+//! gone, the copy is discarded and the move starts over with the newer data.
+//! The first attempt lets such writes go on; the later ones (at most 3
+//! attempts in all, then [`StoreError::Contention`]) also set
+//! `__frozen = now + 1 s`, and an `update` of the old id waits (briefly
+//! polling, within the store's timeout) until the move is done — then it
+//! reports `false`, exactly as after the single-server `RENAME` — or until
+//! the 1 s lease runs out, so a mover that died blocks writers for at most
+//! a second. A concurrent `delete` of the old id wins: step 3 finds `from`
+//! gone, the copy is discarded and the move returns `false`.
+//!
+//! What is *not* atomic: between steps 2 and 3 both ids answer loads (the
+//! old one with the data being moved). A failure between the steps never
+//! loses the session: `from` is deleted only after `to` holds a complete
+//! copy; at worst `to` stays behind, unused and unknown to any client, until
+//! its expiry. Steps the cluster client retries after a lost reply are
+//! idempotent. If both keys are in one slot (a prefix with a hash tag like
+//! `{sessions}:`, which also puts every session on one node), the atomic
+//! single-server script is used. Moving a session within the cluster
+//! transfers it twice (out and in); sessions are small.
 //!
 //! # Limits
 //!
@@ -108,8 +117,19 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3);
 /// [`RedisStore::connect_cluster`] open.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
-/// Attempts of a cluster `move_to` that keeps meeting concurrent writes.
-const MOVE_ATTEMPTS: u32 = 5;
+/// Attempts of a cluster `move_to` that keeps meeting concurrent writes
+/// (the first optimistic, the others with writes held off).
+const MOVE_ATTEMPTS: u32 = 3;
+/// How long a cluster `move_to` may hold off writes to the old id while it
+/// finishes: long enough for two round trips, short enough that a mover that
+/// died does not block writers for long.
+const MOVE_LEASE: Duration = Duration::from_secs(1);
+/// Pauses of an update waiting for a held-off session (see [`MOVE_LEASE`]).
+const BUSY_PAUSE_FIRST: Duration = Duration::from_millis(2);
+const BUSY_PAUSE_MAX: Duration = Duration::from_millis(50);
+
+/// Internal hash fields that a cluster move must not copy.
+const FROZEN: &str = "__frozen";
 
 /// The hash field that marks a session and holds its creation time. Stored
 /// field names always contain a dot, this one does not.
@@ -156,11 +176,21 @@ return 1
 });
 
 /// ARGV: expiry, the number n of fields to set, n field/value pairs, then the
-/// fields to remove. A write clears `__moving` (see the module docs).
+/// fields to remove. A write clears `__moving`; while `__frozen` holds a
+/// time in the future the session is busy (2) and nothing is written (see
+/// the module docs).
 static UPDATE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 if redis.call('HEXISTS', KEYS[1], '__created') == 0 then return 0 end
+local frozen = redis.call('HGET', KEYS[1], '__frozen')
+if frozen then
+  local now = redis.call('TIME')
+  if tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) < (tonumber(frozen) or 0) then
+    return 2
+  end
+  redis.call('HDEL', KEYS[1], '__frozen')
+end
 local last = 2 + 2 * tonumber(ARGV[2])
 for i = 3, last, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 for i = last + 1, #ARGV do redis.call('HDEL', KEYS[1], ARGV[i]) end
@@ -196,12 +226,19 @@ return 1
     )
 });
 
-/// Cluster move, step 1 on `from`. ARGV: token. All fields, or nil.
+/// Cluster move, step 1 on `from`. ARGV: token, lease in ms (0: writes go
+/// on). All fields, or nil.
 static COPY_OUT: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 if redis.call('HEXISTS', KEYS[1], '__created') == 0 then return false end
 redis.call('HSET', KEYS[1], '__moving', ARGV[1])
+local lease = tonumber(ARGV[2])
+if lease > 0 then
+  local now = redis.call('TIME')
+  local until_ms = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) + lease
+  redis.call('HSET', KEYS[1], '__frozen', string.format('%.0f', until_ms))
+end
 return redis.call('HGETALL', KEYS[1])
 ",
     )
@@ -239,6 +276,17 @@ if redis.call('HGET', KEYS[1], '__moving') == ARGV[1] then
 end
 if redis.call('HEXISTS', KEYS[1], '__created') == 1 then return 0 end
 return -1
+",
+    )
+});
+
+/// Lets writes to `from` go on after a failed cluster move, if it still
+/// carries the move's token.
+static THAW: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+if redis.call('HGET', KEYS[1], '__moving') == ARGV[1] then return redis.call('HDEL', KEYS[1], '__frozen') end
+return 0
 ",
     )
 });
@@ -466,15 +514,26 @@ impl RedisStore {
         expires_at: u64,
     ) -> Result<bool, StoreError> {
         for attempt in 1..=MOVE_ATTEMPTS {
+            // The first attempt lets writes to `from` go on (and carries
+            // them over by trying again); later ones hold them off briefly.
+            let lease = if attempt == 1 { None } else { Some(MOVE_LEASE) };
             let token = SessionId::generate().map_err(StoreError::backend)?;
             let token = token.as_str();
-            let Some(fields) = self.copy_out(from_key, token).await? else {
+            let Some(fields) = self.copy_out(from_key, token, lease).await? else {
                 return Ok(false);
             };
-            if !self.copy_in(to_key, token, expires_at, &fields).await? {
-                return Err(StoreError::IdExists);
-            }
-            match self.finish(from_key, token).await? {
+            let result = self.copy_in_and_finish(from_key, to_key, token, expires_at, &fields);
+            let step = match result.await {
+                Ok(step) => step,
+                Err(error) => {
+                    if lease.is_some() {
+                        // Best effort; the lease runs out by itself anyway.
+                        let _ = self.invoke_int(THAW.key(from_key).arg(token)).await;
+                    }
+                    return Err(error);
+                }
+            };
+            match step {
                 Step::Done => return Ok(true),
                 Step::Retry => {
                     tracing::debug!(
@@ -500,11 +559,33 @@ impl RedisStore {
         Err(StoreError::Contention(MOVE_ATTEMPTS))
     }
 
-    /// Cluster move, step 1: marks `from` with `token` and returns all of
-    /// its hash fields and values, flat; `None` when it is not a session.
-    async fn copy_out(&self, from_key: &str, token: &str) -> Result<Option<Vec<Value>>, StoreError> {
+    /// Cluster move, steps 2 and 3.
+    async fn copy_in_and_finish(
+        &self,
+        from_key: &str,
+        to_key: &str,
+        token: &str,
+        expires_at: u64,
+        fields: &[Value],
+    ) -> Result<Step, StoreError> {
+        if !self.copy_in(to_key, token, expires_at, fields).await? {
+            return Err(StoreError::IdExists);
+        }
+        self.finish(from_key, token).await
+    }
+
+    /// Cluster move, step 1: marks `from` with `token` (and with a lease,
+    /// holds off writes to it until the lease ends) and returns all of its
+    /// hash fields and values, flat; `None` when it is not a session.
+    async fn copy_out(
+        &self,
+        from_key: &str,
+        token: &str,
+        lease: Option<Duration>,
+    ) -> Result<Option<Vec<Value>>, StoreError> {
+        let lease_ms = lease.map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
         let mut invocation = COPY_OUT.key(from_key);
-        invocation.arg(token);
+        invocation.arg(token).arg(lease_ms);
         match self.invoke(&invocation).await? {
             Value::Nil => Ok(None),
             Value::Array(items) if items.len() % 2 == 0 => Ok(Some(items)),
@@ -522,11 +603,15 @@ impl RedisStore {
     ) -> Result<bool, StoreError> {
         let mut invocation = COPY_IN.key(to_key);
         invocation.arg(token).arg(expires_at);
-        for item in fields {
-            match item {
-                Value::BulkString(bytes) => invocation.arg(bytes.as_slice()),
-                other => return Err(unexpected("a field name or value", other)),
+        for pair in fields.chunks_exact(2) {
+            let (Value::BulkString(name), Value::BulkString(value)) = (&pair[0], &pair[1]) else {
+                return Err(StoreError::Malformed(
+                    "a session hash field that is not a string".into(),
+                ));
             };
+            if name != FROZEN.as_bytes() {
+                invocation.arg(name.as_slice()).arg(value.as_slice());
+            }
         }
         Ok(self.invoke_int(&invocation).await? == 1)
     }
@@ -714,7 +799,23 @@ impl SessionStore for RedisStore {
         for name in &removals {
             invocation.arg(name);
         }
-        Ok(self.timed(self.invoke_int(&invocation)).await? == 1)
+        let run = async {
+            let mut pause = BUSY_PAUSE_FIRST;
+            loop {
+                match self.invoke_int(&invocation).await? {
+                    1 => return Ok(true),
+                    // A cluster move is finishing: wait for it (it ends,
+                    // or its lease does, within MOVE_LEASE).
+                    2 => {
+                        tracing::debug!(session = %id.log_tag(), "session busy moving; waiting");
+                        tokio::time::sleep(pause).await;
+                        pause = (pause * 2).min(BUSY_PAUSE_MAX);
+                    }
+                    _ => return Ok(false),
+                }
+            }
+        };
+        self.timed(run).await
     }
 
     async fn touch(&self, id: &SessionId, expires_at: SystemTime) -> Result<bool, StoreError> {
@@ -762,5 +863,241 @@ impl SessionStore for RedisStore {
             0 => Ok(false),
             _ => Err(StoreError::IdExists),
         }
+    }
+}
+
+/// The steps of a cross-slot cluster move, interleaved with other calls in
+/// the orders a real race can produce. Needs the Redis Cluster of the test
+/// servers (`REDIS_CLUSTER_URLS`, default 127.0.0.1:7000-7002).
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+    use crate::store::FieldKey;
+
+    async fn cluster() -> RedisStore {
+        let urls = std::env::var("REDIS_CLUSTER_URLS").unwrap_or_else(|_| {
+            "redis://127.0.0.1:7000/,redis://127.0.0.1:7001/,redis://127.0.0.1:7002/".into()
+        });
+        let urls: Vec<&str> = urls.split(',').map(str::trim).collect();
+        RedisStore::connect_cluster(&urls)
+            .await
+            .expect("the Redis Cluster of scripts/test-servers.sh")
+            .with_prefix("test:unit:")
+    }
+
+    fn in_a_minute() -> SystemTime {
+        SystemTime::now() + Duration::from_secs(60)
+    }
+
+    fn set<'a>(field: &'a str, value: &'a [u8]) -> FieldWrite<'a> {
+        FieldWrite {
+            key: FieldKey {
+                namespace: "ns",
+                field,
+            },
+            value: Some(value),
+        }
+    }
+
+    /// A session and a fresh target id in different slots.
+    async fn session(store: &RedisStore) -> (SessionId, SessionId, String, String) {
+        loop {
+            let (from, to) = (
+                SessionId::generate().unwrap(),
+                SessionId::generate().unwrap(),
+            );
+            let (from_key, to_key) = (store.key(&from), store.key(&to));
+            if Slot::for_key(&from_key) == Slot::for_key(&to_key) {
+                continue;
+            }
+            store
+                .create(&from, &[set("a", b"1")], SystemTime::now(), in_a_minute())
+                .await
+                .unwrap();
+            return (from, to, from_key, to_key);
+        }
+    }
+
+    async fn value(store: &RedisStore, id: &SessionId, field: &str) -> Option<Option<Vec<u8>>> {
+        let loaded = store.load(id, "ns", &[field]).await.unwrap()?;
+        loaded.values.into_iter().next()
+    }
+
+    fn expiry() -> u64 {
+        unix_millis(in_a_minute())
+    }
+
+    #[tokio::test]
+    async fn write_between_copy_and_finish_makes_the_move_copy_again() {
+        let store = cluster().await;
+        let (from, to, from_key, to_key) = session(&store).await;
+        let fields = store
+            .copy_out(&from_key, "t1", None)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            store
+                .copy_in(&to_key, "t1", expiry(), &fields)
+                .await
+                .unwrap()
+        );
+        assert!(
+            store
+                .update(&from, &[set("b", b"late")], in_a_minute())
+                .await
+                .unwrap()
+        );
+        assert_eq!(store.finish(&from_key, "t1").await.unwrap(), Step::Retry);
+        store.discard(&to_key, "t1").await.unwrap();
+        assert_eq!(store.load(&to, "ns", &["a"]).await.unwrap(), None);
+        // The whole move now carries the late write over.
+        assert!(store.move_to(&from, &to, in_a_minute()).await.unwrap());
+        assert_eq!(value(&store, &to, "b").await, Some(Some(b"late".to_vec())));
+        assert_eq!(value(&store, &from, "a").await, None);
+    }
+
+    #[tokio::test]
+    async fn delete_during_the_move_wins() {
+        let store = cluster().await;
+        let (from, to, from_key, to_key) = session(&store).await;
+        let fields = store
+            .copy_out(&from_key, "t1", None)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            store
+                .copy_in(&to_key, "t1", expiry(), &fields)
+                .await
+                .unwrap()
+        );
+        store.delete(&from).await.unwrap();
+        assert_eq!(store.finish(&from_key, "t1").await.unwrap(), Step::Gone);
+        store.discard(&to_key, "t1").await.unwrap();
+        assert_eq!(value(&store, &to, "a").await, None);
+    }
+
+    /// A step the cluster client retries after it already took effect (a
+    /// lost reply) reports the same outcome and does no harm.
+    #[tokio::test]
+    async fn repeated_steps_are_idempotent() {
+        let store = cluster().await;
+        let (from, to, from_key, to_key) = session(&store).await;
+        let fields = store
+            .copy_out(&from_key, "t1", None)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            store
+                .copy_out(&from_key, "t1", None)
+                .await
+                .unwrap()
+                .unwrap(),
+            fields
+        );
+        assert!(
+            store
+                .copy_in(&to_key, "t1", expiry(), &fields)
+                .await
+                .unwrap()
+        );
+        assert!(
+            store
+                .copy_in(&to_key, "t1", expiry(), &fields)
+                .await
+                .unwrap()
+        );
+        assert!(
+            !store
+                .copy_in(&to_key, "t2", expiry(), &fields)
+                .await
+                .unwrap()
+        );
+        assert_eq!(store.finish(&from_key, "t1").await.unwrap(), Step::Done);
+        assert_eq!(store.finish(&from_key, "t1").await.unwrap(), Step::Done);
+        assert_eq!(value(&store, &to, "a").await, Some(Some(b"1".to_vec())));
+        assert_eq!(value(&store, &from, "a").await, None);
+        // Another move's token does not match the tombstone.
+        assert_eq!(store.finish(&from_key, "t2").await.unwrap(), Step::Gone);
+    }
+
+    /// While a retrying move holds writes off, an update waits; once the
+    /// move is done it reports the session gone, as after an atomic rename.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn update_waits_for_a_held_move_then_reports_it_gone() {
+        let store = cluster().await;
+        let (from, to, from_key, to_key) = session(&store).await;
+        let fields = store
+            .copy_out(&from_key, "t1", Some(Duration::from_secs(60)))
+            .await
+            .unwrap()
+            .unwrap();
+        let writer = {
+            let (store, from) = (store.clone(), from.clone());
+            tokio::spawn(async move {
+                store
+                    .update(&from, &[set("b", b"late")], in_a_minute())
+                    .await
+            })
+        };
+        // The writer is held off: it does not complete while the move runs.
+        tokio::task::yield_now().await;
+        assert!(!writer.is_finished());
+        assert!(
+            store
+                .copy_in(&to_key, "t1", expiry(), &fields)
+                .await
+                .unwrap()
+        );
+        assert_eq!(store.finish(&from_key, "t1").await.unwrap(), Step::Done);
+        assert!(
+            !writer.await.unwrap().unwrap(),
+            "write landed on a moved session"
+        );
+        // The lease field is not copied; the moved session takes writes.
+        let mut con = match store.connection() {
+            RedisConnection::Cluster(c) => c.clone(),
+            RedisConnection::Single(_) => unreachable!(),
+        };
+        let frozen: bool = redis::cmd("HEXISTS")
+            .arg(&to_key)
+            .arg(FROZEN)
+            .query_async(&mut con)
+            .await
+            .unwrap();
+        assert!(!frozen);
+        assert!(
+            store
+                .update(&to, &[set("b", b"new")], in_a_minute())
+                .await
+                .unwrap()
+        );
+    }
+
+    /// A mover that died holding writes off blocks them only until its
+    /// lease ends; the write then lands and the stale mark is gone.
+    #[tokio::test]
+    async fn lease_of_a_dead_mover_runs_out() {
+        let store = cluster().await;
+        let (from, _to, from_key, _to_key) = session(&store).await;
+        store
+            .copy_out(&from_key, "t1", Some(Duration::from_millis(300)))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            store
+                .update(&from, &[set("b", b"after")], in_a_minute())
+                .await
+                .unwrap()
+        );
+        assert_eq!(
+            value(&store, &from, "b").await,
+            Some(Some(b"after".to_vec()))
+        );
+        assert_eq!(store.finish(&from_key, "t1").await.unwrap(), Step::Retry);
     }
 }

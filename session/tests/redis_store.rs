@@ -1,0 +1,440 @@
+//! RedisStore beyond the conformance suite: the stored layout, the bytes a
+//! small update sends, corrupt data, and `move_to` edge cases on a single
+//! server and on Redis Cluster. Uses the shared test servers (`REDIS_URL`,
+//! `REDIS_CLUSTER_URLS`) and, for byte counts, a redis-server of its own.
+#![cfg(feature = "redis")]
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
+
+mod redis_support;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime};
+
+use redis::AsyncCommands;
+use redis_support::{OwnRedis, cluster_urls, info_stat, raw, raw_cluster, redis_url};
+use typed_sessions::store::redis::RedisStore;
+use typed_sessions::store::unix_millis;
+use typed_sessions::{FieldKey, FieldWrite, SessionId, SessionStore, StoreError};
+
+fn new_id() -> SessionId {
+    SessionId::generate().unwrap()
+}
+
+fn set<'a>(namespace: &'a str, field: &'a str, value: &'a [u8]) -> FieldWrite<'a> {
+    FieldWrite {
+        key: FieldKey { namespace, field },
+        value: Some(value),
+    }
+}
+
+fn in_a_minute() -> SystemTime {
+    SystemTime::now() + Duration::from_secs(60)
+}
+
+async fn single() -> RedisStore {
+    RedisStore::connect(&redis_url())
+        .await
+        .unwrap()
+        .with_prefix("test:store:")
+}
+
+async fn cluster() -> RedisStore {
+    let urls = cluster_urls();
+    let urls: Vec<&str> = urls.iter().map(String::as_str).collect();
+    RedisStore::connect_cluster(&urls)
+        .await
+        .unwrap()
+        .with_prefix("test:store:")
+}
+
+#[tokio::test]
+async fn layout_is_one_hash_with_marker_fields_and_pexpireat() {
+    let store = single().await.with_prefix("test:layout:");
+    let id = new_id();
+    let created = SystemTime::now() - Duration::from_secs(5);
+    let expires = SystemTime::now() + Duration::from_millis(45_678);
+    store
+        .create(
+            &id,
+            &[set("cart", "items", b"\x00\x01"), set("auth", "uid", b"7")],
+            created,
+            expires,
+        )
+        .await
+        .unwrap();
+    let key = format!("test:layout:{}", id.as_str());
+    assert_eq!(store.key(&id), key);
+    let mut con = raw(&redis_url()).await;
+    let mut stored: Vec<(String, Vec<u8>)> = con.hgetall(&key).await.unwrap();
+    stored.sort();
+    assert_eq!(
+        stored,
+        vec![
+            (
+                "__created".to_owned(),
+                unix_millis(created).to_string().into_bytes()
+            ),
+            ("auth.uid".to_owned(), b"7".to_vec()),
+            ("cart.items".to_owned(), vec![0, 1]),
+        ]
+    );
+    let expire_time: i64 = redis::cmd("PEXPIRETIME")
+        .arg(&key)
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    assert_eq!(expire_time, unix_millis(expires) as i64);
+    // Times come back with millisecond precision, exactly.
+    let loaded = store.load(&id, "cart", &["items"]).await.unwrap().unwrap();
+    assert_eq!(unix_millis(loaded.expires_at), unix_millis(expires));
+    assert_eq!(unix_millis(loaded.created_at), unix_millis(created));
+}
+
+/// The field-level promise at the store level: updating one small field of a
+/// session that also holds 100 KB sends Redis well under 1 KB and leaves the
+/// big field's bytes as they were. On a server of this test's own, so no
+/// other client's traffic is counted.
+#[tokio::test]
+async fn small_update_of_a_big_session_sends_under_1kb() {
+    let server = OwnRedis::start().await;
+    let store = RedisStore::connect(&server.url()).await.unwrap();
+    let mut con = raw(&server.url()).await;
+    let id = new_id();
+    let big: Vec<u8> = (0..100 * 1024).map(|i| (i * 7 % 256) as u8).collect();
+    store
+        .create(
+            &id,
+            &[set("big", "blob", &big), set("big", "small", b"0")],
+            SystemTime::now(),
+            in_a_minute(),
+        )
+        .await
+        .unwrap();
+    // Loads the update script into the server's cache, as any earlier
+    // request would have.
+    assert!(
+        store
+            .update(&id, &[set("big", "small", b"1")], in_a_minute())
+            .await
+            .unwrap()
+    );
+    let before = info_stat(&mut con, "total_net_input_bytes").await;
+    assert!(
+        store
+            .update(&id, &[set("big", "small", b"12345678")], in_a_minute())
+            .await
+            .unwrap()
+    );
+    let after = info_stat(&mut con, "total_net_input_bytes").await;
+    // The delta includes the second INFO command itself (~30 bytes).
+    let sent = after - before;
+    println!("a one-field update of a 100 KB session sent Redis {sent} bytes");
+    assert!(sent < 1024, "{sent} bytes sent for an 8-byte field");
+    let key = store.key(&id);
+    let stored: Vec<u8> = con.hget(&key, "big.blob").await.unwrap();
+    assert_eq!(stored, big, "the big field's bytes changed");
+    let loaded = store
+        .load(&id, "big", &["blob", "small"])
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(loaded.values, vec![Some(big), Some(b"12345678".to_vec())]);
+}
+
+/// A marker that does not hold a number is data the store cannot read:
+/// `Malformed`, never a panic and never a made-up creation time. Garbage in a
+/// value field is returned as it is (decoding is the layer's business).
+#[tokio::test]
+async fn corrupt_marker_is_malformed_and_garbage_values_are_returned_as_stored() {
+    let store = single().await;
+    let mut con = raw(&redis_url()).await;
+    let id = new_id();
+    let key = store.key(&id);
+    let _: () = redis::pipe()
+        .hset(&key, "__created", "yesterday-ish")
+        .hset(&key, "ns.f", b"\xff\xfe garbage")
+        .pexpire(&key, 60_000)
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    let result = store.load(&id, "ns", &["f"]).await;
+    assert!(
+        matches!(result, Err(StoreError::Malformed(_))),
+        "{result:?}"
+    );
+
+    let id = new_id();
+    store
+        .create(
+            &id,
+            &[set("ns", "f", b"ok")],
+            SystemTime::now(),
+            in_a_minute(),
+        )
+        .await
+        .unwrap();
+    let _: () = con
+        .hset(store.key(&id), "ns.f", b"\xff\xfe garbage")
+        .await
+        .unwrap();
+    let loaded = store.load(&id, "ns", &["f"]).await.unwrap().unwrap();
+    assert_eq!(loaded.values, vec![Some(b"\xff\xfe garbage".to_vec())]);
+}
+
+/// A key that is not a hash: `Malformed` for reads and writes, `create`
+/// does not overwrite it, `delete` removes it.
+#[tokio::test]
+async fn key_of_another_type_is_malformed_never_overwritten() {
+    let store = single().await;
+    let mut con = raw(&redis_url()).await;
+    let id = new_id();
+    let key = store.key(&id);
+    let _: () = con.set_ex(&key, "a string", 60).await.unwrap();
+    let load = store.load(&id, "ns", &["f"]).await;
+    assert!(matches!(load, Err(StoreError::Malformed(_))), "{load:?}");
+    let update = store
+        .update(&id, &[set("ns", "f", b"1")], in_a_minute())
+        .await;
+    assert!(
+        matches!(update, Err(StoreError::Malformed(_))),
+        "{update:?}"
+    );
+    let create = store
+        .create(
+            &id,
+            &[set("ns", "f", b"1")],
+            SystemTime::now(),
+            in_a_minute(),
+        )
+        .await;
+    assert!(matches!(create, Err(StoreError::IdExists)), "{create:?}");
+    let value: String = con.get(&key).await.unwrap();
+    assert_eq!(value, "a string");
+    store.delete(&id).await.unwrap();
+    let exists: bool = con.exists(&key).await.unwrap();
+    assert!(!exists);
+}
+
+/// A hash without the marker is not a session: not loaded, not updated or
+/// touched, and not overwritten by `create`.
+#[tokio::test]
+async fn hash_without_marker_is_not_a_session() {
+    let store = single().await;
+    let mut con = raw(&redis_url()).await;
+    let id = new_id();
+    let key = store.key(&id);
+    let _: () = redis::pipe()
+        .hset(&key, "ns.f", "stray")
+        .pexpire(&key, 60_000)
+        .query_async(&mut con)
+        .await
+        .unwrap();
+    assert_eq!(store.load(&id, "ns", &["f"]).await.unwrap(), None);
+    assert!(
+        !store
+            .update(&id, &[set("ns", "f", b"1")], in_a_minute())
+            .await
+            .unwrap()
+    );
+    assert!(!store.touch(&id, in_a_minute()).await.unwrap());
+    assert!(!store.move_to(&id, &new_id(), in_a_minute()).await.unwrap());
+    let create = store
+        .create(
+            &id,
+            &[set("ns", "f", b"1")],
+            SystemTime::now(),
+            in_a_minute(),
+        )
+        .await;
+    assert!(matches!(create, Err(StoreError::IdExists)), "{create:?}");
+    let value: String = con.hget(&key, "ns.f").await.unwrap();
+    assert_eq!(value, "stray");
+}
+
+async fn move_onto_existing_id_fails_and_keeps_both(store: &RedisStore) {
+    let (from, to) = (new_id(), new_id());
+    store
+        .create(
+            &from,
+            &[set("ns", "f", b"from")],
+            SystemTime::now(),
+            in_a_minute(),
+        )
+        .await
+        .unwrap();
+    store
+        .create(
+            &to,
+            &[set("ns", "f", b"to")],
+            SystemTime::now(),
+            in_a_minute(),
+        )
+        .await
+        .unwrap();
+    let result = store.move_to(&from, &to, in_a_minute()).await;
+    assert!(matches!(result, Err(StoreError::IdExists)), "{result:?}");
+    for (id, value) in [(&from, &b"from"[..]), (&to, &b"to"[..])] {
+        let loaded = store.load(id, "ns", &["f"]).await.unwrap().unwrap();
+        assert_eq!(loaded.values, vec![Some(value.to_vec())]);
+    }
+}
+
+#[tokio::test]
+async fn single_move_onto_existing_id_fails_and_keeps_both() {
+    move_onto_existing_id_fails_and_keeps_both(&single().await).await;
+}
+
+#[tokio::test]
+async fn cluster_move_onto_existing_id_fails_and_keeps_both() {
+    move_onto_existing_id_fails_and_keeps_both(&cluster().await).await;
+}
+
+/// With a hash-tagged prefix every session is in one slot, and the move is
+/// the atomic one-script rename even on a cluster.
+#[tokio::test]
+async fn cluster_move_within_one_slot_uses_rename() {
+    let store = cluster().await.with_prefix("{test-sessions}:");
+    let (from, to) = (new_id(), new_id());
+    let created = SystemTime::now() - Duration::from_secs(10);
+    store
+        .create(&from, &[set("ns", "f", b"1")], created, in_a_minute())
+        .await
+        .unwrap();
+    let expires = SystemTime::now() + Duration::from_secs(90);
+    assert!(store.move_to(&from, &to, expires).await.unwrap());
+    assert_eq!(store.load(&from, "ns", &["f"]).await.unwrap(), None);
+    let loaded = store.load(&to, "ns", &["f"]).await.unwrap().unwrap();
+    assert_eq!(loaded.values, vec![Some(b"1".to_vec())]);
+    assert_eq!(unix_millis(loaded.created_at), unix_millis(created));
+    assert_eq!(unix_millis(loaded.expires_at), unix_millis(expires));
+    // No internal field is left on the moved session.
+    let mut con = raw_cluster().await;
+    let names: Vec<String> = con.hkeys(store.key(&to)).await.unwrap();
+    assert!(!names.iter().any(|n| n == "__moving"), "{names:?}");
+}
+
+/// A cross-slot cluster move copies the session as it is: every field of
+/// every namespace, byte for byte, and the creation time; the old key keeps
+/// only a short-lived, field-less tombstone that no operation treats as a
+/// session.
+#[tokio::test]
+async fn cluster_move_across_slots_copies_everything() {
+    let store = cluster().await;
+    let (from, to) = (new_id(), new_id());
+    let large: Vec<u8> = (0..150 * 1024).map(|i| (i % 253) as u8).collect();
+    let created = SystemTime::now() - Duration::from_secs(60);
+    store
+        .create(
+            &from,
+            &[
+                set("a", "x", &large),
+                set("b", "y", b"\x00\r\n"),
+                set("b", "z", b""),
+            ],
+            created,
+            in_a_minute(),
+        )
+        .await
+        .unwrap();
+    let expires = SystemTime::now() + Duration::from_secs(300);
+    assert!(store.move_to(&from, &to, expires).await.unwrap());
+    let a = store.load(&to, "a", &["x"]).await.unwrap().unwrap();
+    assert_eq!(a.values, vec![Some(large)]);
+    assert_eq!(unix_millis(a.created_at), unix_millis(created));
+    assert_eq!(unix_millis(a.expires_at), unix_millis(expires));
+    let b = store.load(&to, "b", &["y", "z"]).await.unwrap().unwrap();
+    assert_eq!(b.values, vec![Some(b"\x00\r\n".to_vec()), Some(Vec::new())]);
+    assert_eq!(store.load(&from, "a", &["x"]).await.unwrap(), None);
+    let mut con = raw_cluster().await;
+    let old: Vec<String> = con.hkeys(store.key(&from)).await.unwrap();
+    assert_eq!(old, vec!["__moving".to_owned()]);
+    let ttl: i64 = con.pttl(store.key(&from)).await.unwrap();
+    assert!((0..=60_000).contains(&ttl), "tombstone ttl {ttl}");
+    let create = store
+        .create(
+            &from,
+            &[set("a", "x", b"1")],
+            SystemTime::now(),
+            in_a_minute(),
+        )
+        .await;
+    assert!(matches!(create, Err(StoreError::IdExists)), "{create:?}");
+}
+
+/// Writers hammer the old id of a session while it moves across cluster
+/// slots. No write that reported success is lost: if the move succeeded, the
+/// new id holds every such write and the old id takes no more; if it gave up
+/// under contention, the old id holds them. (The move holds writes off
+/// after its first attempt, so it gets through.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_move_loses_no_concurrent_write() {
+    const WRITERS: usize = 6;
+    let store = Arc::new(cluster().await);
+    let mut moves = 0;
+    for round in 0..5 {
+        let (from, to) = (new_id(), new_id());
+        store
+            .create(
+                &from,
+                &[set("ns", "seed", b"s")],
+                SystemTime::now(),
+                in_a_minute(),
+            )
+            .await
+            .unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let writers: Vec<_> = (0..WRITERS)
+            .map(|w| {
+                let (store, from, stop) = (store.clone(), from.clone(), stop.clone());
+                tokio::spawn(async move {
+                    let field = format!("w{w}");
+                    let mut last_ok = None;
+                    for n in 0u32.. {
+                        if stop.load(Ordering::Relaxed) {
+                            break;
+                        }
+                        let value = n.to_string();
+                        if store
+                            .update(&from, &[set("ns", &field, value.as_bytes())], in_a_minute())
+                            .await
+                            .unwrap()
+                        {
+                            last_ok = Some(value);
+                        } else {
+                            break; // moved away: later writes would fail too
+                        }
+                        if n % 4 == 0 {
+                            tokio::task::yield_now().await;
+                        }
+                    }
+                    (field, last_ok)
+                })
+            })
+            .collect();
+        // Let the writers get going (a few writes each) before moving.
+        tokio::time::sleep(Duration::from_millis(5 * (round + 1))).await;
+        let moved = store.move_to(&from, &to, in_a_minute()).await;
+        stop.store(true, Ordering::Relaxed);
+        let mut results = Vec::new();
+        for writer in writers {
+            results.push(writer.await.unwrap());
+        }
+        let holder = match moved {
+            Ok(true) => {
+                moves += 1;
+                assert_eq!(store.load(&from, "ns", &["seed"]).await.unwrap(), None);
+                &to
+            }
+            Err(StoreError::Contention(_)) => &from,
+            other => panic!("move: {other:?}"),
+        };
+        let fields: Vec<&str> = results.iter().map(|(f, _)| f.as_str()).collect();
+        let loaded = store.load(holder, "ns", &fields).await.unwrap().unwrap();
+        for ((field, last_ok), stored) in results.iter().zip(loaded.values) {
+            let stored = stored.map(|b| String::from_utf8(b).unwrap());
+            assert_eq!(&stored, last_ok, "round {round}: write to {field} lost");
+        }
+    }
+    assert!(moves > 0, "no move got through concurrent writers");
+}
