@@ -51,10 +51,24 @@ impl Record {
         for write in writes {
             match write.value {
                 Some(bytes) => {
-                    self.namespaces
-                        .entry(write.key.namespace.to_owned())
-                        .or_default()
-                        .insert(write.key.field.to_owned(), bytes.to_vec());
+                    // Look up before inserting: keys are allocated only for
+                    // fields the session does not hold yet.
+                    let fields = match self.namespaces.get_mut(write.key.namespace) {
+                        Some(fields) => fields,
+                        None => self
+                            .namespaces
+                            .entry(write.key.namespace.to_owned())
+                            .or_default(),
+                    };
+                    match fields.get_mut(write.key.field) {
+                        Some(value) => {
+                            value.clear();
+                            value.extend_from_slice(bytes);
+                        }
+                        None => {
+                            fields.insert(write.key.field.to_owned(), bytes.to_vec());
+                        }
+                    }
                 }
                 None => {
                     if let Some(fields) = self.namespaces.get_mut(write.key.namespace) {
