@@ -9,7 +9,8 @@
 //!   _id:        "<session id, 32 characters>",
 //!   data:       { <namespace>: { <field>: Binary, ... }, ... },
 //!   created_at: Date,   // kept across move_to (cycle_id)
-//!   expires_at: Date    // the TTL index below removes the document after this
+//!   expires_at: Date,   // the TTL index below removes the document after this
+//!   moving:     { to: "<new id>", until: Date }   // only during a move_to without transactions
 //! }
 //! ```
 //!
@@ -40,11 +41,11 @@
 //! | operation | what it sends | atomic |
 //! |---|---|---|
 //! | `load` | one `find_one` by `_id`, filtered on `expires_at > now`, projecting `data.<namespace>`, `created_at`, `expires_at` | yes |
-//! | `update` | one `update_one` filtered on `_id` and `expires_at > now`: `$set` of `data.<ns>.<field>` for written fields and of `expires_at`, `$unset` of removed fields; never an upsert | yes (single document) |
+//! | `update` | one `update_one` filtered on `_id`, `expires_at > now` and not being moved: `$set` of `data.<ns>.<field>` for written fields and of `expires_at`, `$unset` of removed fields; never an upsert | yes (single document) |
 //! | `touch` | one `update_one` (`$set` of `expires_at`), same filter | yes |
 //! | `create` | one `insert_one`; on a duplicate key, see below | yes for the insert |
 //! | `delete` | one `delete_one` by `_id` | yes |
-//! | `move_to` | a transaction when the deployment supports one; otherwise read, insert, conditional delete (see below) | with a transaction |
+//! | `move_to` | a transaction when the deployment supports one; otherwise mark-and-read, insert, conditional delete (see below) | with a transaction; otherwise three atomic steps that never lose the session |
 //!
 //! Concurrent writers of different fields of one session never lose each
 //! other's writes: each `update_one` changes only the paths it names, and
@@ -61,17 +62,30 @@
 //! **`move_to`** (the layer's `cycle_id`):
 //! - on a replica set or sharded cluster (transactions supported, detected once
 //!   with `hello`), it reads `from`, inserts `to` and deletes `from` in one
-//!   transaction, retried on transient transaction errors;
+//!   transaction, retried on transient transaction errors (at most 5 times,
+//!   then [`StoreError::Contention`]);
 //! - on a standalone server (no transactions; this includes the test server),
-//!   it reads `from`, inserts `to` with the same `data` and `created_at`, then
-//!   deletes `from` only if its `data` is still what was copied. If a
-//!   concurrent `update` changed `from` in between, `to` is brought up to date
-//!   and the delete retried (at most 8 times, then
-//!   [`StoreError::Contention`]); if `from` was deleted or moved concurrently,
-//!   `to` is deleted again and the result is `Ok(false)`. Because `to` is
-//!   written before `from` is deleted, a failure (error, timeout, crash)
-//!   never loses the session: at worst both ids hold it until the unused one
-//!   expires (nobody holds a cookie for it).
+//!   it takes three steps, each atomic:
+//!   1. one `find_one_and_update` reads `from` (live) and marks it
+//!      `moving: {to: <new id>, until: <now + the store's timeout>}`. While
+//!      the mark holds, `update` and `touch` of `from` find no session and
+//!      return `false` (as they would a moment later), so no write to `from`
+//!      is acknowledged and then lost; `load` still reads it. A second,
+//!      concurrent `move_to` of the same session returns `false`;
+//!   2. `insert_one` of `to` with `from`'s `data` and `created_at`;
+//!   3. `delete_one` of `from` if it still carries this move's mark and the
+//!      `data` that was copied. If `from` was deleted meanwhile (a concurrent
+//!      `destroy`), the delete wins: `to` is deleted again and the result is
+//!      `false`. If its `data` changed after all (possible only on a server
+//!      whose `findAndModify` is not atomic, such as the test server), `to`
+//!      is brought up to date and the delete retried, at most 4 times, then
+//!      [`StoreError::Contention`].
+//!
+//!   `to` is written before `from` is deleted, so a failure (error, timeout,
+//!   crash) never loses the session: it stays under `from`, read-only until
+//!   the mark lapses (at most the store's timeout; an error in step 2 clears
+//!   the mark at once), and a copy under `to` that nobody holds a cookie for
+//!   may remain until it expires.
 //!
 //! # Limits
 //!
@@ -130,12 +144,14 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// MongoDB's maximum document size (16 MiB).
 pub const MAX_DOCUMENT_SIZE: usize = 16 * 1024 * 1024;
 
-/// Bounded retries of the conditional delete of a non-transactional move.
-const MOVE_RETRIES: u32 = 8;
+/// Bounded re-copies of a non-transactional move when the marked session
+/// still changed (a server whose findAndModify is not atomic).
+const MOVE_SYNC_RETRIES: u32 = 4;
 /// Bounded retries of a move transaction on transient transaction errors.
 const TRANSACTION_RETRIES: u32 = 5;
 
 const CODE_PATH_NOT_VIABLE: i32 = 28;
+const CODE_COMMAND_NOT_FOUND: i32 = 59;
 const CODE_DUPLICATE_KEY: i32 = 11000;
 /// BSONObjectTooLarge, and the "resulting document after update is larger"
 /// codes of older servers.
@@ -317,7 +333,7 @@ impl MongoStore {
         let mut paths = vec!["data".to_owned()];
         paths.extend(namespaces.iter().map(|ns| format!("data.{ns}")));
         for path in paths {
-            let mut filter = live_filter(id, DateTime::now());
+            let mut filter = writable_filter(id, DateTime::now());
             filter.insert(
                 "$or",
                 vec![
@@ -341,10 +357,17 @@ impl MongoStore {
         Ok(())
     }
 
-    async fn supports_transactions(&self) -> bool {
-        *self
-            .transactions
-            .get_or_init(|| async {
+    /// Whether [`move_to`](SessionStore::move_to) runs in a transaction on
+    /// this deployment (a replica set or sharded cluster). Asks the server
+    /// once (`hello`) and remembers the answer; an error (server unreachable)
+    /// is not remembered.
+    pub async fn moves_in_transactions(&self) -> Result<bool, StoreError> {
+        self.timed(self.supports_transactions()).await
+    }
+
+    async fn supports_transactions(&self) -> Result<bool, StoreError> {
+        self.transactions
+            .get_or_try_init(|| async {
                 let hello = self
                     .collection
                     .client()
@@ -353,15 +376,19 @@ impl MongoStore {
                     .await;
                 let supported = match hello {
                     Ok(reply) => hello_supports_transactions(&reply),
-                    Err(error) => {
-                        tracing::debug!(%error, "MongoStore: hello failed; moving without transactions");
-                        false
-                    }
+                    // A server too old to know `hello` has no transactions
+                    // this store would use either.
+                    Err(error) if error_code(&error) == Some(CODE_COMMAND_NOT_FOUND) => false,
+                    Err(error) => return Err(backend(error)),
                 };
-                tracing::debug!(supported, "MongoStore: transaction support");
-                supported
+                tracing::debug!(
+                    supported,
+                    "MongoStore: move_to uses transactions: {supported}"
+                );
+                Ok(supported)
             })
             .await
+            .copied()
     }
 
     async fn move_with_transaction(
@@ -398,11 +425,17 @@ impl MongoStore {
                     error
                 }
             };
-            if error.contains_label(mongodb::error::TRANSIENT_TRANSACTION_ERROR)
-                && attempt < TRANSACTION_RETRIES
-            {
-                tracing::debug!(session = %from.log_tag(), %error, "MongoStore: retrying move transaction");
-                continue;
+            if error.contains_label(mongodb::error::TRANSIENT_TRANSACTION_ERROR) {
+                if attempt < TRANSACTION_RETRIES {
+                    tracing::debug!(session = %from.log_tag(), %error, "MongoStore: retrying move transaction");
+                    continue;
+                }
+                tracing::warn!(
+                    session = %from.log_tag(),
+                    %error,
+                    "MongoStore: move_to gave up: its transaction kept conflicting"
+                );
+                return Err(StoreError::Contention(TRANSACTION_RETRIES));
             }
             if error_code(&error) == Some(CODE_DUPLICATE_KEY) {
                 return Err(StoreError::IdExists);
@@ -420,7 +453,7 @@ impl MongoStore {
     ) -> Result<bool, mongodb::error::Error> {
         let Some(source) = self
             .collection
-            .find_one(live_filter(from, DateTime::now()))
+            .find_one(writable_filter(from, DateTime::now()))
             .projection(doc! { "data": 1, "created_at": 1 })
             .session(&mut *session)
             .await?
@@ -452,47 +485,66 @@ impl MongoStore {
         to: &SessionId,
         expires_at: SystemTime,
     ) -> Result<bool, StoreError> {
+        // 1. Mark `from` as being moved and read it, in one atomic step. From
+        //    now until the lease ends, updates and touches of `from` find no
+        //    session (as they will once the move is done), so none of their
+        //    writes can be acknowledged and then lost with `from`.
+        let now = DateTime::now();
+        let lease = DateTime::from_millis(
+            now.timestamp_millis()
+                .saturating_add(i64::try_from(self.timeout.as_millis()).unwrap_or(i64::MAX)),
+        );
         let Some(source) = self
             .collection
-            .find_one(live_filter(from, DateTime::now()))
+            .find_one_and_update(
+                writable_filter(from, now),
+                doc! { "$set": { "moving": { "to": to.as_str(), "until": lease } } },
+            )
             .projection(doc! { "data": 1, "created_at": 1 })
             .await
             .map_err(backend)?
         else {
+            // Gone, expired, or being moved by a concurrent request.
             return Ok(false);
         };
+        // 2. Copy it to `to`.
         let doc = moved_document(to, &source, expires_at);
-        match self.insert_new(to, &doc).await {
-            Ok(()) => {}
-            Err(error) if error_code(&error) == Some(CODE_DUPLICATE_KEY) => {
+        if let Err(error) = self.insert_new(to, &doc).await {
+            self.release(from, to).await;
+            if error_code(&error) == Some(CODE_DUPLICATE_KEY) {
                 return Err(StoreError::IdExists);
             }
-            Err(error) => return Err(backend(error)),
+            return Err(backend(error));
         }
-        // `to` holds the session now; retire `from`, but only if nobody
-        // changed it since it was copied, so no concurrent write is lost.
+        // 3. Retire `from` if it still carries this move's mark and the data
+        //    that was copied. On MongoDB the mark makes the data check
+        //    redundant; it protects against servers whose findAndModify is
+        //    not atomic (SecantusDB 0.7.0b3: a write can land just after the
+        //    document was read but before the mark): then the copy is brought
+        //    up to date and the delete retried.
         let mut copied = source.get("data").cloned();
-        for _ in 0..MOVE_RETRIES {
-            let deleted = self
-                .collection
-                .delete_one(unchanged_filter(from, copied.as_ref()))
-                .await
-                .map_err(backend)?;
+        for _ in 0..MOVE_SYNC_RETRIES {
+            let mut filter = doc! { "_id": from.as_str(), "moving.to": to.as_str() };
+            match &copied {
+                Some(data) => filter.insert("data", data.clone()),
+                None => filter.insert("data", doc! { "$exists": false }),
+            };
+            let deleted = self.collection.delete_one(filter).await.map_err(backend)?;
             if deleted.deleted_count > 0 {
                 return Ok(true);
             }
             let current = self
                 .collection
-                .find_one(doc! { "_id": from.as_str() })
+                .find_one(doc! { "_id": from.as_str(), "moving.to": to.as_str() })
                 .projection(doc! { "data": 1 })
                 .await
                 .map_err(backend)?;
             let Some(current) = current else {
-                // Deleted or moved by a concurrent request: that request won,
-                // so this move did not happen.
+                // `from` was deleted (destroy) while it was copied: the
+                // delete wins, and the copy goes too.
                 tracing::debug!(
                     session = %from.log_tag(),
-                    "MongoStore: session vanished during move_to; undoing the copy"
+                    "MongoStore: session deleted during move_to; dropping the copy"
                 );
                 self.collection
                     .delete_one(doc! { "_id": to.as_str() })
@@ -500,6 +552,10 @@ impl MongoStore {
                     .map_err(backend)?;
                 return Ok(false);
             };
+            tracing::debug!(
+                session = %from.log_tag(),
+                "MongoStore: session changed while it was being marked for move_to; copying again"
+            );
             copied = current.get("data").cloned();
             let update = match &copied {
                 Some(data) => doc! { "$set": { "data": data.clone() } },
@@ -512,14 +568,32 @@ impl MongoStore {
         }
         tracing::warn!(
             session = %from.log_tag(),
-            "MongoStore: move_to gave up: the session kept changing while it was moved"
+            "MongoStore: move_to gave up: the session kept changing after it was marked"
         );
-        // The session stays under `from`; drop the copy (best effort).
         let _ = self
             .collection
             .delete_one(doc! { "_id": to.as_str() })
             .await;
-        Err(StoreError::Contention(MOVE_RETRIES))
+        self.release(from, to).await;
+        Err(StoreError::Contention(MOVE_SYNC_RETRIES))
+    }
+
+    /// Best effort: makes `from` writable again after a failed move.
+    async fn release(&self, from: &SessionId, to: &SessionId) {
+        let released = self
+            .collection
+            .update_one(
+                doc! { "_id": from.as_str(), "moving.to": to.as_str() },
+                doc! { "$unset": { "moving": "" } },
+            )
+            .await;
+        if let Err(error) = released {
+            tracing::warn!(
+                session = %from.log_tag(),
+                %error,
+                "MongoStore: could not clear the move marker; the session is read-only until it lapses"
+            );
+        }
     }
 
     async fn update_untimed(
@@ -556,14 +630,14 @@ impl MongoStore {
         }
         let first = self
             .collection
-            .update_one(live_filter(id, DateTime::now()), update.clone())
+            .update_one(writable_filter(id, DateTime::now()), update.clone())
             .await;
         let result = match first {
             Err(error) if error_code(&error) == Some(CODE_PATH_NOT_VIABLE) => {
                 // `data` or `data.<ns>` holds something that is not a document.
                 self.repair(id, &namespaces).await?;
                 self.collection
-                    .update_one(live_filter(id, DateTime::now()), update)
+                    .update_one(writable_filter(id, DateTime::now()), update)
                     .await
             }
             other => other,
@@ -648,10 +722,8 @@ impl SessionStore for MongoStore {
     ) -> Result<(), StoreError> {
         let writes = fold_writes(writes)?;
         let mut data = Document::new();
-        let mut size = 0;
         for ((namespace, field), value) in writes {
             let Some(bytes) = value else { continue };
-            size += bytes.len();
             if !data.contains_key(namespace) {
                 data.insert(namespace, Document::new());
             }
@@ -665,13 +737,9 @@ impl SessionStore for MongoStore {
             "created_at": bson_time(created_at),
             "expires_at": bson_time(expires_at),
         };
-        if size > MAX_DOCUMENT_SIZE - 64 * 1024 {
-            let mut encoded = Vec::new();
-            doc.to_writer(&mut encoded)
-                .map_err(|e| StoreError::Malformed(e.to_string()))?;
-            if encoded.len() > MAX_DOCUMENT_SIZE {
-                return Err(too_large(encoded.len()));
-            }
+        let size = encoded_len(&doc);
+        if size > MAX_DOCUMENT_SIZE {
+            return Err(too_large(size));
         }
         self.timed(async {
             self.ensure_index_untimed().await?;
@@ -705,7 +773,7 @@ impl SessionStore for MongoStore {
             let result = self
                 .collection
                 .update_one(
-                    live_filter(id, DateTime::now()),
+                    writable_filter(id, DateTime::now()),
                     doc! { "$set": { "expires_at": bson_time(expires_at) } },
                 )
                 .await
@@ -735,7 +803,7 @@ impl SessionStore for MongoStore {
     ) -> Result<bool, StoreError> {
         self.timed(async {
             self.ensure_index_untimed().await?;
-            if self.supports_transactions().await {
+            if self.supports_transactions().await? {
                 self.move_with_transaction(from, to, expires_at).await
             } else {
                 self.move_without_transaction(from, to, expires_at).await
@@ -782,6 +850,14 @@ fn live_filter(id: &SessionId, now: DateTime) -> Document {
     }
 }
 
+/// Live, and not being moved by a non-transactional `move_to` (whose lease
+/// has not ended): the session may be written.
+fn writable_filter(id: &SessionId, now: DateTime) -> Document {
+    let mut filter = live_filter(id, now);
+    filter.insert("moving.until", doc! { "$not": { "$gt": now } });
+    filter
+}
+
 /// The document with this id, if it is not live (expired or malformed).
 fn not_live_filter(id: &SessionId, now: DateTime) -> Document {
     doc! {
@@ -790,14 +866,6 @@ fn not_live_filter(id: &SessionId, now: DateTime) -> Document {
             "expires_at": { "$gt": now },
             "created_at": { "$type": "date" },
         } ],
-    }
-}
-
-/// The document with this id, if its `data` is still `data`.
-fn unchanged_filter(id: &SessionId, data: Option<&Bson>) -> Document {
-    match data {
-        Some(data) => doc! { "_id": id.as_str(), "data": data.clone() },
-        None => doc! { "_id": id.as_str(), "data": { "$exists": false } },
     }
 }
 
@@ -902,6 +970,28 @@ fn system_time(time: DateTime) -> SystemTime {
     converted.unwrap_or(SystemTime::UNIX_EPOCH)
 }
 
+/// The size of `doc` as BSON, computed without encoding it (the encoder
+/// refuses oversized values instead of measuring them).
+fn encoded_len(doc: &Document) -> usize {
+    // length prefix, elements (type byte, key, NUL, value), terminating NUL
+    4 + doc
+        .iter()
+        .map(|(key, value)| 1 + key.len() + 1 + value_len(value))
+        .sum::<usize>()
+        + 1
+}
+
+fn value_len(value: &Bson) -> usize {
+    match value {
+        Bson::Document(doc) => encoded_len(doc),
+        Bson::Binary(binary) => 4 + 1 + binary.bytes.len(),
+        Bson::String(text) => 4 + text.len() + 1,
+        // Dates, and anything else a session document holds: 8 bytes or
+        // less; the server has the last word anyway.
+        _ => 8,
+    }
+}
+
 fn too_large(size: usize) -> StoreError {
     StoreError::TooLarge(format!(
         "a MongoDB document holds at most {MAX_DOCUMENT_SIZE} bytes; this write carries {size}"
@@ -972,6 +1062,18 @@ mod tests {
         let mongos =
             doc! { "maxWireVersion": 21, "logicalSessionTimeoutMinutes": 30, "msg": "isdbgrid" };
         assert!(hello_supports_transactions(&mongos));
+    }
+
+    #[test]
+    fn encoded_len_matches_the_encoder() {
+        let doc = doc! {
+            "_id": "abc",
+            "data": { "ns": { "f": binary(b"12345"), "g": binary(b"") }, "empty": {} },
+            "created_at": DateTime::now(),
+        };
+        let mut encoded = Vec::new();
+        doc.to_writer(&mut encoded).unwrap_or_default();
+        assert_eq!(encoded_len(&doc), encoded.len());
     }
 
     #[test]
