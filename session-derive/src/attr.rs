@@ -23,6 +23,15 @@ impl Errors {
         }
     }
 
+    /// Records an error spanning all of `tokens`.
+    pub(crate) fn spanned(
+        &mut self,
+        tokens: impl quote::ToTokens,
+        message: impl std::fmt::Display,
+    ) {
+        self.push(syn::Error::new_spanned(tokens, message));
+    }
+
     /// Records an error at `span`.
     pub(crate) fn at(&mut self, span: Span, message: impl std::fmt::Display) {
         self.push(syn::Error::new(span, message));
@@ -99,9 +108,10 @@ pub(crate) fn container(attrs: &[Attribute], errors: &mut Errors) -> ContainerAt
                 }
                 _ if FIELD_KEYS.contains(&key.as_str()) => {
                     skip_value(&meta)?;
+                    let example = if key == "skip" { "skip".to_owned() } else { format!("{key} = \"...\"") };
                     errors.at(
                         meta.path.span(),
-                        format!("`{key}` is a field attribute: put `#[session({key} ...)]` on a field, not on the struct"),
+                        format!("`{key}` is a field attribute: put `#[session({example})]` on a field, not on the struct"),
                     );
                 }
                 _ => {
@@ -309,10 +319,7 @@ fn parse_default_path(lit: &LitStr) -> syn::Result<ExprPath> {
 /// close.
 fn unknown_key(key: &str, place: &str, here: &[&str], elsewhere: &[&str]) -> String {
     let quoted: Vec<String> = here.iter().map(|k| format!("`{k}`")).collect();
-    let accepted = match quoted.split_last() {
-        Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
-        _ => quoted.join(""),
-    };
+    let accepted = crate::model::join_and(&quoted);
     let mut message =
         format!("unknown `session` attribute `{key}` on {place}; {place} accepts {accepted}");
     if let Some(close) = here

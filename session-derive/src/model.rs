@@ -115,8 +115,8 @@ impl Accessor {
         match self {
             Self::Reader => "reader",
             Self::Setter => "setter",
-            Self::Mutable => "mutable accessor",
-            Self::Take => "take accessor",
+            Self::Mutable => "`_mut` accessor",
+            Self::Take => "`take_` accessor",
         }
     }
 }
@@ -136,8 +136,8 @@ impl<'a> Model<'a> {
             Data::Struct(data) => match &data.fields {
                 Fields::Named(named) => Some(named),
                 Fields::Unnamed(unnamed) => {
-                    errors.at(
-                        unnamed.span(),
+                    errors.spanned(
+                        unnamed,
                         "`SessionState` needs a struct with named fields: each field is stored under its name. Name the fields: `struct State { a: A, b: B }`",
                     );
                     None
@@ -163,7 +163,7 @@ impl<'a> Model<'a> {
             Data::Union(data) => {
                 errors.at(
                     data.union_token.span,
-                    "`SessionState` can only be derived for a struct with named fields, not for a union",
+                    "`SessionState` can only be derived for a struct with named fields, not for a union: use a struct with one field per value to store",
                 );
                 None
             }
@@ -250,22 +250,37 @@ impl<'a> Model<'a> {
                             stored_names.insert(name.clone(), ident);
                         }
                         let mut accessors = [true; 4];
+                        let mut clashes = Vec::new();
+                        let mut clashing_fields: Vec<&Ident> = Vec::new();
                         for (slot, accessor) in accessors.iter_mut().zip(Accessor::ALL) {
                             let method = accessor.method_name(&plain);
                             if let Some((other, other_accessor)) = methods.get(&method) {
                                 *slot = false;
-                                errors.at(
-                                    ident.span(),
-                                    format!(
-                                        "the accessor `{method}()` would be generated twice: as the {} of field `{}` and as the {} of field `{plain}`. Rename one of the fields in Rust (`#[session(rename = \"...\")]` changes only the stored name, not the accessors)",
-                                        other_accessor.describe(),
-                                        other.unraw(),
-                                        accessor.describe(),
-                                    ),
-                                );
+                                if !clashing_fields.contains(other) {
+                                    clashing_fields.push(other);
+                                }
+                                clashes.push(format!(
+                                    "`{method}()` is also the {} of `{}`",
+                                    other_accessor.describe(),
+                                    other.unraw()
+                                ));
                             } else {
                                 methods.insert(method, (ident, accessor));
                             }
+                        }
+                        if !clashes.is_empty() {
+                            errors.at(
+                                ident.span(),
+                                format!(
+                                    "the accessors of field `{plain}` clash with those of {}: {}. Rename one of the fields in Rust: `#[session(rename = \"...\")]` changes only the stored name, not the accessor names",
+                                    if clashing_fields.len() == 1 {
+                                        "another field"
+                                    } else {
+                                        "other fields"
+                                    },
+                                    join_and(&clashes)
+                                ),
+                            );
                         }
                         let stored = Stored {
                             index,
@@ -312,22 +327,22 @@ impl<'a> Model<'a> {
 fn check_generics(generics: &Generics, errors: &mut Errors) {
     for param in &generics.params {
         match param {
-            GenericParam::Lifetime(param) => errors.at(
-                param.span(),
+            GenericParam::Lifetime(param) => errors.spanned(
+                param,
                 format!(
                     "session state cannot have a lifetime parameter (`{}`): it is loaded from the store and must own its data. Use owned types such as `String` instead of `&'a str`",
                     param.lifetime
                 ),
             ),
-            GenericParam::Type(param) => errors.at(
-                param.span(),
+            GenericParam::Type(param) => errors.spanned(
+                param,
                 format!(
                     "session state cannot be generic over `{}`: each state type has one namespace and one fixed list of fields. Use concrete field types, or one state type per use",
                     param.ident
                 ),
             ),
-            GenericParam::Const(param) => errors.at(
-                param.span(),
+            GenericParam::Const(param) => errors.spanned(
+                param,
                 format!(
                     "session state cannot have a const parameter (`{}`): each state type has one namespace and one fixed list of fields. Use a concrete value",
                     param.ident
@@ -352,40 +367,48 @@ fn check_name(
     from_ident: Option<&Ident>,
     errors: &mut Errors,
 ) {
+    const CHARSET: &str = "names may only hold ASCII letters, digits, `_` and `-` (stores build keys as `namespace.field`)";
     let problem = if value.is_empty() {
-        Some("is empty".to_owned())
+        Some(("is empty".to_owned(), CHARSET.to_owned()))
     } else if let Some(bad) = value.chars().find(|c| !is_name_char(*c)) {
-        Some(format!(
-            "contains {bad:?}, which is not allowed: stores build keys as `namespace.field`, so names may only hold ASCII letters, digits, `_` and `-`"
-        ))
+        Some((format!("contains {bad:?}"), CHARSET.to_owned()))
     } else if value.len() > MAX_NAME_LEN {
-        Some(format!(
-            "is {} bytes long; the limit is {MAX_NAME_LEN}",
-            value.len()
+        Some((
+            format!("is {} bytes long", value.len()),
+            format!("names may be at most {MAX_NAME_LEN} bytes long"),
         ))
     } else if matches!(kind, NameKind::Namespace) && value.starts_with(RESERVED_NAMESPACE_PREFIX) {
-        Some(format!(
-            "starts with `{RESERVED_NAMESPACE_PREFIX}`, which is reserved for typed-sessions' own records"
+        Some((
+            format!("starts with `{RESERVED_NAMESPACE_PREFIX}`"),
+            "namespaces starting with `__` are reserved for typed-sessions' own records".to_owned(),
         ))
     } else {
         None
     };
-    let Some(problem) = problem else {
+    let Some((problem, rule)) = problem else {
         return;
     };
     let message = match (kind, from_ident) {
-        (NameKind::Namespace, None) => format!("the namespace {value:?} {problem}"),
+        (NameKind::Namespace, None) => format!("the namespace {value:?} {problem}: {rule}"),
         (NameKind::Namespace, Some(ident)) => format!(
-            "the namespace defaults to the struct's name, and {value:?} {problem}; give one with `#[session(namespace = \"...\")]` on `{}`",
+            "the namespace defaults to the struct's name, {value:?}, which {problem}: {rule}. Give `{}` a namespace with `#[session(namespace = \"...\")]`",
             ident.unraw()
         ),
-        (NameKind::Stored, None) => format!("the stored name {value:?} {problem}"),
+        (NameKind::Stored, None) => format!("the stored name {value:?} {problem}: {rule}"),
         (NameKind::Stored, Some(ident)) => format!(
-            "field `{}` is stored under its own name, and {value:?} {problem}; give it a stored name with `#[session(rename = \"...\")]`",
+            "field `{}` is stored under its own name, which {problem}: {rule}. Give it a stored name with `#[session(rename = \"...\")]`",
             ident.unraw()
         ),
     };
     errors.at(span, message);
+}
+
+/// `a`, `a and b`, `a, b and c`.
+pub(crate) fn join_and(items: &[String]) -> String {
+    match items.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
+        _ => items.join(""),
+    }
 }
 
 /// Replaces every `Self` in `tokens` with `with`: the field types are used
@@ -406,7 +429,8 @@ fn replace_self(tokens: TokenStream, with: &TokenStream) -> TokenStream {
         .collect()
 }
 
-fn respan(tokens: TokenStream, span: Span) -> TokenStream {
+/// `tokens` with every top-level token at `span`.
+pub(crate) fn respan(tokens: TokenStream, span: Span) -> TokenStream {
     tokens
         .into_iter()
         .map(|mut tree| {
@@ -505,12 +529,16 @@ mod tests {
                 .any(|e| e.contains("lifetime parameter (`'a`)"))
         );
         assert!(errors.iter().any(|e| e.contains("generic over `T`")));
-        assert!(errors.iter().any(|e| e.contains("contains '.'")));
+        assert!(
+            errors
+                .iter()
+                .any(|e| e.contains("contains '.': names may only hold"))
+        );
         assert!(errors.iter().any(|e| e.contains("`colour`")));
         assert!(
             errors
                 .iter()
-                .any(|e| e.contains("`set_x()` would be generated twice"))
+                .any(|e| e.contains("`set_x()` is also the setter of `x`"))
         );
         assert!(
             errors
