@@ -1,0 +1,299 @@
+//! The HTTP suite on RedisStore, on a single server (`REDIS_URL`, default
+//! `redis://127.0.0.1:6379/`) and on Redis Cluster (`REDIS_CLUSTER_URLS`,
+//! comma-separated, default 127.0.0.1:7000-7002); fails when they are
+//! unreachable. Plus Redis-specific cases over HTTP: the bytes Redis
+//! receives for a small write to a big session, a field corrupted with
+//! `redis-cli`, and a redis-server this test starts itself, kills and
+//! restarts.
+#![cfg(feature = "redis")]
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use typed_sessions::store::redis::RedisStore;
+
+fn redis_url() -> String {
+    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".to_owned())
+}
+
+fn cluster_urls() -> Vec<String> {
+    std::env::var("REDIS_CLUSTER_URLS")
+        .unwrap_or_else(|_| {
+            "redis://127.0.0.1:7000/,redis://127.0.0.1:7001/,redis://127.0.0.1:7002/".into()
+        })
+        .split(',')
+        .map(|url| url.trim().to_owned())
+        .collect()
+}
+
+async fn single_store() -> RedisStore {
+    let url = redis_url();
+    RedisStore::connect(&url)
+        .await
+        .unwrap_or_else(|e| panic!("Redis at {url} (start it with scripts/test-servers.sh): {e}"))
+}
+
+async fn cluster_store() -> RedisStore {
+    let urls = cluster_urls();
+    let urls: Vec<&str> = urls.iter().map(String::as_str).collect();
+    RedisStore::connect_cluster(&urls)
+        .await
+        .unwrap_or_else(|e| {
+            panic!("Redis Cluster at {urls:?} (start it with scripts/test-servers.sh): {e}")
+        })
+}
+
+/// Runs `redis-cli` with these arguments (`-c` follows cluster redirects)
+/// and returns its output.
+fn redis_cli(url: &str, args: &[&str]) -> String {
+    redis_cli_with_input(url, args, None)
+}
+
+/// Runs `redis-cli`; with `last_argument`, `-x` makes it read the command's
+/// last argument, raw bytes, from its standard input.
+fn redis_cli_with_input(url: &str, args: &[&str], last_argument: Option<&[u8]>) -> String {
+    use std::io::Write;
+
+    let mut command = Command::new("redis-cli");
+    command.args(["-c", "-u", url]);
+    if last_argument.is_some() {
+        command.arg("-x");
+    }
+    let mut child = command
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("redis-cli (Debian package redis-tools; scripts/test.sh installs it)");
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(last_argument.unwrap_or_default()).unwrap();
+    drop(stdin);
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "redis-cli {args:?}: {output:?}");
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+mod single {
+    typed_sessions_tests::http_suite!(crate::single_store());
+}
+
+mod cluster {
+    typed_sessions_tests::http_suite!(crate::cluster_store());
+}
+
+/// Store failures of any kind become 500s (the suite's generic fault case).
+#[tokio::test]
+async fn store_failures_become_500s() {
+    let store = std::sync::Arc::new(single_store().await);
+    typed_sessions_tests::cases::store_failures_become_500s(store).await;
+}
+
+/// A field garbled with `redis-cli` is reset to its default with a warning;
+/// the request succeeds and the next write replaces the garbage.
+async fn corrupt_field_written_with_redis_cli(store: RedisStore, url: &str) {
+    use typed_sessions::SessionLayer;
+    use typed_sessions_tests::app::serve;
+    use typed_sessions_tests::browser::Browser;
+
+    let server = serve(SessionLayer::new(store.clone())).await;
+    let mut browser = Browser::new(&server.base);
+    assert_eq!(browser.get("/count").await.body, "1");
+    assert_eq!(browser.get("/count").await.body, "2");
+    let id = typed_sessions::SessionId::parse(browser.cookie.as_deref().unwrap()).unwrap();
+    let key = store.key(&id);
+    let garbage = [0xff; 11];
+    let reply = redis_cli_with_input(url, &["HSET", &key, "Counter.visits"], Some(&garbage));
+    assert_eq!(reply.trim(), "0", "the field was not there: {reply}");
+    let reply = browser.get("/read").await;
+    assert_eq!((reply.status, reply.body.as_str()), (200, "0"));
+    assert_eq!(browser.get("/count").await.body, "1");
+    assert_eq!(browser.get("/count").await.body, "2");
+}
+
+#[tokio::test]
+async fn single_corrupt_field_written_with_redis_cli_is_reset() {
+    corrupt_field_written_with_redis_cli(single_store().await, &redis_url()).await;
+}
+
+#[tokio::test]
+async fn cluster_corrupt_field_written_with_redis_cli_is_reset() {
+    corrupt_field_written_with_redis_cli(cluster_store().await, &cluster_urls()[0]).await;
+}
+
+/// A redis-server this test owns, on a free loopback port, without
+/// persistence.
+struct OwnRedis {
+    port: u16,
+    child: Option<Child>,
+}
+
+impl OwnRedis {
+    async fn start(port: u16) -> Self {
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server (scripts/test.sh installs it)");
+        let mut server = Self {
+            port,
+            child: Some(child),
+        };
+        // Nothing signals readiness: poll with PING, with a deadline.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !server.answers() {
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            let exited = server
+                .child
+                .as_mut()
+                .and_then(|c| c.try_wait().ok().flatten());
+            assert!(exited.is_none(), "redis-server exited: {exited:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        server
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    fn answers(&self) -> bool {
+        Command::new("redis-cli")
+            .args(["-p", &self.port.to_string(), "PING"])
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .output()
+            .is_ok_and(|out| out.stdout.starts_with(b"PONG"))
+    }
+
+    /// `total_net_input_bytes` of `INFO stats`.
+    fn input_bytes(&self) -> u64 {
+        redis_cli(&self.url(), &["INFO", "stats"])
+            .lines()
+            .find_map(|line| line.strip_prefix("total_net_input_bytes:"))
+            .expect("INFO stats has total_net_input_bytes")
+            .trim()
+            .parse()
+            .unwrap()
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for OwnRedis {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The field-level promise over HTTP: a request that changes one small
+/// field of a session that also holds a 200 KB field sends Redis under 1 KB
+/// (the load of the namespace and the one-field write), and the big field's
+/// stored bytes are unchanged. On a server of this test's own, so no other
+/// client's traffic is counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn small_write_to_a_big_session_sends_redis_under_1kb() {
+    use typed_sessions::{SessionLayer, SessionStore};
+    use typed_sessions_tests::app::{BLOB_LEN, serve};
+    use typed_sessions_tests::browser::Browser;
+
+    let redis = OwnRedis::start(free_port()).await;
+    let store = RedisStore::connect(&redis.url()).await.unwrap();
+    let server = serve(SessionLayer::new(store.clone())).await;
+    let mut browser = Browser::new(&server.base);
+    assert_eq!(browser.get("/big/init").await.status, 200);
+    // The first small write also loads the write script into Redis.
+    assert_eq!(
+        browser.get("/big/small").await.body,
+        format!("1 {BLOB_LEN}")
+    );
+    let id = typed_sessions::SessionId::parse(browser.cookie.as_deref().unwrap()).unwrap();
+    let before = store.load(&id, "big", &["blob"]).await.unwrap().unwrap();
+
+    let input_before = redis.input_bytes();
+    assert_eq!(
+        browser.get("/big/small").await.body,
+        format!("2 {BLOB_LEN}")
+    );
+    let input_after = redis.input_bytes();
+    // Includes the second `INFO stats` itself (some 30 bytes).
+    let received = input_after - input_before;
+    println!("Redis received {received} bytes for a one-field write to a 200 KB session");
+    assert!(received < 1024, "Redis received {received} bytes");
+
+    let after = store.load(&id, "big", &["blob"]).await.unwrap().unwrap();
+    assert_eq!(before.values, after.values);
+    assert!(after.values[0].as_ref().unwrap().len() >= BLOB_LEN);
+}
+
+/// Redis killed while the app runs: requests are 500s and none hangs;
+/// restarted on the same port, requests work again with the same app and
+/// store (the connection is rebuilt on demand).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_redis_gives_500s_and_a_restart_recovers() {
+    use typed_sessions::SessionLayer;
+    use typed_sessions_tests::app::serve;
+    use typed_sessions_tests::browser::Browser;
+
+    let port = free_port();
+    let mut redis = OwnRedis::start(port).await;
+    let store = RedisStore::connect(&redis.url()).await.unwrap();
+    // A layer timeout longer than the browser's 30 s: a 500 below comes from
+    // the store failing by itself within its own bounds.
+    let layer = SessionLayer::new(store)
+        .with_secure(false)
+        .with_store_timeout(Duration::from_secs(60));
+    let server = serve(layer).await;
+    let mut browser = Browser::new(&server.base);
+    assert_eq!(browser.get("/count").await.body, "1");
+    assert_eq!(browser.get("/count").await.body, "2");
+
+    redis.kill();
+    for path in ["/count", "/read", "/cycle", "/logout"] {
+        let started = Instant::now();
+        let reply = browser.get(path).await;
+        assert_eq!(reply.status, 500, "{path} with Redis down");
+        assert_eq!(reply.set_cookie(), None, "{path}");
+        println!("{path} with Redis down: 500 after {:?}", started.elapsed());
+    }
+    let reply = Browser::new(&server.base).get("/count").await;
+    assert_eq!(reply.status, 500, "new session with Redis down");
+
+    // Restarted (empty, no persistence): the old session is gone. The first
+    // request may still meet the old, failed connection; poll briefly.
+    let _redis = OwnRedis::start(port).await;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut fresh = Browser::new(&server.base);
+    loop {
+        let reply = fresh.get("/count").await;
+        if reply.status == 200 {
+            assert_eq!(reply.body, "1");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still {} after the restart",
+            reply.status
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(fresh.get("/count").await.body, "2");
+    assert_eq!(browser.get("/count").await.body, "1");
+}
