@@ -209,8 +209,8 @@ impl MemcacheStore {
         let client = AsyncMetaClient::builder()
             .connect_multiple_async(servers)
             .await
-            .map_err(StoreError::backend)?;
-        client.noop().await.map_err(StoreError::backend)?;
+            .map_err(backend)?;
+        client.noop().await.map_err(backend)?;
         Ok(Self::new(client))
     }
 
@@ -271,7 +271,7 @@ impl MemcacheStore {
         if cas {
             get = get.meta(Meta::NONE.cas());
         }
-        let result = self.client.run(get).await.map_err(StoreError::backend)?;
+        let result = self.client.run(get).await.map_err(backend)?;
         match result.status {
             GetStatus::Hit => {
                 let Some(value) = result.value else {
@@ -329,7 +329,7 @@ impl MemcacheStore {
                 tracing::error!(session = %id.log_tag(), %error, "session not saved");
                 return Err(error);
             }
-            Err(error) => return Err(StoreError::backend(error)),
+            Err(error) => return Err(backend(error)),
         };
         Ok(match result.status {
             MutationStatus::Applied => Written::Stored(result.cas.unwrap_or(0)),
@@ -466,7 +466,7 @@ impl MemcacheStore {
         if let Some(cas) = cas {
             delete = delete.compare_cas(cas);
         }
-        let result = self.client.run(delete).await.map_err(StoreError::backend)?;
+        let result = self.client.run(delete).await.map_err(backend)?;
         Ok(result.status)
     }
 }
@@ -599,6 +599,37 @@ fn item_ttl(expires_at: SystemTime, now: SystemTime) -> Ttl {
     }
 }
 
+/// A client error as [`StoreError::Backend`], with the key left out: the
+/// client's errors name the key, and a key holds a full session id, which
+/// must never reach a log.
+fn backend(error: memcache::exp::Error) -> StoreError {
+    StoreError::backend(ClientError(describe(&error)))
+}
+
+fn describe(error: &memcache::exp::Error) -> String {
+    use memcache::exp::Error;
+    match error {
+        Error::Timeout { .. } => "memcached did not answer within the client's deadline".to_owned(),
+        Error::Ambiguous { source, .. } => format!(
+            "the request was sent but its outcome is unknown: {}",
+            describe(source)
+        ),
+        other => other.to_string(),
+    }
+}
+
+/// An error of the memcached client, described without the key.
+#[derive(Debug)]
+struct ClientError(String);
+
+impl std::fmt::Display for ClientError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "memcached: {}", self.0)
+    }
+}
+
+impl std::error::Error for ClientError {}
+
 /// memcached's message when it refused an item over its size limit. The
 /// client reports it as a server error, wrapped as ambiguous because it
 /// drops the connection after an error reply.
@@ -663,6 +694,24 @@ fn parse_url(url: &str) -> Result<Vec<String>, StoreError> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn errors_never_carry_the_key() {
+        use memcache::exp::Error;
+        let key = b"session:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA".to_vec();
+        let timeout = Error::Timeout { key: key.clone() };
+        let ambiguous = Error::Ambiguous {
+            key: key.clone(),
+            source: Box::new(Error::Timeout { key: key.clone() }),
+        };
+        for error in [timeout, ambiguous] {
+            let error = backend(error);
+            for text in [error.to_string(), format!("{error:?}")] {
+                assert!(!text.contains("AAAAAAAA"), "{text}");
+                assert!(!text.contains("65, 65, 65"), "{text}");
+            }
+        }
+    }
 
     #[test]
     fn urls() {
