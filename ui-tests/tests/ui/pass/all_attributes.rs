@@ -55,7 +55,10 @@ async fn handler(mut session: TypedSession<Cart>) -> String {
 
 fn main() {
     assert_eq!(Cart::NAMESPACE, "cart");
-    assert_eq!(Cart::FIELDS, ["items", "uid", "theme", "page-size", "flash"]);
+    assert_eq!(
+        Cart::FIELDS,
+        ["items", "uid", "theme", "page-size", "flash"]
+    );
     let _: Router = Router::new()
         .route("/", get(handler))
         .layer(SessionLayer::new(MemoryStore::default()));

@@ -34,7 +34,10 @@ struct Prefs {
 
 async fn handler(mut session: TypedSession<Prefs>) -> String {
     session.set_theme(Theme::Dark);
-    session.nested_mut().get_or_insert_with(Vec::new).push(HashMap::new());
+    session
+        .nested_mut()
+        .get_or_insert_with(Vec::new)
+        .push(HashMap::new());
     session.set_type("admin".to_owned());
     *session.type_mut() += "!";
     let kind: String = session.take_type();
@@ -50,7 +53,9 @@ async fn handler(mut session: TypedSession<Prefs>) -> String {
 fn main() {
     assert_eq!(
         Prefs::FIELDS,
-        ["nested", "theme", "address", "tree", "type", "match", "boxed", "previous", "unit"]
+        [
+            "nested", "theme", "address", "tree", "type", "match", "boxed", "previous", "unit"
+        ]
     );
     let _ = handler;
 }
