@@ -61,9 +61,11 @@
 //!
 //! **`move_to`** (the layer's `cycle_id`):
 //! - on a replica set or sharded cluster (transactions supported, detected once
-//!   with `hello`), it reads `from`, inserts `to` and deletes `from` in one
-//!   transaction, retried on transient transaction errors (at most 5 times,
-//!   then [`StoreError::Contention`]);
+//!   with `hello`), one transaction takes `from` (`find_one_and_delete`, its
+//!   first operation, so concurrent updates of `from` wait for it and then
+//!   find no session) and inserts `to`; it is retried on transient
+//!   transaction errors (at most 5 times, then [`StoreError::Contention`]).
+//!   Any failure aborts it, leaving `from` as it was;
 //! - on a standalone server (no transactions; this includes the test server),
 //!   it takes three steps, each atomic:
 //!   1. one `find_one_and_update` reads `from` (live) and marks it
@@ -428,6 +430,9 @@ impl MongoStore {
             if error.contains_label(mongodb::error::TRANSIENT_TRANSACTION_ERROR) {
                 if attempt < TRANSACTION_RETRIES {
                     tracing::debug!(session = %from.log_tag(), %error, "MongoStore: retrying move transaction");
+                    // Back off a little, growing, so the conflicting writer
+                    // gets through before the next attempt.
+                    tokio::time::sleep(Duration::from_millis(5 << attempt)).await;
                     continue;
                 }
                 tracing::warn!(
@@ -451,9 +456,13 @@ impl MongoStore {
         to: &SessionId,
         expires_at: SystemTime,
     ) -> Result<bool, mongodb::error::Error> {
+        // Take `from` with the transaction's first operation, a write, so a
+        // concurrent update of it waits for the transaction (and then finds
+        // no session) instead of invalidating it. Nothing is lost if a later
+        // step fails: the whole transaction is aborted.
         let Some(source) = self
             .collection
-            .find_one(writable_filter(from, DateTime::now()))
+            .find_one_and_delete(writable_filter(from, DateTime::now()))
             .projection(doc! { "data": 1, "created_at": 1 })
             .session(&mut *session)
             .await?
@@ -470,10 +479,6 @@ impl MongoStore {
         let doc = moved_document(to, &source, expires_at);
         self.collection
             .insert_one(&doc)
-            .session(&mut *session)
-            .await?;
-        self.collection
-            .delete_one(doc! { "_id": from.as_str() })
             .session(&mut *session)
             .await?;
         Ok(true)
@@ -923,11 +928,12 @@ fn namespace_fields<'a>(
     }
 }
 
+/// The writes of one call: (namespace, field) to new bytes or removal.
+type FoldedWrites<'a> = BTreeMap<(&'a str, &'a str), Option<&'a [u8]>>;
+
 /// Validates the names and keeps the last write of each field, in a stable
 /// order.
-fn fold_writes<'a>(
-    writes: &[FieldWrite<'a>],
-) -> Result<BTreeMap<(&'a str, &'a str), Option<&'a [u8]>>, StoreError> {
+fn fold_writes<'a>(writes: &[FieldWrite<'a>]) -> Result<FoldedWrites<'a>, StoreError> {
     let mut folded = BTreeMap::new();
     for write in writes {
         check_name("namespace", write.key.namespace)?;

@@ -27,7 +27,10 @@ def stop(*_):
 signal.signal(signal.SIGTERM, stop)
 def watch_parent():
     sys.stdin.read()  # EOF: the test process is gone, however it ended
-    os.kill(os.getpid(), signal.SIGTERM)
+    try:
+        os.remove(sys.argv[4])  # nobody is left to read the log
+    finally:
+        os.kill(os.getpid(), signal.SIGTERM)
 threading.Thread(target=watch_parent, daemon=True).start()
 s.start()
 s.wait()
@@ -125,6 +128,7 @@ impl OwnServer {
                 &self.storage,
                 &self.replica_set,
             ])
+            .arg(&self.log)
             .stdin(Stdio::piped())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
