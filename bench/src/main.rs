@@ -1,1 +1,611 @@
-fn main() {}
+//! The typed-sessions benchmark: a bare axum handler, typed-sessions and
+//! tower-sessions, on the memory store and on Redis, in one run, printing one
+//! markdown table.
+//!
+//! ```sh
+//! cargo run --release -p typed-sessions-bench            # the full run (~8 min on 2 cores)
+//! cargo run --release -p typed-sessions-bench -- --smoke # a few seconds, checks every path
+//! cargo run --release -p typed-sessions-bench -- --help
+//! ```
+//!
+//! Redis: `REDIS_URL` (default `redis://127.0.0.1:6379`); the bench uses
+//! database 9 of that server (`--redis-db`) and empties that database (only
+//! that one) before each Redis cell and at the end.
+
+mod client;
+mod redis_stats;
+mod report;
+mod server;
+
+use std::net::SocketAddr;
+use std::process::{ExitCode, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::{Child, Command};
+use tokio::sync::Barrier;
+
+use crate::client::{MEASURE, STOP, WARMUP, secs, until};
+use crate::redis_stats::{Delta, RedisProbe};
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Which server answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ServerKind {
+    /// The same routes without any session: the limit.
+    Bare,
+    /// typed-sessions.
+    Typed,
+    /// tower-sessions 0.14.
+    Tower,
+}
+
+/// Which store the session crate uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum StoreKind {
+    /// In-process memory.
+    Memory,
+    /// Redis.
+    Redis,
+}
+
+/// What each request does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Scenario {
+    /// Read a small counter and write it back incremented.
+    Incr,
+    /// Read the counter of an existing session, write nothing.
+    Read,
+    /// Like `incr`, in a session that also holds a 16 KB field that is
+    /// loaded and never changed.
+    BigIncr,
+    /// No cookie: every request creates a session.
+    New,
+}
+
+impl ServerKind {
+    const ALL: [Self; 3] = [Self::Bare, Self::Typed, Self::Tower];
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Bare => "bare",
+            Self::Typed => "typed-sessions",
+            Self::Tower => "tower-sessions",
+        }
+    }
+
+    fn parse(text: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|s| s.name() == text || s.name().starts_with(&format!("{text}-")))
+    }
+}
+
+impl StoreKind {
+    const ALL: [Self; 2] = [Self::Memory, Self::Redis];
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Memory => "memory",
+            Self::Redis => "redis",
+        }
+    }
+
+    fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.name() == text)
+    }
+}
+
+impl Scenario {
+    const ALL: [Self; 4] = [Self::Incr, Self::Read, Self::BigIncr, Self::New];
+
+    fn name(self) -> &'static str {
+        match self {
+            Self::Incr => "incr",
+            Self::Read => "read",
+            Self::BigIncr => "big-incr",
+            Self::New => "new",
+        }
+    }
+
+    fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.name() == text)
+    }
+
+    /// The endpoint the measured requests hit.
+    fn path(self) -> &'static str {
+        match self {
+            Self::Incr | Self::New => "/incr",
+            Self::Read => "/read",
+            Self::BigIncr => "/big-incr",
+        }
+    }
+}
+
+/// One server set-up: a server and, for the session crates, a store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Setup {
+    server: ServerKind,
+    store: Option<StoreKind>,
+}
+
+impl Setup {
+    fn label(self) -> String {
+        match self.store {
+            None => self.server.name().to_owned(),
+            Some(store) => format!("{} / {}", self.server.name(), store.name()),
+        }
+    }
+}
+
+/// The command line.
+#[derive(Debug, Clone)]
+pub struct Options {
+    seconds: f64,
+    warmup: f64,
+    runs: usize,
+    concurrency: Vec<usize>,
+    servers: Vec<ServerKind>,
+    stores: Vec<StoreKind>,
+    scenarios: Vec<Scenario>,
+    redis_url: String,
+    client_threads: usize,
+    server_threads: usize,
+    out: Option<String>,
+    smoke: bool,
+}
+
+const USAGE: &str = "\
+typed-sessions-bench: bare axum vs typed-sessions vs tower-sessions, memory and Redis
+
+USAGE: cargo run --release -p typed-sessions-bench -- [OPTIONS]
+
+  --seconds S        measured seconds per cell and run            [2]
+  --warmup S         warm-up seconds before each measurement      [0.5]
+  --runs N           runs per cell (the table shows medians)      [3]
+  --concurrency L    workers per cell, comma-separated            [1,32,128]
+  --servers L        bare,typed,tower                             [all]
+  --stores L         memory,redis                                 [all]
+  --scenarios L      incr,read,big-incr,new                       [all]
+  --redis-db N       the Redis database used (and emptied)        [9]
+  --client-threads N threads of the load generator                [cores]
+  --server-threads N worker threads of each server                [cores]
+  --out FILE         also write the report to FILE
+  --smoke            one short cell per server/store/scenario (8 workers, 0.1 s);
+                     fails on any error
+  -h, --help         this text
+
+Redis: REDIS_URL [redis://127.0.0.1:6379]; its database part is replaced by --redis-db.
+";
+
+fn parse_list<T>(text: &str, parse: impl Fn(&str) -> Option<T>) -> Result<Vec<T>, String> {
+    text.split(',')
+        .map(|part| parse(part.trim()).ok_or_else(|| format!("unknown value {part:?}")))
+        .collect()
+}
+
+fn parse_options(args: &[String]) -> Result<Option<Options>, String> {
+    let cores = std::thread::available_parallelism().map_or(2, usize::from);
+    let mut options = Options {
+        seconds: 2.0,
+        warmup: 0.5,
+        runs: 3,
+        concurrency: vec![1, 32, 128],
+        servers: ServerKind::ALL.to_vec(),
+        stores: StoreKind::ALL.to_vec(),
+        scenarios: Scenario::ALL.to_vec(),
+        redis_url: String::new(),
+        client_threads: cores,
+        server_threads: cores,
+        out: None,
+        smoke: false,
+    };
+    let mut redis_db = 9u32;
+    let mut explicit = Vec::new();
+    let mut args = args.iter();
+    while let Some(flag) = args.next() {
+        let mut value = || {
+            args.next()
+                .cloned()
+                .ok_or_else(|| format!("{flag} needs a value"))
+        };
+        let number = |text: String| -> Result<f64, String> {
+            text.parse::<f64>()
+                .ok()
+                .filter(|n| n.is_finite() && *n >= 0.0)
+                .ok_or_else(|| format!("{flag}: not a number: {text:?}"))
+        };
+        let count = |text: String| -> Result<usize, String> {
+            text.parse::<usize>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| format!("{flag}: not a positive integer: {text:?}"))
+        };
+        match flag.as_str() {
+            "-h" | "--help" => return Ok(None),
+            "--smoke" => options.smoke = true,
+            "--seconds" => options.seconds = number(value()?)?,
+            "--warmup" => options.warmup = number(value()?)?,
+            "--runs" => options.runs = count(value()?)?,
+            "--concurrency" => options.concurrency = parse_list(&value()?, |t| t.parse().ok())?,
+            "--servers" => options.servers = parse_list(&value()?, ServerKind::parse)?,
+            "--stores" => options.stores = parse_list(&value()?, StoreKind::parse)?,
+            "--scenarios" => options.scenarios = parse_list(&value()?, Scenario::parse)?,
+            "--redis-db" => redis_db = count(value()?)? as u32,
+            "--client-threads" => options.client_threads = count(value()?)?,
+            "--server-threads" => options.server_threads = count(value()?)?,
+            "--out" => options.out = Some(value()?),
+            other => return Err(format!("unknown option {other:?}; try --help")),
+        }
+        explicit.push(flag.clone());
+    }
+    if options.smoke {
+        let given = |f: &str| explicit.iter().any(|e| e == f);
+        if !given("--seconds") {
+            options.seconds = 0.1;
+        }
+        if !given("--warmup") {
+            options.warmup = 0.05;
+        }
+        if !given("--runs") {
+            options.runs = 1;
+        }
+        if !given("--concurrency") {
+            options.concurrency = vec![8];
+        }
+    }
+    if options.concurrency.contains(&0) {
+        return Err("--concurrency: workers must be positive".into());
+    }
+    let base = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    options.redis_url = with_database(&base, redis_db);
+    Ok(Some(options))
+}
+
+/// `url` with its database path replaced by `db`.
+fn with_database(url: &str, db: u32) -> String {
+    let host_start = url.find("://").map_or(0, |i| i + 3);
+    let end = url[host_start..]
+        .find(['/', '?'])
+        .map_or(url.len(), |i| host_start + i);
+    format!("{}/{db}", &url[..end])
+}
+
+/// The set-ups the options ask for, in table order.
+fn setups(options: &Options) -> Vec<Setup> {
+    let mut setups = Vec::new();
+    if options.servers.contains(&ServerKind::Bare) {
+        setups.push(Setup {
+            server: ServerKind::Bare,
+            store: None,
+        });
+    }
+    for store in &options.stores {
+        for server in [ServerKind::Typed, ServerKind::Tower] {
+            if options.servers.contains(&server) {
+                setups.push(Setup {
+                    server,
+                    store: Some(*store),
+                });
+            }
+        }
+    }
+    setups
+}
+
+/// One measurement of one cell.
+#[derive(Debug, Clone)]
+pub struct Sample {
+    requests: u64,
+    /// Every request answered, set-up and warm-up included.
+    total: u64,
+    window: Duration,
+    p50_us: f64,
+    p99_us: f64,
+    errors: u64,
+    wrong: u64,
+    problem: Option<String>,
+    redis: Option<Delta>,
+}
+
+impl Sample {
+    fn rps(&self) -> f64 {
+        self.requests as f64 / self.window.as_secs_f64().max(1e-9)
+    }
+}
+
+/// A running server process.
+struct ServerProcess {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl ServerProcess {
+    async fn start(setup: Setup, options: &Options) -> Result<Self, BoxError> {
+        let exe = std::env::current_exe()?;
+        // BENCH_SERVER_WRAPPER="valgrind --tool=callgrind" runs each server
+        // under a profiler.
+        let wrapper = std::env::var("BENCH_SERVER_WRAPPER").unwrap_or_default();
+        let mut wrapper = wrapper.split_whitespace();
+        let mut command = match wrapper.next() {
+            Some(program) => {
+                let mut command = Command::new(program);
+                command.args(wrapper).arg(exe);
+                command
+            }
+            None => Command::new(exe),
+        };
+        let mut child = command
+            .arg("serve")
+            .arg(setup.server.name())
+            .arg(setup.store.map_or("none", StoreKind::name))
+            .arg(&options.redis_url)
+            .arg(options.server_threads.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()?;
+        let stdout = child.stdout.take().ok_or("no stdout of the server")?;
+        let mut lines = BufReader::new(stdout).lines();
+        let line = tokio::time::timeout(Duration::from_secs(120), lines.next_line())
+            .await
+            .map_err(|_| "the server did not start within 120 s")??
+            .ok_or("the server exited before it was ready")?;
+        let port: u16 = line
+            .strip_prefix("READY ")
+            .and_then(|p| p.trim().parse().ok())
+            .ok_or_else(|| format!("unexpected server output {line:?}"))?;
+        Ok(Self {
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+        })
+    }
+
+    async fn stop(mut self) {
+        // Closing stdin asks it to exit; kill in case it does not.
+        drop(self.child.stdin.take());
+        if tokio::time::timeout(Duration::from_secs(30), self.child.wait())
+            .await
+            .is_err()
+        {
+            let _ = self.child.kill().await;
+        }
+    }
+}
+
+fn percentile(sorted: &[u64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((sorted.len() as f64) * q).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1] as f64 / 1000.0
+}
+
+/// Measures one cell once: a fresh server, fresh sessions, warm-up, window.
+async fn run_cell(
+    options: &Options,
+    setup: Setup,
+    scenario: Scenario,
+    workers: usize,
+    probe: Option<&mut RedisProbe>,
+) -> Result<Sample, BoxError> {
+    let mut probe = match (setup.store, probe) {
+        (Some(StoreKind::Redis), Some(probe)) => {
+            probe.flush_db().await?;
+            Some(probe)
+        }
+        _ => None,
+    };
+    let server = ServerProcess::start(setup, options).await?;
+    let phase = Arc::new(AtomicU8::new(WARMUP));
+    let start = Arc::new(Barrier::new(workers + 1));
+    let expected = (options.seconds * 60_000.0 / workers as f64) as usize + 16;
+    let tasks: Vec<_> = (0..workers)
+        .map(|_| {
+            tokio::spawn(client::worker(
+                server.addr,
+                scenario,
+                setup.server != ServerKind::Bare,
+                phase.clone(),
+                start.clone(),
+                expected.min(1 << 20),
+            ))
+        })
+        .collect();
+    start.wait().await;
+    until(Instant::now() + secs(options.warmup)).await;
+    let before = match probe.as_deref_mut() {
+        Some(probe) => Some(probe.snapshot().await?),
+        None => None,
+    };
+    phase.store(MEASURE, Ordering::Release);
+    let t0 = Instant::now();
+    until(t0 + secs(options.seconds)).await;
+    let t1 = Instant::now();
+    phase.store(STOP, Ordering::Release);
+    let redis = match (probe, before) {
+        (Some(probe), Some(before)) => {
+            let after = probe.snapshot().await?;
+            Some(probe.delta(&before, &after))
+        }
+        _ => None,
+    };
+    let mut latencies = Vec::new();
+    let (mut errors, mut wrong, mut problem, mut total) = (0, 0, None, 0);
+    for task in tasks {
+        let result = task.await?;
+        total += result.total + 1;
+        latencies.extend_from_slice(&result.latencies);
+        errors += result.errors;
+        wrong += result.wrong;
+        problem = problem.or(result.first_problem);
+    }
+    server.stop().await;
+    latencies.sort_unstable();
+    Ok(Sample {
+        requests: latencies.len() as u64,
+        total,
+        window: t1 - t0,
+        p50_us: percentile(&latencies, 0.50),
+        p99_us: percentile(&latencies, 0.99),
+        errors,
+        wrong,
+        problem,
+        redis,
+    })
+}
+
+async fn run(options: Options) -> Result<bool, BoxError> {
+    let setups = setups(&options);
+    let uses_redis = setups.iter().any(|s| s.store == Some(StoreKind::Redis));
+    let mut probe = if uses_redis {
+        Some(RedisProbe::connect(&options.redis_url).await.map_err(|e| {
+            format!(
+                "Redis at {} is needed (start it with scripts/test-servers.sh, or \
+                 --stores memory): {e}",
+                options.redis_url
+            )
+        })?)
+    } else {
+        None
+    };
+    let environment = report::Environment::capture(&options, probe.as_mut()).await;
+    let cells = setups.len() * options.scenarios.len() * options.concurrency.len();
+    eprintln!(
+        "{} cells x {} runs, {:.1} s + {:.1} s warm-up each: about {:.0} s",
+        cells,
+        options.runs,
+        options.seconds,
+        options.warmup,
+        (cells * options.runs) as f64 * (options.seconds + options.warmup + 0.15)
+    );
+    let mut samples: report::Samples = Default::default();
+    // Runs are interleaved (run 1 of every cell, then run 2, ...) so that
+    // drifting background load spreads over every set-up alike.
+    for run in 0..options.runs {
+        for &scenario in &options.scenarios {
+            for &workers in &options.concurrency {
+                for &setup in &setups {
+                    let sample = run_cell(&options, setup, scenario, workers, probe.as_mut())
+                        .await
+                        .map_err(|e| {
+                            format!("{} {} x{workers}: {e}", setup.label(), scenario.name())
+                        })?;
+                    eprintln!(
+                        "run {}/{} {:>8} x{:<3} {:<28} {:>9.0} req/s  p50 {:>7.0} us  p99 {:>7.0} us  ({} requests in all){}{}",
+                        run + 1,
+                        options.runs,
+                        scenario.name(),
+                        workers,
+                        setup.label(),
+                        sample.rps(),
+                        sample.p50_us,
+                        sample.p99_us,
+                        sample.total,
+                        sample
+                            .redis
+                            .as_ref()
+                            .map(|r| format!(
+                                "  {:.0} B/req",
+                                r.net_input_bytes as f64 / sample.requests.max(1) as f64
+                            ))
+                            .unwrap_or_default(),
+                        if sample.errors + sample.wrong > 0 {
+                            format!(
+                                "  ERRORS {} WRONG {}: {}",
+                                sample.errors,
+                                sample.wrong,
+                                sample.problem.as_deref().unwrap_or("")
+                            )
+                        } else {
+                            String::new()
+                        }
+                    );
+                    samples
+                        .entry((scenario, workers, setup))
+                        .or_default()
+                        .push(sample);
+                }
+            }
+        }
+    }
+    if let Some(probe) = probe.as_mut() {
+        probe.flush_db().await?;
+    }
+    let environment = environment.finish();
+    let (text, clean) = report::render(&options, &setups, &samples, &environment);
+    println!("{text}");
+    if let Some(path) = &options.out {
+        std::fs::write(path, &text)?;
+    }
+    Ok(clean)
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().map(String::as_str) == Some("serve") {
+        return serve_main(&args[1..]);
+    }
+    let options = match parse_options(&args) {
+        Ok(Some(options)) => options,
+        Ok(None) => {
+            print!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        Err(error) => {
+            eprintln!("error: {error}\n\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(options.client_threads)
+        .thread_name("client")
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(options)) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => {
+            eprintln!("error: some requests failed or lost their session (see the table)");
+            ExitCode::FAILURE
+        }
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `typed-sessions-bench serve SERVER STORE REDIS_URL THREADS`: the child
+/// process that runs one server.
+fn serve_main(args: &[String]) -> ExitCode {
+    let [server, store, redis_url, threads] = args else {
+        eprintln!("usage: typed-sessions-bench serve SERVER STORE|none REDIS_URL THREADS");
+        return ExitCode::from(2);
+    };
+    let (Some(server), Some(store), Ok(threads)) = (
+        ServerKind::parse(server),
+        StoreKind::parse(store).or((store == "none").then_some(StoreKind::Memory)),
+        threads.parse::<usize>(),
+    ) else {
+        eprintln!("serve: bad arguments {args:?}");
+        return ExitCode::from(2);
+    };
+    match server::main(server, store, redis_url, threads) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("serve {}: {error}", server.name());
+            ExitCode::FAILURE
+        }
+    }
+}

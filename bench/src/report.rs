@@ -1,0 +1,437 @@
+//! The markdown report: run conditions, one table, and the targets.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::time::{Duration, SystemTime};
+
+use crate::redis_stats::RedisProbe;
+use crate::{Options, Sample, Scenario, ServerKind, Setup, StoreKind};
+
+/// Every sample, by cell.
+pub type Samples = BTreeMap<(Scenario, usize, Setup), Vec<Sample>>;
+
+/// The typed-sessions refresh interval under the bench's 30-day sliding
+/// expiry: a tenth of the inactivity limit, at most a minute.
+const REFRESH_INTERVAL: Duration = Duration::from_secs(60);
+
+/// The conditions of a run.
+pub struct Environment {
+    command: String,
+    date: String,
+    cores: usize,
+    cpu: String,
+    load_start: String,
+    load_end: String,
+    redis: Option<String>,
+    started: std::time::Instant,
+    elapsed: Duration,
+}
+
+impl Environment {
+    /// Notes the conditions at the start of a run.
+    pub async fn capture(options: &Options, probe: Option<&mut RedisProbe>) -> Self {
+        let args: Vec<String> = std::env::args().skip(1).collect();
+        let command = if args.is_empty() {
+            "cargo run --release -p typed-sessions-bench".to_owned()
+        } else {
+            format!(
+                "cargo run --release -p typed-sessions-bench -- {}",
+                args.join(" ")
+            )
+        };
+        let cpu = std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(|text| {
+                text.lines()
+                    .find_map(|l| l.strip_prefix("model name"))
+                    .map(|l| l.trim_start_matches([' ', '\t', ':']).trim().to_owned())
+            })
+            .unwrap_or_else(|| "unknown CPU".into());
+        let redis = match probe {
+            Some(probe) => Some(format!(
+                "Redis {} at {}",
+                probe.version().await.unwrap_or_else(|_| "?".into()),
+                options.redis_url
+            )),
+            None => None,
+        };
+        Self {
+            command,
+            date: utc_now(),
+            cores: std::thread::available_parallelism().map_or(0, usize::from),
+            cpu,
+            load_start: load_average(),
+            load_end: String::new(),
+            redis,
+            started: std::time::Instant::now(),
+            elapsed: Duration::ZERO,
+        }
+    }
+
+    /// Notes the conditions at the end of a run.
+    pub fn finish(mut self) -> Self {
+        self.load_end = load_average();
+        self.elapsed = self.started.elapsed();
+        self
+    }
+}
+
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .map(|text| {
+            text.split_whitespace()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_else(|| "?".into())
+}
+
+/// The current UTC time as `YYYY-MM-DD HH:MM UTC`.
+fn utc_now() -> String {
+    let secs = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let days = (secs / 86_400) as i64;
+    let (hour, minute) = ((secs % 86_400) / 3600, (secs % 3600) / 60);
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02} {hour:02}:{minute:02} UTC")
+}
+
+/// One cell, its runs combined.
+#[derive(Debug, Clone, Default)]
+struct Cell {
+    rps: f64,
+    spread: f64,
+    p50: f64,
+    p99: f64,
+    bytes_in: Option<f64>,
+    round_trips: Option<f64>,
+    data_writes: u64,
+    expiry_sets: u64,
+    window: Duration,
+    errors: u64,
+    wrong: u64,
+    problem: Option<String>,
+}
+
+fn median(mut values: Vec<f64>) -> f64 {
+    values.retain(|v| v.is_finite());
+    if values.is_empty() {
+        return f64::NAN;
+    }
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        (values[n / 2 - 1] + values[n / 2]) / 2.0
+    }
+}
+
+fn combine(samples: &[Sample]) -> Cell {
+    let rps: Vec<f64> = samples.iter().map(Sample::rps).collect();
+    let mid = median(rps.clone());
+    let (lo, hi) = rps.iter().fold((f64::INFINITY, 0.0f64), |(lo, hi), &r| {
+        (lo.min(r), hi.max(r))
+    });
+    let per_request = |f: &dyn Fn(&crate::redis_stats::Delta) -> u64| -> Option<f64> {
+        let values: Vec<f64> = samples
+            .iter()
+            .filter_map(|s| {
+                s.redis
+                    .as_ref()
+                    .map(|r| f(r) as f64 / s.requests.max(1) as f64)
+            })
+            .collect();
+        (!values.is_empty()).then(|| median(values))
+    };
+    Cell {
+        rps: mid,
+        spread: if samples.len() > 1 && mid > 0.0 {
+            (hi - lo) / mid
+        } else {
+            0.0
+        },
+        p50: median(samples.iter().map(|s| s.p50_us).collect()),
+        p99: median(samples.iter().map(|s| s.p99_us).collect()),
+        bytes_in: per_request(&|r| r.net_input_bytes),
+        round_trips: per_request(&|r| r.round_trips),
+        data_writes: samples
+            .iter()
+            .filter_map(|s| s.redis.as_ref().map(|r| r.data_writes))
+            .sum(),
+        expiry_sets: samples
+            .iter()
+            .filter_map(|s| s.redis.as_ref().map(|r| r.expiry_sets))
+            .sum(),
+        window: samples.iter().map(|s| s.window).sum(),
+        errors: samples.iter().map(|s| s.errors).sum(),
+        wrong: samples.iter().map(|s| s.wrong).sum(),
+        problem: samples.iter().find_map(|s| s.problem.clone()),
+    }
+}
+
+/// `12,345`.
+fn thousands(value: f64) -> String {
+    if !value.is_finite() {
+        return "–".into();
+    }
+    let digits = format!("{:.0}", value);
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn ratio(value: f64, base: Option<f64>) -> Option<String> {
+    let base = base.filter(|b| b.is_finite() && *b > 0.0)?;
+    value
+        .is_finite()
+        .then(|| format!("{:.2}", value / base).replace("0.00", "<0.01"))
+}
+
+/// `figure (× bare, × tower)`, leaving out the ratios that do not apply.
+fn with_ratios(figure: String, bare: Option<String>, tower: Option<String>) -> String {
+    match (bare, tower) {
+        (None, None) => figure,
+        (Some(b), None) => format!("{figure} ({b} b)"),
+        (None, Some(t)) => format!("{figure} ({t} t)"),
+        (Some(b), Some(t)) => format!("{figure} ({b} b, {t} t)"),
+    }
+}
+
+/// Renders the report; the flag is false when any request failed or lost
+/// its session.
+pub fn render(
+    options: &Options,
+    setups: &[Setup],
+    samples: &Samples,
+    env: &Environment,
+) -> (String, bool) {
+    let cells: BTreeMap<_, Cell> = samples.iter().map(|(k, v)| (*k, combine(v))).collect();
+    let mut out = String::new();
+    let _ = writeln!(out, "## Run\n");
+    let _ = writeln!(out, "- command: `{}`", env.command);
+    let _ = writeln!(out, "- date: {}", env.date);
+    let _ = writeln!(
+        out,
+        "- machine: {} cores ({}); load average (1/5/15 min) {} at the start, {} at the end",
+        env.cores, env.cpu, env.load_start, env.load_end
+    );
+    if let Some(redis) = &env.redis {
+        let _ = writeln!(out, "- {redis}");
+    }
+    let _ = writeln!(
+        out,
+        "- each cell: {} run(s) of {:.1} s after {:.1} s warm-up, a fresh server process per run, \
+         runs interleaved; figures are medians over runs; {} client threads, {} server threads; \
+         whole run {:.0} s",
+        options.runs,
+        options.seconds,
+        options.warmup,
+        options.client_threads,
+        options.server_threads,
+        env.elapsed.as_secs_f64()
+    );
+    let _ = writeln!(
+        out,
+        "\n(b) = ratio to the bare handler, (t) = ratio to tower-sessions on the same store. \
+         ± = half the spread of req/s over runs ((max − min) / 2 / median). Redis B in/req = bytes Redis \
+         received per request (`total_net_input_bytes`); calls/req = top-level Redis commands per \
+         request (round trips).\n"
+    );
+    let _ = writeln!(
+        out,
+        "| scenario | workers | server / store | req/s | p50 µs | p99 µs | Redis B in/req | Redis calls/req |"
+    );
+    let _ = writeln!(out, "|---|---:|---|---:|---:|---:|---:|---:|");
+    let mut clean = true;
+    let mut problems = Vec::new();
+    for &scenario in &options.scenarios {
+        for &workers in &options.concurrency {
+            let bare = cells.get(&(
+                scenario,
+                workers,
+                Setup {
+                    server: ServerKind::Bare,
+                    store: None,
+                },
+            ));
+            for &setup in setups {
+                let Some(cell) = cells.get(&(scenario, workers, setup)) else {
+                    continue;
+                };
+                let tower = match (setup.server, setup.store) {
+                    (ServerKind::Typed, Some(store)) => cells.get(&(
+                        scenario,
+                        workers,
+                        Setup {
+                            server: ServerKind::Tower,
+                            store: Some(store),
+                        },
+                    )),
+                    _ => None,
+                };
+                let is_bare = setup.server == ServerKind::Bare;
+                let bare_of = |f: fn(&Cell) -> f64| {
+                    if is_bare { None } else { bare.map(f) }
+                };
+                let spread = if options.runs > 1 {
+                    format!(" ±{:.0}%", cell.spread * 50.0)
+                } else {
+                    String::new()
+                };
+                let rps = with_ratios(
+                    format!("{}{spread}", thousands(cell.rps)),
+                    ratio(cell.rps, bare_of(|c| c.rps)),
+                    ratio(cell.rps, tower.map(|c| c.rps)),
+                );
+                let p50 = with_ratios(
+                    thousands(cell.p50),
+                    ratio(cell.p50, bare_of(|c| c.p50)),
+                    ratio(cell.p50, tower.map(|c| c.p50)),
+                );
+                let p99 = with_ratios(
+                    thousands(cell.p99),
+                    ratio(cell.p99, bare_of(|c| c.p99)),
+                    ratio(cell.p99, tower.map(|c| c.p99)),
+                );
+                let bytes = cell.bytes_in.map_or(String::new(), |b| {
+                    with_ratios(thousands(b), None, ratio(b, tower.and_then(|c| c.bytes_in)))
+                });
+                let calls = cell
+                    .round_trips
+                    .map_or(String::new(), |c| format!("{c:.2}"));
+                let _ = writeln!(
+                    out,
+                    "| {} | {workers} | {} | {rps} | {p50} | {p99} | {bytes} | {calls} |",
+                    scenario.name(),
+                    setup.label()
+                );
+                if cell.errors + cell.wrong > 0 {
+                    clean = false;
+                    problems.push(format!(
+                        "- {} {} x{workers}: {} failed, {} wrong answers; first: {}",
+                        setup.label(),
+                        scenario.name(),
+                        cell.errors,
+                        cell.wrong,
+                        cell.problem.as_deref().unwrap_or("?")
+                    ));
+                }
+            }
+        }
+    }
+    if !problems.is_empty() {
+        let _ = writeln!(out, "\n**Failures:**\n");
+        for problem in &problems {
+            let _ = writeln!(out, "{problem}");
+        }
+    }
+    targets(&mut out, options, &cells);
+    (out, clean)
+}
+
+/// The issue's targets, checked at 32 workers (or the concurrency closest
+/// to it that was run).
+fn targets(out: &mut String, options: &Options, cells: &BTreeMap<(Scenario, usize, Setup), Cell>) {
+    let Some(&workers) = options
+        .concurrency
+        .iter()
+        .min_by_key(|w| (**w as i64 - 32).abs())
+    else {
+        return;
+    };
+    let cell = |scenario, server, store| cells.get(&(scenario, workers, Setup { server, store }));
+    let typed = |scenario, store| cell(scenario, ServerKind::Typed, Some(store));
+    let tower = |scenario, store| cell(scenario, ServerKind::Tower, Some(store));
+    let bare = |scenario| cell(scenario, ServerKind::Bare, None);
+    let verdict = |met: bool| if met { "met" } else { "**missed**" };
+    let mut rows = Vec::new();
+
+    let mut versus_bare = |scenario, floor: f64, name: &str| {
+        if let (Some(t), Some(b)) = (typed(scenario, StoreKind::Memory), bare(scenario)) {
+            let r = t.rps / b.rps;
+            let ts = tower(scenario, StoreKind::Memory)
+                .map(|c| format!("; tower-sessions {:.2}", c.rps / b.rps))
+                .unwrap_or_default();
+            rows.push(format!(
+                "| memory `{name}`: ≥ {floor:.2} of bare req/s | {r:.2}{ts} | {} |",
+                verdict(r >= floor)
+            ));
+        }
+    };
+    versus_bare(Scenario::Incr, 0.85, "incr");
+    versus_bare(Scenario::BigIncr, 0.75, "big-incr");
+    if let (Some(t), Some(w)) = (
+        typed(Scenario::Incr, StoreKind::Redis),
+        tower(Scenario::Incr, StoreKind::Redis),
+    ) {
+        let r = t.rps / w.rps;
+        let of_bare = bare(Scenario::Incr)
+            .map(|b| {
+                format!(
+                    " (of bare: typed {:.2}, tower {:.2})",
+                    t.rps / b.rps,
+                    w.rps / b.rps
+                )
+            })
+            .unwrap_or_default();
+        rows.push(format!(
+            "| Redis `incr`: ≥ 2× tower-sessions req/s | {r:.2}×{of_bare} | {} |",
+            verdict(r >= 2.0)
+        ));
+    }
+    if let Some(t) = typed(Scenario::BigIncr, StoreKind::Redis)
+        && let Some(bytes) = t.bytes_in
+    {
+        let ts = tower(Scenario::BigIncr, StoreKind::Redis)
+            .and_then(|c| c.bytes_in)
+            .map(|b| format!("; tower-sessions {}", thousands(b)))
+            .unwrap_or_default();
+        rows.push(format!(
+            "| Redis `big-incr`: < 300 bytes received by Redis per request | {}{ts} | {} |",
+            thousands(bytes),
+            verdict(bytes < 300.0)
+        ));
+    }
+    if let Some(t) = typed(Scenario::Read, StoreKind::Redis) {
+        let sessions = (workers * options.runs) as u64;
+        let per_session_window = t.window.as_secs_f64() / options.runs as f64;
+        let allowed =
+            sessions * (1 + (per_session_window / REFRESH_INTERVAL.as_secs_f64()).floor() as u64);
+        rows.push(format!(
+            "| Redis `read`: no field writes; ≤ 1 TTL refresh per interval ({} s) per session | \
+             {} field writes, {} TTL refreshes for {sessions} sessions over {:.1} s each (allowed ≤ {allowed}) | {} |",
+            REFRESH_INTERVAL.as_secs(),
+            t.data_writes,
+            t.expiry_sets,
+            per_session_window,
+            verdict(t.data_writes == 0 && t.expiry_sets <= allowed)
+        ));
+    }
+    if rows.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "\n## Targets ({workers} workers)\n");
+    let _ = writeln!(out, "| target | measured | |");
+    let _ = writeln!(out, "|---|---|---|");
+    for row in rows {
+        let _ = writeln!(out, "{row}");
+    }
+}
