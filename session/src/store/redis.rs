@@ -128,7 +128,8 @@ const MOVE_LEASE: Duration = Duration::from_secs(1);
 const BUSY_PAUSE_FIRST: Duration = Duration::from_millis(2);
 const BUSY_PAUSE_MAX: Duration = Duration::from_millis(50);
 
-/// Internal hash fields that a cluster move must not copy.
+/// The hash field with which a cluster move holds off writes (a lease end,
+/// server Unix milliseconds); never copied to the new key.
 const FROZEN: &str = "__frozen";
 
 /// The hash field that marks a session and holds its creation time. Stored
