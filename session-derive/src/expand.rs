@@ -10,14 +10,21 @@
 //! `#[diagnostic::on_unimplemented]` message names the field:
 //!
 //! - stored field `f: F`: `const __TS_CODEC_f: __TsCodec<F> = __ts_codec_f::<F>();`
-//!   where `__ts_codec_f<T: __TsStored_f>` builds the encode/decode function
-//!   pointers. Encoding and decoding then go through those pointers, so a
-//!   type that is not serde-compatible yields one error per missing trait
-//!   and not one per use;
+//!   where `__ts_codec_f<T: __StoredField_f>` builds the encode/decode
+//!   function pointers (`__StoredField_f` requires `__private::StoredField`).
+//!   Encoding and decoding go through those pointers, so a type that is not
+//!   serde-compatible yields one error per missing trait, not one per use;
+//! - skipped field `f: F`: `__ts_shared_f::<F>()`, bounded on
+//!   `__SharedField_f: Send + Sync + 'static`;
 //! - field without `default = "..."`: `fn __ts_default_f() -> F` calls
-//!   `__ts_default_via_f::<F>()`, bounded on `__TsDefault_f: Default`;
-//!   with `default = "path"` it calls `path()`, spanned on the string, so a
-//!   wrong function is reported there.
+//!   `__ts_default_via_f::<F>()`, bounded on `__DefaultField_f` (which
+//!   requires `__private::DefaultField`); with `default = "path"` it calls
+//!   `path()`, spanned on the string, so a wrong function is reported there.
+//!
+//! The impls of the state and the companion carry `for<'__ts> State: Send +
+//! Sync + 'static` (and the same for the companion): a higher-ranked bound
+//! is not checked on the impl itself, so a state that is not thread-safe is
+//! reported by the per-field checks only, not again by every impl.
 //!
 //! When the input has errors, the `compile_error!`s come with an impl that
 //! still compiles (built from the model's best guesses, or a stub for inputs
