@@ -58,7 +58,7 @@ pub use store::memcache::MemcacheStore;
 #[cfg(feature = "mongodb")]
 pub use store::mongodb::MongoStore;
 #[cfg(feature = "redis")]
-pub use store::redis::RedisStore;
+pub use store::redis::{RedisConnection, RedisStore};
 pub use store::{FieldKey, FieldWrite, LoadedFields, SessionStore, StoreError};
 pub use typed_sessions_derive::SessionState;
 
