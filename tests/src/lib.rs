@@ -53,3 +53,6 @@ macro_rules! http_suite {
         }
     };
 }
+pub mod chaos;
+pub mod inproc;
+pub mod model;
