@@ -35,7 +35,10 @@ struct Login {
 
 async fn index(auth: TypedSession<Auth>, cart: TypedSession<Cart>) -> String {
     match auth.user() {
-        Some(user) => format!("logged in as {user} ({} logins), cart {:?}\n", auth.logins, cart.items),
+        Some(user) => format!(
+            "logged in as {user} ({} logins), cart {:?}\n",
+            auth.logins, cart.items
+        ),
         None => format!("anonymous, cart {:?}\n", cart.items()),
     }
 }
@@ -75,7 +78,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .layer(SessionLayer::new(MemoryStore::default()).with_secure(false));
     let port = std::env::var("PORT").unwrap_or_else(|_| "8000".into());
     let listener = tokio::net::TcpListener::bind(format!("127.0.0.1:{port}")).await?;
-    println!("login example listening on http://{}", listener.local_addr()?);
+    println!(
+        "login example listening on http://{}",
+        listener.local_addr()?
+    );
     axum::serve(listener, app).await?;
     Ok(())
 }

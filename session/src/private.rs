@@ -34,13 +34,6 @@ impl<T: serde::Serialize + serde::de::DeserializeOwned + Send + Sync + 'static> 
 pub trait DefaultField: Default {}
 impl<T: Default> DefaultField for T {}
 
-/// Compile-time check that a stored field's type is storable; the derive
-/// calls it with the field type's span so errors point at the field.
-pub const fn assert_stored<T: StoredField>() {}
-
-/// Compile-time check that a field type has a `Default`.
-pub const fn assert_default<T: DefaultField>() {}
-
 /// A state value together with the set of its fields that were changed.
 #[derive(Debug)]
 pub struct Tracked<T> {

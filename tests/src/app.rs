@@ -58,6 +58,26 @@ pub fn default_note() -> String {
     "empty".to_owned()
 }
 
+/// Every field attribute at work.
+#[derive(SessionState)]
+#[session(namespace = "prefs")]
+pub struct Prefs {
+    #[session(rename = "uid")]
+    pub user_id: Option<u64>,
+    #[session(default = "default_theme")]
+    pub theme: String,
+    #[session(skip, default = "default_scratch")]
+    pub scratch: u32,
+}
+
+pub fn default_theme() -> String {
+    "light".to_owned()
+}
+
+pub fn default_scratch() -> u32 {
+    42
+}
+
 /// Version 1 of an evolving struct...
 #[derive(SessionState)]
 #[session(namespace = "evolve")]
@@ -162,6 +182,13 @@ async fn slow_count(State(gate): State<Arc<Gate>>, mut s: TypedSession<Counter>)
     s.visits().to_string()
 }
 
+async fn prefs(mut s: TypedSession<Prefs>) -> String {
+    let before = format!("{:?} {} {}", s.user_id(), s.theme(), s.scratch);
+    s.set_user_id(Some(7));
+    s.set_theme("dark".to_owned());
+    before
+}
+
 async fn evolve_v1(mut s: TypedSession<EvolveV1>) -> &'static str {
     s.set_kept(7);
     s.set_dropped("old".to_owned());
@@ -234,6 +261,7 @@ pub fn routes(gate: Arc<Gate>) -> Router {
         .route("/cycle", get(cycle))
         .route("/logout", get(logout))
         .route("/slow", get(slow_count))
+        .route("/prefs", get(prefs))
         .route("/evolve/v1", get(evolve_v1))
         .route("/evolve/v2", get(evolve_v2))
         .route("/twice", get(twice))

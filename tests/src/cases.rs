@@ -532,6 +532,25 @@ pub async fn same_state_twice_at_once_is_rejected_and_sequential_sees_changes(st
     assert_eq!(browser.get("/count").await.body, "21");
 }
 
+pub async fn renamed_default_and_skipped_fields(store: Store) {
+    let server = serve(SessionLayer::new(store.clone())).await;
+    let mut browser = Browser::new(&server.base);
+    assert_eq!(browser.get("/prefs").await.body, "None light 42");
+    assert_eq!(browser.get("/prefs").await.body, "Some(7) dark 42");
+    let id = id_of(&browser.cookie.clone().unwrap());
+    let stored = store
+        .load(&id, "prefs", &["uid", "user_id", "theme", "scratch"])
+        .await
+        .unwrap()
+        .unwrap();
+    let present: Vec<bool> = stored.values.iter().map(Option::is_some).collect();
+    assert_eq!(
+        present,
+        vec![true, false, true, false],
+        "stored under the renamed key, skip not stored"
+    );
+}
+
 pub async fn reset_and_take_restore_defaults(store: Store) {
     let server = serve(SessionLayer::new(store.clone())).await;
     let mut browser = Browser::new(&server.base);

@@ -34,6 +34,7 @@ macro_rules! http_suite {
             corrupt_field_is_reset_not_fatal,
             same_state_twice_at_once_is_rejected_and_sequential_sees_changes,
             reset_and_take_restore_defaults,
+            renamed_default_and_skipped_fields,
             read_only_requests_refresh_expiry_without_writing,
             streaming_responses_pass_through,
         );
