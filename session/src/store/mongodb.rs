@@ -175,7 +175,7 @@ const CODES_TOO_LARGE: [i32; 3] = [10334, 17419, 17420];
 /// # Ok(())
 /// # }
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct MongoStore {
     collection: Collection<Document>,
     /// Set once the TTL index is known to exist.
@@ -183,6 +183,16 @@ pub struct MongoStore {
     /// Whether the deployment supports transactions, asked once.
     transactions: Arc<OnceCell<bool>>,
     timeout: Duration,
+}
+
+impl std::fmt::Debug for MongoStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MongoStore")
+            .field("collection", &self.collection.namespace().to_string())
+            .field("timeout", &self.timeout)
+            .field("index_ensured", &self.index.initialized())
+            .finish_non_exhaustive()
+    }
 }
 
 /// A namespace or field name that [`MongoStore`] refuses because it cannot be
