@@ -145,7 +145,10 @@ pub(crate) fn set_cookie(
             .unwrap_or(Duration::ZERO);
         // Round to the nearest second: the store's expiry was computed a
         // moment ago, and flooring would turn a 1 s expiry into a removal.
-        let rounded = remaining.saturating_add(Duration::from_millis(500)).as_secs().max(1);
+        let rounded = remaining
+            .saturating_add(Duration::from_millis(500))
+            .as_secs()
+            .max(1);
         let seconds = i64::try_from(rounded).unwrap_or(i64::MAX);
         cookie.set_max_age(cookie::time::Duration::seconds(seconds));
     }

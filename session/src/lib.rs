@@ -52,9 +52,9 @@ pub use extract::{SessionRejection, TypedSession};
 pub use id::{LogTag, RandomnessError, SessionId};
 pub use layer::{SessionLayer, SessionService};
 pub use state::SessionState;
-pub use store::memory::MemoryStore;
 #[cfg(feature = "memcache")]
 pub use store::memcache::MemcacheStore;
+pub use store::memory::MemoryStore;
 #[cfg(feature = "mongodb")]
 pub use store::mongodb::MongoStore;
 #[cfg(feature = "redis")]
