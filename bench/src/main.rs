@@ -300,6 +300,10 @@ fn setups(options: &Options) -> Vec<Setup> {
 #[derive(Debug, Clone)]
 pub struct Sample {
     requests: u64,
+    /// CPU seconds the server process used in the window.
+    server_cpu: Option<f64>,
+    /// CPU seconds the load generator used in the window.
+    client_cpu: Option<f64>,
     /// Every request answered, set-up and warm-up included.
     total: u64,
     window: Duration,
@@ -323,8 +327,29 @@ struct ServerProcess {
     addr: SocketAddr,
 }
 
+/// CPU seconds (user + system) a process has used so far, from
+/// `/proc/<pid>/stat` (Linux; `None` elsewhere).
+fn cpu_seconds(pid: Option<u32>) -> Option<f64> {
+    let path = match pid {
+        Some(pid) => format!("/proc/{pid}/stat"),
+        None => "/proc/self/stat".to_owned(),
+    };
+    let text = std::fs::read_to_string(path).ok()?;
+    // Fields after the command name (which may hold spaces) in parentheses;
+    // utime and stime are fields 14 and 15, in clock ticks (USER_HZ, 100).
+    let rest = &text[text.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let utime: f64 = fields.get(11)?.parse().ok()?;
+    let stime: f64 = fields.get(12)?.parse().ok()?;
+    Some((utime + stime) / 100.0)
+}
+
 impl ServerProcess {
-    async fn start(setup: Setup, options: &Options) -> Result<Self, BoxError> {
+    async fn start(
+        setup: Setup,
+        options: &Options,
+        inactivity: Duration,
+    ) -> Result<Self, BoxError> {
         let exe = std::env::current_exe()?;
         // BENCH_SERVER_WRAPPER="valgrind --tool=callgrind" runs each server
         // under a profiler.
@@ -344,6 +369,7 @@ impl ServerProcess {
             .arg(setup.store.map_or("none", StoreKind::name))
             .arg(&options.redis_url)
             .arg(options.server_threads.to_string())
+            .arg(inactivity.as_secs().to_string())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -392,6 +418,7 @@ async fn run_cell(
     scenario: Scenario,
     workers: usize,
     probe: Option<&mut RedisProbe>,
+    inactivity: Duration,
 ) -> Result<Sample, BoxError> {
     let mut probe = match (setup.store, probe) {
         (Some(StoreKind::Redis), Some(probe)) => {
@@ -400,7 +427,7 @@ async fn run_cell(
         }
         _ => None,
     };
-    let server = ServerProcess::start(setup, options).await?;
+    let server = ServerProcess::start(setup, options, inactivity).await?;
     let phase = Arc::new(AtomicU8::new(WARMUP));
     let start = Arc::new(Barrier::new(workers + 1));
     let expected = (options.seconds * 60_000.0 / workers as f64) as usize + 16;
@@ -422,11 +449,15 @@ async fn run_cell(
         Some(probe) => Some(probe.snapshot().await?),
         None => None,
     };
+    let server_pid = server.child.id();
+    let cpu_before = (cpu_seconds(server_pid), cpu_seconds(None));
     phase.store(MEASURE, Ordering::Release);
     let t0 = Instant::now();
     until(t0 + secs(options.seconds)).await;
     let t1 = Instant::now();
     phase.store(STOP, Ordering::Release);
+    let cpu_after = (cpu_seconds(server_pid), cpu_seconds(None));
+    let used = |before: Option<f64>, after: Option<f64>| Some(after? - before?);
     let redis = match (probe, before) {
         (Some(probe), Some(before)) => {
             let after = probe.snapshot().await?;
@@ -448,6 +479,8 @@ async fn run_cell(
     latencies.sort_unstable();
     Ok(Sample {
         requests: latencies.len() as u64,
+        server_cpu: used(cpu_before.0, cpu_after.0),
+        client_cpu: used(cpu_before.1, cpu_after.1),
         total,
         window: t1 - t0,
         p50_us: percentile(&latencies, 0.50),
@@ -457,6 +490,55 @@ async fn run_cell(
         problem,
         redis,
     })
+}
+
+/// The inactivity limit of the TTL refresh check: typed-sessions refreshes
+/// a read-only session at most once per tenth of it (1 s).
+pub const REFRESH_CHECK_INACTIVITY: Duration = Duration::from_secs(10);
+
+/// The TTL refresh check: typed-sessions on Redis, `read`, with a 10 s
+/// inactivity limit, so that refreshes are due every second and the
+/// "at most one per interval per session" rule is exercised, not just met
+/// by sessions too young to need one.
+async fn refresh_check(
+    options: &Options,
+    setups: &[Setup],
+    probe: Option<&mut RedisProbe>,
+) -> Result<Option<(usize, Sample)>, BoxError> {
+    let setup = Setup {
+        server: ServerKind::Typed,
+        store: Some(StoreKind::Redis),
+    };
+    if !setups.contains(&setup) || !options.scenarios.contains(&Scenario::Read) {
+        return Ok(None);
+    }
+    let Some(&workers) = options
+        .concurrency
+        .iter()
+        .min_by_key(|w| (**w as i64 - 32).abs())
+    else {
+        return Ok(None);
+    };
+    let mut check = options.clone();
+    if !options.smoke {
+        check.seconds = options.seconds.max(3.0);
+    }
+    let sample = run_cell(
+        &check,
+        setup,
+        Scenario::Read,
+        workers,
+        probe,
+        REFRESH_CHECK_INACTIVITY,
+    )
+    .await
+    .map_err(|e| format!("TTL refresh check: {e}"))?;
+    eprintln!(
+        "refresh check: read x{workers} typed-sessions / redis, {} s inactivity: {:?}",
+        REFRESH_CHECK_INACTIVITY.as_secs(),
+        sample.redis
+    );
+    Ok(Some((workers, sample)))
 }
 
 async fn run(options: Options) -> Result<bool, BoxError> {
@@ -490,11 +572,18 @@ async fn run(options: Options) -> Result<bool, BoxError> {
         for &scenario in &options.scenarios {
             for &workers in &options.concurrency {
                 for &setup in &setups {
-                    let sample = run_cell(&options, setup, scenario, workers, probe.as_mut())
-                        .await
-                        .map_err(|e| {
-                            format!("{} {} x{workers}: {e}", setup.label(), scenario.name())
-                        })?;
+                    let sample = run_cell(
+                        &options,
+                        setup,
+                        scenario,
+                        workers,
+                        probe.as_mut(),
+                        server::INACTIVITY,
+                    )
+                    .await
+                    .map_err(|e| {
+                        format!("{} {} x{workers}: {e}", setup.label(), scenario.name())
+                    })?;
                     eprintln!(
                         "run {}/{} {:>8} x{:<3} {:<28} {:>9.0} req/s  p50 {:>7.0} us  p99 {:>7.0} us  ({} requests in all){}{}",
                         run + 1,
@@ -533,11 +622,12 @@ async fn run(options: Options) -> Result<bool, BoxError> {
             }
         }
     }
+    let refresh = refresh_check(&options, &setups, probe.as_mut()).await?;
     if let Some(probe) = probe.as_mut() {
         probe.flush_db().await?;
     }
     let environment = environment.finish();
-    let (text, clean) = report::render(&options, &setups, &samples, &environment);
+    let (text, clean) = report::render(&options, &setups, &samples, refresh.as_ref(), &environment);
     println!("{text}");
     if let Some(path) = &options.out {
         std::fs::write(path, &text)?;
@@ -586,22 +676,31 @@ fn main() -> ExitCode {
     }
 }
 
-/// `typed-sessions-bench serve SERVER STORE REDIS_URL THREADS`: the child
+/// `typed-sessions-bench serve SERVER STORE REDIS_URL THREADS INACTIVITY_SECS`: the child
 /// process that runs one server.
 fn serve_main(args: &[String]) -> ExitCode {
-    let [server, store, redis_url, threads] = args else {
-        eprintln!("usage: typed-sessions-bench serve SERVER STORE|none REDIS_URL THREADS");
+    let [server, store, redis_url, threads, inactivity] = args else {
+        eprintln!(
+            "usage: typed-sessions-bench serve SERVER STORE|none REDIS_URL THREADS INACTIVITY_SECS"
+        );
         return ExitCode::from(2);
     };
-    let (Some(server), Some(store), Ok(threads)) = (
+    let (Some(server), Some(store), Ok(threads), Ok(inactivity)) = (
         ServerKind::parse(server),
         StoreKind::parse(store).or((store == "none").then_some(StoreKind::Memory)),
         threads.parse::<usize>(),
+        inactivity.parse::<u64>(),
     ) else {
         eprintln!("serve: bad arguments {args:?}");
         return ExitCode::from(2);
     };
-    match server::main(server, store, redis_url, threads) {
+    match server::main(
+        server,
+        store,
+        redis_url,
+        threads,
+        Duration::from_secs(inactivity),
+    ) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("serve {}: {error}", server.name());

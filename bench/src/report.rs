@@ -116,6 +116,10 @@ struct Cell {
     p50: f64,
     p99: f64,
     bytes_in: Option<f64>,
+    server_cpu: Option<f64>,
+    client_cpu: Option<f64>,
+    redis_cpu: Option<f64>,
+    redis_exec: Option<f64>,
     round_trips: Option<f64>,
     data_writes: u64,
     expiry_sets: u64,
@@ -145,16 +149,15 @@ fn combine(samples: &[Sample]) -> Cell {
     let (lo, hi) = rps.iter().fold((f64::INFINITY, 0.0f64), |(lo, hi), &r| {
         (lo.min(r), hi.max(r))
     });
-    let per_request = |f: &dyn Fn(&crate::redis_stats::Delta) -> u64| -> Option<f64> {
+    let per_request = |f: &dyn Fn(&Sample) -> Option<f64>| -> Option<f64> {
         let values: Vec<f64> = samples
             .iter()
-            .filter_map(|s| {
-                s.redis
-                    .as_ref()
-                    .map(|r| f(r) as f64 / s.requests.max(1) as f64)
-            })
+            .filter_map(|s| f(s).map(|v| v / s.requests.max(1) as f64))
             .collect();
         (!values.is_empty()).then(|| median(values))
+    };
+    let redis = |f: fn(&crate::redis_stats::Delta) -> f64| {
+        per_request(&|s: &Sample| s.redis.as_ref().map(f))
     };
     Cell {
         rps: mid,
@@ -165,8 +168,12 @@ fn combine(samples: &[Sample]) -> Cell {
         },
         p50: median(samples.iter().map(|s| s.p50_us).collect()),
         p99: median(samples.iter().map(|s| s.p99_us).collect()),
-        bytes_in: per_request(&|r| r.net_input_bytes),
-        round_trips: per_request(&|r| r.round_trips),
+        bytes_in: redis(|r| r.net_input_bytes as f64),
+        round_trips: redis(|r| r.round_trips as f64),
+        redis_cpu: redis(|r| r.cpu_seconds * 1e6),
+        redis_exec: redis(|r| r.command_usec as f64),
+        server_cpu: per_request(&|s: &Sample| s.server_cpu.map(|c| c * 1e6)),
+        client_cpu: per_request(&|s: &Sample| s.client_cpu.map(|c| c * 1e6)),
         data_writes: samples
             .iter()
             .filter_map(|s| s.redis.as_ref().map(|r| r.data_writes))
@@ -221,6 +228,7 @@ pub fn render(
     options: &Options,
     setups: &[Setup],
     samples: &Samples,
+    refresh: Option<&(usize, Sample)>,
     env: &Environment,
 ) -> (String, bool) {
     let cells: BTreeMap<_, Cell> = samples.iter().map(|(k, v)| (*k, combine(v))).collect();
@@ -253,13 +261,15 @@ pub fn render(
         "\n(b) = ratio to the bare handler, (t) = ratio to tower-sessions on the same store. \
          ± = half the spread of req/s over runs ((max − min) / 2 / median). Redis B in/req = bytes Redis \
          received per request (`total_net_input_bytes`); calls/req = top-level Redis commands per \
-         request (round trips).\n"
+         request (round trips). CPU µs/req = CPU time per request of the server process / the load \
+         generator / the Redis process (from `/proc` and `INFO cpu`; Redis counts all its clients); \
+         in brackets, the part of Redis' time spent executing the commands (`commandstats`).\n"
     );
     let _ = writeln!(
         out,
-        "| scenario | workers | server / store | req/s | p50 µs | p99 µs | Redis B in/req | Redis calls/req |"
+        "| scenario | workers | server / store | req/s | p50 µs | p99 µs | CPU µs/req server / client / Redis | Redis B in/req | Redis calls/req |"
     );
-    let _ = writeln!(out, "|---|---:|---|---:|---:|---:|---:|---:|");
+    let _ = writeln!(out, "|---|---:|---|---:|---:|---:|---:|---:|---:|");
     let mut clean = true;
     let mut problems = Vec::new();
     for &scenario in &options.scenarios {
@@ -317,9 +327,14 @@ pub fn render(
                 let calls = cell
                     .round_trips
                     .map_or(String::new(), |c| format!("{c:.2}"));
+                let micros = |v: Option<f64>| v.map_or("–".to_owned(), |v| format!("{v:.1}"));
+                let mut cpu = format!("{} / {}", micros(cell.server_cpu), micros(cell.client_cpu));
+                if let Some(redis) = cell.redis_cpu {
+                    let _ = write!(cpu, " / {redis:.1} ({})", micros(cell.redis_exec));
+                }
                 let _ = writeln!(
                     out,
-                    "| {} | {workers} | {} | {rps} | {p50} | {p99} | {bytes} | {calls} |",
+                    "| {} | {workers} | {} | {rps} | {p50} | {p99} | {cpu} | {bytes} | {calls} |",
                     scenario.name(),
                     setup.label()
                 );
@@ -343,13 +358,23 @@ pub fn render(
             let _ = writeln!(out, "{problem}");
         }
     }
-    targets(&mut out, options, &cells);
+    targets(&mut out, options, &cells, refresh);
+    if let Some((_, sample)) = refresh
+        && sample.errors + sample.wrong > 0
+    {
+        clean = false;
+    }
     (out, clean)
 }
 
 /// The issue's targets, checked at 32 workers (or the concurrency closest
 /// to it that was run).
-fn targets(out: &mut String, options: &Options, cells: &BTreeMap<(Scenario, usize, Setup), Cell>) {
+fn targets(
+    out: &mut String,
+    options: &Options,
+    cells: &BTreeMap<(Scenario, usize, Setup), Cell>,
+    refresh: Option<&(usize, Sample)>,
+) {
     let Some(&workers) = options
         .concurrency
         .iter()
@@ -423,6 +448,23 @@ fn targets(out: &mut String, options: &Options, cells: &BTreeMap<(Scenario, usiz
             t.expiry_sets,
             per_session_window,
             verdict(t.data_writes == 0 && t.expiry_sets <= allowed)
+        ));
+    }
+    if let Some((sessions, sample)) = refresh
+        && let Some(redis) = &sample.redis
+    {
+        let interval = crate::REFRESH_CHECK_INACTIVITY.as_secs_f64() / 10.0;
+        let window = sample.window.as_secs_f64();
+        let allowed = *sessions as u64 * (1 + (window / interval).floor() as u64);
+        let expected = *sessions as f64 * window / interval;
+        rows.push(format!(
+            "| the same with a {} s inactivity limit (refresh interval {interval:.0} s) | \
+             {} field writes, {} TTL refreshes for {sessions} sessions over {window:.1} s \
+             (allowed ≤ {allowed}; one per interval would be ≈ {expected:.0}) | {} |",
+            crate::REFRESH_CHECK_INACTIVITY.as_secs(),
+            redis.data_writes,
+            redis.expiry_sets,
+            verdict(redis.data_writes == 0 && redis.expiry_sets <= allowed)
         ));
     }
     if rows.is_empty() {

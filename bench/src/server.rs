@@ -21,9 +21,9 @@ use crate::{ServerKind, StoreKind};
 /// The size of the big field of the `big-incr` scenario.
 pub const BLOB_LEN: usize = 16 * 1024;
 
-/// The session expiry both session crates are configured with: sliding, 30
-/// days (typed-sessions' default).
-const INACTIVITY: Duration = Duration::from_secs(30 * 24 * 3600);
+/// The session expiry both session crates are configured with by default:
+/// sliding, 30 days (typed-sessions' default).
+pub const INACTIVITY: Duration = Duration::from_secs(30 * 24 * 3600);
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -40,20 +40,26 @@ pub fn main(
     store: StoreKind,
     redis_url: &str,
     threads: usize,
+    inactivity: Duration,
 ) -> Result<(), BoxError> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(threads.max(1))
         .thread_name("server")
         .enable_all()
         .build()?;
-    runtime.block_on(serve(server, store, redis_url))
+    runtime.block_on(serve(server, store, redis_url, inactivity))
 }
 
-async fn serve(server: ServerKind, store: StoreKind, redis_url: &str) -> Result<(), BoxError> {
+async fn serve(
+    server: ServerKind,
+    store: StoreKind,
+    redis_url: &str,
+    inactivity: Duration,
+) -> Result<(), BoxError> {
     let app = match server {
         ServerKind::Bare => bare(),
-        ServerKind::Typed => typed(store, redis_url).await?,
-        ServerKind::Tower => tower(store, redis_url).await?,
+        ServerKind::Typed => typed(store, redis_url, inactivity).await?,
+        ServerKind::Tower => tower(store, redis_url, inactivity).await?,
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let port = listener.local_addr()?.port();
@@ -112,13 +118,17 @@ struct Big {
     blob: String,
 }
 
-async fn typed(store: StoreKind, redis_url: &str) -> Result<Router, BoxError> {
+async fn typed(
+    store: StoreKind,
+    redis_url: &str,
+    inactivity: Duration,
+) -> Result<Router, BoxError> {
     let layer = match store {
         StoreKind::Memory => SessionLayer::new(MemoryStore::default()),
         StoreKind::Redis => SessionLayer::new(RedisStore::connect(redis_url).await?),
     }
     .with_secure(false)
-    .with_expiry(typed_sessions::Expiry::OnInactivity(INACTIVITY));
+    .with_expiry(typed_sessions::Expiry::OnInactivity(inactivity));
     Ok(Router::new()
         .route("/incr", get(typed_incr))
         .route("/read", get(typed_read))
@@ -152,9 +162,13 @@ async fn typed_big_incr(mut session: TypedSession<Big>) -> Result<String, Status
 
 // ---- tower-sessions ----
 
-async fn tower(store: StoreKind, redis_url: &str) -> Result<Router, BoxError> {
+async fn tower(
+    store: StoreKind,
+    redis_url: &str,
+    inactivity: Duration,
+) -> Result<Router, BoxError> {
     use tower_sessions::{Expiry, SessionManagerLayer};
-    let expiry = Expiry::OnInactivity(time::Duration::seconds(INACTIVITY.as_secs() as i64));
+    let expiry = Expiry::OnInactivity(time::Duration::seconds(inactivity.as_secs() as i64));
     let router = Router::new()
         .route("/incr", get(tower_incr))
         .route("/read", get(tower_read))
@@ -169,8 +183,13 @@ async fn tower(store: StoreKind, redis_url: &str) -> Result<Router, BoxError> {
         StoreKind::Redis => {
             use tower_sessions_redis_store::RedisStore;
             use tower_sessions_redis_store::fred::prelude::{ClientLike, Config, Pool};
-            // As in tower-sessions-redis-store's example: a pool of 6.
-            let pool = Pool::new(Config::from_url(redis_url)?, None, None, None, 6)?;
+            // As in tower-sessions-redis-store's example: a pool of 6
+            // (BENCH_TOWER_POOL overrides, to try others).
+            let size = std::env::var("BENCH_TOWER_POOL")
+                .ok()
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(6);
+            let pool = Pool::new(Config::from_url(redis_url)?, None, None, None, size)?;
             // The connection tasks run until the process exits.
             let _connections = pool.init().await?;
             router.layer(
