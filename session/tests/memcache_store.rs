@@ -85,13 +85,13 @@ async fn value(
         .remove(0)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn twelve_writers_twenty_rounds_lose_nothing() {
+/// Twelve writers of one session, twenty rounds each, through `stores`
+/// (writer `i` uses `stores[i % stores.len()]`): nothing is lost.
+async fn twelve_writers_twenty_rounds(stores: Vec<Arc<MemcacheStore>>) {
     const WRITERS: usize = 12;
     const ROUNDS: usize = 20;
-    let store = Arc::new(store().await);
     let id = Arc::new(new_id());
-    store
+    stores[0]
         .create(
             &id,
             &[set("w", "seed", b"x")],
@@ -102,7 +102,7 @@ async fn twelve_writers_twenty_rounds_lose_nothing() {
         .unwrap();
     let writers: Vec<_> = (0..WRITERS)
         .map(|writer| {
-            let (store, id) = (store.clone(), id.clone());
+            let (store, id) = (stores[writer % stores.len()].clone(), id.clone());
             tokio::spawn(async move {
                 for round in 0..ROUNDS {
                     // A field of its own per round, so any lost write shows,
@@ -135,10 +135,27 @@ async fn twelve_writers_twenty_rounds_lose_nothing() {
     names.push("seed".to_owned());
     expected.push(Some(b"x".to_vec()));
     let fields: Vec<&str> = names.iter().map(String::as_str).collect();
-    let loaded = store.load(&id, "w", &fields).await.unwrap().unwrap();
+    let loaded = stores[0].load(&id, "w", &fields).await.unwrap().unwrap();
     for ((name, got), want) in names.iter().zip(&loaded.values).zip(&expected) {
         assert_eq!(got, want, "write to {name} lost");
     }
+}
+
+/// One store: its per-session queue lines the writers up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twelve_writers_twenty_rounds_through_one_store_lose_nothing() {
+    twelve_writers_twenty_rounds(vec![Arc::new(store().await)]).await;
+}
+
+/// Twelve clients, as twelve app servers would be: the gets/cas merge and
+/// its retries are what keeps every write.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twelve_writers_twenty_rounds_through_twelve_clients_lose_nothing() {
+    let mut stores = Vec::new();
+    for _ in 0..12 {
+        stores.push(Arc::new(store().await));
+    }
+    twelve_writers_twenty_rounds(stores).await;
 }
 
 #[tokio::test]
@@ -532,7 +549,10 @@ async fn move_onto_a_live_session_is_refused_and_loses_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_racing_a_move_lands_on_the_new_id_or_reports_false() {
+    // The writer has a client of its own, as another app server would: in
+    // one store, the per-session queue would line the two up instead.
     let store = Arc::new(store().await);
+    let other = Arc::new(self::store().await);
     let mut landed = 0;
     for round in 0..40 {
         let (old, new) = (Arc::new(new_id()), Arc::new(new_id()));
@@ -546,7 +566,7 @@ async fn a_write_racing_a_move_lands_on_the_new_id_or_reports_false() {
             .await
             .unwrap();
         let writer = {
-            let (store, old) = (store.clone(), old.clone());
+            let (store, old) = (other.clone(), old.clone());
             tokio::spawn(async move {
                 store
                     .update(&old, &[set("ns", "a", b"1")], in_minutes(5))

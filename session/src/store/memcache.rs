@@ -6,7 +6,8 @@
 //! re-exported here for [`MemcacheStore::new`].
 
 use std::hash::{BuildHasher, Hasher, RandomState};
-use std::time::{Duration, SystemTime};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
 
 use async_trait::async_trait;
 pub use memcache::exp::{AsyncMetaClient, MetaClientBuilder};
@@ -15,6 +16,7 @@ use memcache::exp::{Delete, Get, GetStatus, Meta, MutationStatus, Set, Ttl};
 use super::{FieldWrite, LoadedFields, SessionStore, StoreError, unix_millis};
 use crate::id::SessionId;
 
+mod local;
 mod record;
 
 use record::{EncodeError, Record};
@@ -74,10 +76,14 @@ const MAX_RELATIVE_TTL: u64 = 30 * 24 * 60 * 60;
 ///   the written and removed fields into the stored record, `cas` it back
 ///   with the new expiry. Atomic: on a CAS conflict (another writer came
 ///   first) it reads again and merges again, up to [`MAX_ATTEMPTS`] times
-///   with a small random backoff, then fails with
+///   with a random backoff (starting near the time one attempt takes,
+///   doubling, at most 100 ms), then fails with
 ///   [`StoreError::Contention`]. So concurrent writers of different fields
 ///   of one session never lose each other's writes; for one field the last
-///   writer wins. Fields the update does not name keep their stored bytes,
+///   writer wins. Within one process (one store and its clones), writers
+///   of one session take turns in a per-session queue before their
+///   `gets`, so they do not spend round trips racing each other; between
+///   processes the CAS token decides. Fields the update does not name keep their stored bytes,
 ///   never re-encoded. A session that is gone (a `gets` miss, an expired
 ///   record, or a `cas` that finds no item) is never re-created: the update
 ///   returns `false`.
@@ -86,7 +92,7 @@ const MAX_RELATIVE_TTL: u64 = 30 * 24 * 60 * 60;
 ///   so a touch is a `gets` and a `cas` of the item with a new header and
 ///   the field bytes copied verbatim; memcached's TTL is set in the same
 ///   write. It never rewrites a field's value, but it does send the whole
-///   item back. Atomic, with the same retries as an update.
+///   item back. Atomic, with the same queue and retries as an update.
 /// - [`delete`](SessionStore::delete): one `delete`. Atomic.
 /// - [`move_to`](SessionStore::move_to): **not atomic**. It reads the old
 ///   item (`gets`), `add`s the new one (same fields and creation time, new
@@ -170,6 +176,7 @@ pub struct MemcacheStore {
     client: AsyncMetaClient,
     prefix: String,
     max_item_size: usize,
+    queues: Arc<local::Queues>,
 }
 
 impl std::fmt::Debug for MemcacheStore {
@@ -235,6 +242,7 @@ impl MemcacheStore {
             client,
             prefix: DEFAULT_PREFIX.to_owned(),
             max_item_size: DEFAULT_MAX_ITEM_SIZE,
+            queues: Arc::default(),
         }
     }
 
@@ -394,6 +402,7 @@ impl MemcacheStore {
         expires_at: SystemTime,
     ) -> Result<u64, StoreError> {
         for attempt in 0..MAX_ATTEMPTS {
+            let started = Instant::now();
             match self
                 .write(id, key, value.to_vec(), expires_at, None)
                 .await?
@@ -418,7 +427,7 @@ impl MemcacheStore {
                 .await?
             {
                 Written::Stored(cas) => return Ok(cas),
-                _ => backoff(attempt).await,
+                _ => backoff(attempt, started).await,
             }
         }
         Err(StoreError::Contention(MAX_ATTEMPTS))
@@ -434,7 +443,9 @@ impl MemcacheStore {
         change: impl Fn(&Record<'_>) -> Result<Vec<u8>, StoreError>,
     ) -> Result<bool, StoreError> {
         let key = self.key(id);
+        let _turn = self.queues.turn(&key).await;
         for attempt in 0..MAX_ATTEMPTS {
+            let started = Instant::now();
             let Some((bytes, cas)) = self.read(&key, true).await? else {
                 return Ok(false);
             };
@@ -446,7 +457,7 @@ impl MemcacheStore {
                 Written::Stored(_) => return Ok(true),
                 Written::Conflict => {
                     tracing::trace!(session = %id.log_tag(), attempt, "cas conflict, retrying");
-                    backoff(attempt).await;
+                    backoff(attempt, started).await;
                 }
                 Written::Gone => return Ok(false),
                 Written::Exists => {
@@ -552,7 +563,9 @@ impl SessionStore for MemcacheStore {
     ) -> Result<bool, StoreError> {
         let from_key = self.key(from);
         let to_key = self.key(to);
+        let _turn = self.queues.turn(&from_key).await;
         for attempt in 0..MAX_ATTEMPTS {
+            let started = Instant::now();
             let Some((bytes, cas)) = self.read(&from_key, true).await? else {
                 return Ok(false);
             };
@@ -568,7 +581,7 @@ impl SessionStore for MemcacheStore {
                     // A concurrent write changed the old session after it was
                     // read: drop the stale copy and move again.
                     self.delete_item(&to_key, Some(to_cas)).await?;
-                    backoff(attempt).await;
+                    backoff(attempt, started).await;
                 }
                 _ => {
                     // Deleted or moved concurrently: the session is gone.
@@ -641,10 +654,17 @@ fn refused_as_too_large(error: &memcache::exp::Error) -> Option<&str> {
     }
 }
 
-/// Sleeps a random time up to a cap that doubles with each attempt, from
-/// 0.2 ms to 20 ms, so colliding writers spread out.
-async fn backoff(attempt: u32) {
-    let cap_micros = (200u64 << attempt.min(7)).min(20_000);
+/// Sleeps a random time (full jitter) up to a cap that starts at the time
+/// the failed attempt took (at least 0.5 ms) and doubles with each attempt,
+/// up to 100 ms: colliding writers spread out over more than their
+/// read-to-write window, which grows when the machine or the network is
+/// slow. The caps of all [`MAX_ATTEMPTS`] add up to about 3 s at most.
+async fn backoff(attempt: u32, started: Instant) {
+    let unit = started.elapsed().max(Duration::from_micros(500));
+    let cap = unit
+        .saturating_mul(1 << attempt.min(16))
+        .min(Duration::from_millis(100));
+    let cap_micros = u64::try_from(cap.as_micros()).unwrap_or(100_000);
     let random = RandomState::new().build_hasher().finish();
     tokio::time::sleep(Duration::from_micros(random % (cap_micros + 1))).await;
 }
