@@ -28,7 +28,7 @@ use tokio::process::{Child, Command};
 use tokio::sync::Barrier;
 
 use crate::client::{MEASURE, STOP, WARMUP, secs, until};
-use crate::redis_stats::{Delta, RedisProbe};
+use crate::redis_stats::{Delta, RedisProbe, Writes};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -313,6 +313,8 @@ pub struct Sample {
     wrong: u64,
     problem: Option<String>,
     redis: Option<Delta>,
+    /// What `MONITOR` saw in the window (the TTL refresh check only).
+    watched: Option<Writes>,
 }
 
 impl Sample {
@@ -419,6 +421,7 @@ async fn run_cell(
     workers: usize,
     probe: Option<&mut RedisProbe>,
     inactivity: Duration,
+    watch: bool,
 ) -> Result<Sample, BoxError> {
     let mut probe = match (setup.store, probe) {
         (Some(StoreKind::Redis), Some(probe)) => {
@@ -449,12 +452,18 @@ async fn run_cell(
         Some(probe) => Some(probe.snapshot().await?),
         None => None,
     };
+    let monitor = match probe.as_deref() {
+        Some(probe) if watch => Some(probe.monitor().await?),
+        _ => None,
+    };
     let server_pid = server.child.id();
     let cpu_before = (cpu_seconds(server_pid), cpu_seconds(None));
     phase.store(MEASURE, Ordering::Release);
     let t0 = Instant::now();
+    let wall0 = std::time::SystemTime::now();
     until(t0 + secs(options.seconds)).await;
     let t1 = Instant::now();
+    let wall1 = std::time::SystemTime::now();
     phase.store(STOP, Ordering::Release);
     let cpu_after = (cpu_seconds(server_pid), cpu_seconds(None));
     let used = |before: Option<f64>, after: Option<f64>| Some(after? - before?);
@@ -464,6 +473,10 @@ async fn run_cell(
             Some(probe.delta(&before, &after))
         }
         _ => None,
+    };
+    let watched = match monitor {
+        Some(monitor) => Some(monitor.finish(wall0, wall1).await),
+        None => None,
     };
     let mut latencies = Vec::new();
     let (mut errors, mut wrong, mut problem, mut total) = (0, 0, None, 0);
@@ -489,6 +502,7 @@ async fn run_cell(
         wrong,
         problem,
         redis,
+        watched,
     })
 }
 
@@ -530,13 +544,14 @@ async fn refresh_check(
         workers,
         probe,
         REFRESH_CHECK_INACTIVITY,
+        true,
     )
     .await
     .map_err(|e| format!("TTL refresh check: {e}"))?;
     eprintln!(
         "refresh check: read x{workers} typed-sessions / redis, {} s inactivity: {:?}",
         REFRESH_CHECK_INACTIVITY.as_secs(),
-        sample.redis
+        sample.watched
     );
     Ok(Some((workers, sample)))
 }
@@ -579,6 +594,7 @@ async fn run(options: Options) -> Result<bool, BoxError> {
                         workers,
                         probe.as_mut(),
                         server::INACTIVITY,
+                        false,
                     )
                     .await
                     .map_err(|e| {
