@@ -103,6 +103,37 @@ pub fn codec_round_trip(codec: &dyn Codec, bytes: &[u8]) {
     let _ = decode_value::<BTreeMap<u64, Vec<u8>>>(codec, bytes);
 }
 
+/// A recursive type, as a user's session field may have (a tree of
+/// categories, a linked history): its nesting is only bounded by the input.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Tree {
+    pub label: Option<String>,
+    pub children: Vec<Tree>,
+}
+
+/// The nesting target: the first byte picks the codec (bit 0: JSON); the
+/// rest is decoded as a [`Tree`] and as an `Option<Box<..>>` chain.
+/// However deep the input nests, decoding must return (an error is fine);
+/// it must not overflow the stack.
+pub fn codec_nested(data: &[u8]) {
+    let Some((&selector, bytes)) = data.split_first() else {
+        return;
+    };
+    let codec: &dyn Codec = if selector & 1 == 0 {
+        &typed_sessions::codec::Bincode
+    } else {
+        &typed_sessions::codec::Json
+    };
+    let _ = decode_value::<Tree>(codec, bytes);
+    let _ = decode_value::<Chain>(codec, bytes);
+}
+
+/// A singly linked chain.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Chain {
+    pub next: Option<Box<Chain>>,
+}
+
 // ---------------------------------------------------------------------------
 // Cookie header parsing and id decoding, through the layer.
 

@@ -57,3 +57,4 @@ macro_rules! http_suite {
 pub mod chaos;
 pub mod inproc;
 pub mod model;
+pub mod depth_limit;
