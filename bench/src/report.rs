@@ -365,6 +365,15 @@ pub fn render(
     (out, clean)
 }
 
+/// The throughput ratio `cell / base` that CPU time alone predicts: both
+/// cells' CPU per request (server, load generator and Redis together), on
+/// the assumption that the closed loop is CPU-bound. Less sensitive than
+/// req/s to what else runs on the machine.
+fn cpu_ratio(base: &Cell, cell: &Cell) -> Option<f64> {
+    let total = |c: &Cell| Some(c.server_cpu? + c.client_cpu? + c.redis_cpu.unwrap_or(0.0));
+    Some(total(base)? / total(cell)?)
+}
+
 /// The issue's targets, checked at 32 workers (or the concurrency closest
 /// to it that was run).
 fn targets(
@@ -391,10 +400,17 @@ fn targets(
         if let (Some(t), Some(b)) = (typed(scenario, StoreKind::Memory), bare(scenario)) {
             let r = t.rps / b.rps;
             let ts = tower(scenario, StoreKind::Memory)
-                .map(|c| format!("; tower-sessions {:.2}", c.rps / b.rps))
+                .map(|c| {
+                    format!(
+                        "; tower-sessions {:.2}{}",
+                        c.rps / b.rps,
+                        cpu_ratio(b, c).map_or(String::new(), |r| format!(" (CPU {r:.2})"))
+                    )
+                })
                 .unwrap_or_default();
+            let cpu = cpu_ratio(b, t).map_or(String::new(), |r| format!(" (CPU {r:.2})"));
             rows.push(format!(
-                "| memory `{name}`: ≥ {floor:.2} of bare req/s | {r:.2}{ts} | {} |",
+                "| memory `{name}`: ≥ {floor:.2} of bare req/s | {r:.2}{cpu}{ts} | {} |",
                 verdict(r >= floor)
             ));
         }
@@ -406,6 +422,7 @@ fn targets(
         tower(Scenario::Incr, StoreKind::Redis),
     ) {
         let r = t.rps / w.rps;
+        let cpu = cpu_ratio(w, t).map_or(String::new(), |r| format!(" (CPU {r:.2}×)"));
         let of_bare = bare(Scenario::Incr)
             .map(|b| {
                 format!(
@@ -416,7 +433,7 @@ fn targets(
             })
             .unwrap_or_default();
         rows.push(format!(
-            "| Redis `incr`: ≥ 2× tower-sessions req/s | {r:.2}×{of_bare} | {} |",
+            "| Redis `incr`: ≥ 2× tower-sessions req/s | {r:.2}×{cpu}{of_bare} | {} |",
             verdict(r >= 2.0)
         ));
     }
@@ -470,6 +487,11 @@ fn targets(
         return;
     }
     let _ = writeln!(out, "\n## Targets ({workers} workers)\n");
+    let _ = writeln!(
+        out,
+        "(CPU …) = the ratio that CPU time per request (server + load generator + Redis) \
+         predicts for a CPU-bound closed loop; it depends less on what else runs on the machine.\n"
+    );
     let _ = writeln!(out, "| target | measured | |");
     let _ = writeln!(out, "|---|---|---|");
     for row in rows {

@@ -183,12 +183,14 @@ async fn tower(
         StoreKind::Redis => {
             use tower_sessions_redis_store::RedisStore;
             use tower_sessions_redis_store::fred::prelude::{ClientLike, Config, Pool};
-            // As in tower-sessions-redis-store's example: a pool of 6
-            // (BENCH_TOWER_POOL overrides, to try others).
+            // One connection, as typed-sessions' RedisStore uses (one
+            // multiplexed connection). tower-sessions-redis-store's example
+            // uses a pool of 6, which measured about a third slower here at
+            // 32 workers (less pipelining); BENCH_TOWER_POOL=6 runs that.
             let size = std::env::var("BENCH_TOWER_POOL")
                 .ok()
                 .and_then(|n| n.parse().ok())
-                .unwrap_or(6);
+                .unwrap_or(1);
             let pool = Pool::new(Config::from_url(redis_url)?, None, None, None, size)?;
             // The connection tasks run until the process exits.
             let _connections = pool.init().await?;
