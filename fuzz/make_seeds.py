@@ -154,3 +154,10 @@ write("codec_nested", "bincode_chain", b"\x00" + b"\x01" * 8 + b"\x00")
 write("codec_nested", "json_tree", b"\x01" + json.dumps(
     {"label": "a", "children": [{"label": None, "children": []}]}).encode())
 write("codec_nested", "json_chain", b"\x01" + b'{"next":' * 8 + b"null" + b"}" * 8)
+
+# --- codec_limited: selector byte (bit 0: JSON), then a value.
+for name, data in reps.items():
+    write("codec_limited", "bincode_" + name, b"\x00" + data)
+write("codec_limited", "json_typical", b"\x01" + json.dumps(rep_json).encode())
+write("codec_limited", "bincode_chain", b"\x00" + b"\x01" * 200 + b"\x23")
+write("codec_limited", "json_deep", b"\x01" + b'{"next":' * 100 + b"null" + b"}" * 100)
