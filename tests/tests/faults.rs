@@ -438,6 +438,20 @@ async fn cycle_with_writes_fails_whole_and_bounded() {
 }
 
 #[tokio::test]
+async fn a_slow_store_within_the_timeout_is_fine() {
+    let mut rig = rig();
+    let id = rig.seed(5).await;
+    rig.plan(|p| {
+        p.load = Behavior::DelayMs(50);
+        p.update = Behavior::DelayMs(50);
+    });
+    let (answer, change) = rig.get("/bump").await;
+    assert_eq!((answer.status.as_u16(), answer.body.as_str()), (200, "6"));
+    assert_eq!(change, CookieChange::Set(id.as_str().to_owned()));
+    assert_eq!(rig.stored(&id).await.unwrap().0, 6);
+}
+
+#[tokio::test]
 async fn garbage_loads_are_refused_not_decoded() {
     let mut rig = rig();
     let id = rig.seed(5).await;
@@ -691,7 +705,10 @@ fn the_proposed_limits_fix_both() {
         let message = error.to_string();
         assert!(message.len() <= MAX_MESSAGE + 3, "depth {depth}: {message}");
         if depth < 60 {
-            assert!(message.contains("35"), "depth {depth}: the cause is lost: {message}");
+            assert!(
+                message.contains("35"),
+                "depth {depth}: the cause is lost: {message}"
+            );
         }
     }
     // Ordinary values decode exactly as before.
@@ -723,4 +740,22 @@ fn the_proposed_limits_fix_both() {
         let bytes = encode_value(&Bincode, &value).unwrap();
         assert_eq!(decode_value_limited::<E>(&Bincode, &bytes).unwrap(), value);
     }
+}
+
+/// JSON is already bounded: serde_json stops at 128 levels, and its error
+/// messages do not compound.
+#[cfg(feature = "json")]
+#[test]
+fn json_nesting_is_already_bounded() {
+    use typed_sessions::Json;
+    let deep = "[".repeat(100_000);
+    let error = decode_value::<Node>(&Json, deep.as_bytes()).unwrap_err();
+    assert!(error.to_string().len() < 1024, "{error}");
+    let chain = "{\"next\":".repeat(100) + "7" + &"}".repeat(100);
+    let error = decode_value::<Link>(&Json, chain.as_bytes()).unwrap_err();
+    assert!(
+        error.to_string().len() < 4096,
+        "{} bytes",
+        error.to_string().len()
+    );
 }
