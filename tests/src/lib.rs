@@ -55,6 +55,6 @@ macro_rules! http_suite {
     };
 }
 pub mod chaos;
+pub mod depth_limit;
 pub mod inproc;
 pub mod model;
-pub mod depth_limit;
