@@ -6,6 +6,10 @@
 
 use std::fmt;
 
+mod limit;
+
+pub use limit::{MAX_DEPTH, MAX_MESSAGE};
+
 /// The largest value, in bytes, a built-in codec will decode. A store that
 /// returns a length prefix beyond it gets an error, not an allocation of that
 /// size.
@@ -90,14 +94,18 @@ pub fn encode_value<T: serde::Serialize>(
     codec.encode(value)
 }
 
-/// Decodes a `T` from `bytes` with `codec`.
+/// Decodes a `T` from `bytes` with `codec`, refusing values nested deeper
+/// than [`MAX_DEPTH`] and keeping error messages under [`MAX_MESSAGE`] bytes.
 pub fn decode_value<T: serde::de::DeserializeOwned>(
     codec: &dyn Codec,
     bytes: &[u8],
 ) -> Result<T, CodecError> {
     let mut out = None;
-    codec.decode(bytes, &mut |de| {
-        out = Some(erased_serde::deserialize::<T>(de)?);
+    codec.decode(bytes, &mut |deserializer| {
+        let state = limit::State::default();
+        let value = T::deserialize(limit::Limited::new(deserializer, &state))
+            .map_err(serde::de::Error::custom)?;
+        out = Some(value);
         Ok(())
     })?;
     out.ok_or_else(|| CodecError("codec produced no value".into()))
@@ -127,6 +135,44 @@ mod tests {
         // A length prefix claiming far more than the limit is refused up front.
         let huge = encode_value(&Bincode, &(u64::MAX)).unwrap();
         assert!(decode_value::<Vec<u8>>(&Bincode, &huge).is_err());
+    }
+
+    #[derive(serde::Deserialize, Debug)]
+    struct Node {
+        #[allow(dead_code)]
+        children: Vec<Node>,
+    }
+
+    /// Bincode of a `Node` nested `depth` levels (each level one child).
+    fn nested(depth: usize) -> Vec<u8> {
+        let mut bytes = vec![1u8; depth];
+        bytes.push(0);
+        bytes
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_not_a_stack_overflow() {
+        // A struct and a sequence per level: 60 levels fit in MAX_DEPTH.
+        assert!(decode_value::<Node>(&Bincode, &nested(60)).is_ok());
+        for depth in [70, 1000, 1_000_000] {
+            let error = decode_value::<Node>(&Bincode, &nested(depth)).unwrap_err();
+            assert!(error.0.contains("nested deeper"), "{depth}: {}", error.0);
+            assert!(
+                error.0.len() <= MAX_MESSAGE + 3,
+                "{depth}: {} bytes",
+                error.0.len()
+            );
+        }
+    }
+
+    #[test]
+    fn errors_deep_down_stay_small() {
+        // A truncated value 50 levels down: one short error, not one wrapped
+        // and re-escaped per level.
+        let mut bytes = nested(50);
+        bytes.pop();
+        let error = decode_value::<Node>(&Bincode, &bytes).unwrap_err();
+        assert!(error.0.len() <= MAX_MESSAGE + 3, "{} bytes", error.0.len());
     }
 
     #[cfg(feature = "json")]
