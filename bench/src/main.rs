@@ -323,6 +323,27 @@ impl Sample {
     }
 }
 
+/// How a cell's server differs from the defaults.
+#[derive(Debug, Clone, Copy)]
+pub struct Variant {
+    /// The session crates' sliding expiry.
+    inactivity: Duration,
+    /// Record every command of the benchmark database through `MONITOR`.
+    watch: bool,
+    /// tower-sessions' Redis connection pool size.
+    tower_pool: usize,
+}
+
+impl Default for Variant {
+    fn default() -> Self {
+        Self {
+            inactivity: server::INACTIVITY,
+            watch: false,
+            tower_pool: 1,
+        }
+    }
+}
+
 /// A running server process.
 struct ServerProcess {
     child: Child,
@@ -347,11 +368,7 @@ fn cpu_seconds(pid: Option<u32>) -> Option<f64> {
 }
 
 impl ServerProcess {
-    async fn start(
-        setup: Setup,
-        options: &Options,
-        inactivity: Duration,
-    ) -> Result<Self, BoxError> {
+    async fn start(setup: Setup, options: &Options, variant: Variant) -> Result<Self, BoxError> {
         let exe = std::env::current_exe()?;
         // BENCH_SERVER_WRAPPER="valgrind --tool=callgrind" runs each server
         // under a profiler.
@@ -371,7 +388,8 @@ impl ServerProcess {
             .arg(setup.store.map_or("none", StoreKind::name))
             .arg(&options.redis_url)
             .arg(options.server_threads.to_string())
-            .arg(inactivity.as_secs().to_string())
+            .arg(variant.inactivity.as_secs().to_string())
+            .env("BENCH_TOWER_POOL", variant.tower_pool.to_string())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -420,8 +438,7 @@ async fn run_cell(
     scenario: Scenario,
     workers: usize,
     probe: Option<&mut RedisProbe>,
-    inactivity: Duration,
-    watch: bool,
+    variant: Variant,
 ) -> Result<Sample, BoxError> {
     let mut probe = match (setup.store, probe) {
         (Some(StoreKind::Redis), Some(probe)) => {
@@ -430,7 +447,7 @@ async fn run_cell(
         }
         _ => None,
     };
-    let server = ServerProcess::start(setup, options, inactivity).await?;
+    let server = ServerProcess::start(setup, options, variant).await?;
     let phase = Arc::new(AtomicU8::new(WARMUP));
     let start = Arc::new(Barrier::new(workers + 1));
     let expected = (options.seconds * 60_000.0 / workers as f64) as usize + 16;
@@ -453,7 +470,7 @@ async fn run_cell(
         None => None,
     };
     let monitor = match probe.as_deref() {
-        Some(probe) if watch => Some(probe.monitor().await?),
+        Some(probe) if variant.watch => Some(probe.monitor().await?),
         _ => None,
     };
     let server_pid = server.child.id();
@@ -543,8 +560,11 @@ async fn refresh_check(
         Scenario::Read,
         workers,
         probe,
-        REFRESH_CHECK_INACTIVITY,
-        true,
+        Variant {
+            inactivity: REFRESH_CHECK_INACTIVITY,
+            watch: true,
+            ..Variant::default()
+        },
     )
     .await
     .map_err(|e| format!("TTL refresh check: {e}"))?;
@@ -554,6 +574,53 @@ async fn refresh_check(
         sample.watched
     );
     Ok(Some((workers, sample)))
+}
+
+/// tower-sessions on Redis as tower-sessions-redis-store's example sets it
+/// up (a pool of 6 connections), `incr` at 32 workers, the same runs as the
+/// table: the table uses one connection, like typed-sessions, which is
+/// faster here.
+async fn pool_check(
+    options: &Options,
+    setups: &[Setup],
+    mut probe: Option<&mut RedisProbe>,
+) -> Result<Option<Vec<Sample>>, BoxError> {
+    let setup = Setup {
+        server: ServerKind::Tower,
+        store: Some(StoreKind::Redis),
+    };
+    if !setups.contains(&setup) || !options.scenarios.contains(&Scenario::Incr) {
+        return Ok(None);
+    }
+    let Some(&workers) = options
+        .concurrency
+        .iter()
+        .min_by_key(|w| (**w as i64 - 32).abs())
+    else {
+        return Ok(None);
+    };
+    let mut samples = Vec::new();
+    for _ in 0..options.runs {
+        let sample = run_cell(
+            options,
+            setup,
+            Scenario::Incr,
+            workers,
+            probe.as_deref_mut(),
+            Variant {
+                tower_pool: 6,
+                ..Variant::default()
+            },
+        )
+        .await
+        .map_err(|e| format!("tower-sessions pool of 6: {e}"))?;
+        eprintln!(
+            "pool check: incr x{workers} tower-sessions / redis, pool of 6: {:.0} req/s",
+            sample.rps()
+        );
+        samples.push(sample);
+    }
+    Ok(Some(samples))
 }
 
 async fn run(options: Options) -> Result<bool, BoxError> {
@@ -593,8 +660,7 @@ async fn run(options: Options) -> Result<bool, BoxError> {
                         scenario,
                         workers,
                         probe.as_mut(),
-                        server::INACTIVITY,
-                        false,
+                        Variant::default(),
                     )
                     .await
                     .map_err(|e| {
@@ -639,11 +705,19 @@ async fn run(options: Options) -> Result<bool, BoxError> {
         }
     }
     let refresh = refresh_check(&options, &setups, probe.as_mut()).await?;
+    let pool6 = pool_check(&options, &setups, probe.as_mut()).await?;
     if let Some(probe) = probe.as_mut() {
         probe.flush_db().await?;
     }
     let environment = environment.finish();
-    let (text, clean) = report::render(&options, &setups, &samples, refresh.as_ref(), &environment);
+    let (text, clean) = report::render(
+        &options,
+        &setups,
+        &samples,
+        refresh.as_ref(),
+        pool6.as_ref(),
+        &environment,
+    );
     println!("{text}");
     if let Some(path) = &options.out {
         std::fs::write(path, &text)?;

@@ -229,6 +229,7 @@ pub fn render(
     setups: &[Setup],
     samples: &Samples,
     refresh: Option<&(usize, Sample)>,
+    pool6: Option<&Vec<Sample>>,
     env: &Environment,
 ) -> (String, bool) {
     let cells: BTreeMap<_, Cell> = samples.iter().map(|(k, v)| (*k, combine(v))).collect();
@@ -356,7 +357,8 @@ pub fn render(
             let _ = writeln!(out, "{problem}");
         }
     }
-    targets(&mut out, options, &cells, refresh);
+    let pool6 = pool6.map(|samples| combine(samples));
+    targets(&mut out, options, &cells, refresh, pool6.as_ref());
     if let Some((_, sample)) = refresh
         && sample.errors + sample.wrong > 0
     {
@@ -381,6 +383,7 @@ fn targets(
     options: &Options,
     cells: &BTreeMap<(Scenario, usize, Setup), Cell>,
     refresh: Option<&(usize, Sample)>,
+    pool6: Option<&Cell>,
 ) {
     let Some(&workers) = options
         .concurrency
@@ -432,8 +435,18 @@ fn targets(
                 )
             })
             .unwrap_or_default();
+        let of_pool6 = pool6
+            .map(|p| {
+                format!(
+                    "; against tower-sessions with its example's pool of 6 connections \
+                     ({} req/s): {:.2}×",
+                    thousands(p.rps),
+                    t.rps / p.rps
+                )
+            })
+            .unwrap_or_default();
         rows.push(format!(
-            "| Redis `incr`: ≥ 2× tower-sessions req/s | {r:.2}×{cpu}{of_bare} | {} |",
+            "| Redis `incr`: ≥ 2× tower-sessions req/s | {r:.2}×{cpu}{of_bare}{of_pool6} | {} |",
             verdict(r >= 2.0)
         ));
     }
@@ -457,10 +470,11 @@ fn targets(
             sessions * (1 + (per_session_window / REFRESH_INTERVAL.as_secs_f64()).floor() as u64);
         rows.push(format!(
             "| Redis `read`: no field writes; ≤ 1 TTL refresh per interval ({} s) per session | \
-             {} field writes, {} TTL refreshes for {sessions} sessions over {:.1} s each (allowed ≤ {allowed}) | {} |",
+             {} field writes (`HSET`/`HDEL`), {} TTL refreshes (`PEXPIREAT`) for {workers} sessions × {} runs over {:.1} s each (allowed ≤ {allowed}) | {} |",
             REFRESH_INTERVAL.as_secs(),
             t.data_writes,
             t.expiry_sets,
+            options.runs,
             per_session_window,
             verdict(t.data_writes == 0 && t.expiry_sets <= allowed)
         ));
