@@ -29,3 +29,6 @@ RUSTDOCFLAGS="-D warnings" cargo doc --workspace --all-features --no-deps --quie
 
 step "cargo test --workspace --all-features"
 cargo test --workspace --all-features
+
+step "short fuzz run (${FUZZ_SECONDS:=20} s per target; scripts/fuzz.sh 600 for a long one)"
+bash scripts/fuzz.sh "$FUZZ_SECONDS"
