@@ -161,3 +161,7 @@ for name, data in reps.items():
 write("codec_limited", "json_typical", b"\x01" + json.dumps(rep_json).encode())
 write("codec_limited", "bincode_chain", b"\x00" + b"\x01" * 200 + b"\x23")
 write("codec_limited", "json_deep", b"\x01" + b'{"next":' * 100 + b"null" + b"}" * 100)
+
+# Regressions: inputs that once failed a target (kept as found, not
+# regenerated here): seeds/memcache_record/regression_field_written_twice
+# (the record already held the field the harness adds; a harness bug).

@@ -675,7 +675,14 @@ pub fn memcache_record(data: &[u8]) {
         value: Some(b"new"),
     });
     let merged = record::merge(&parsed.fields, &writes);
-    for write in &writes {
+    for (index, write) in writes.iter().enumerate() {
+        // A later write of the same field wins over this one.
+        if writes[index + 1..]
+            .iter()
+            .any(|later| later.key == write.key)
+        {
+            continue;
+        }
         let found = merged.iter().find(|f| {
             f.namespace == write.key.namespace.as_bytes() && f.name == write.key.field.as_bytes()
         });
