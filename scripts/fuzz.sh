@@ -57,7 +57,11 @@ for target in "${targets[@]}"; do
     tail -n 40 "$log"
   fi
   execs=$(grep -o 'stat::number_of_executed_units: [0-9]*' "$log" | grep -o '[0-9]*$' | tail -n 1 || true)
-  summary+=("$(printf '%-18s %-6s %12s execs in %ss' "$target" "$status" "${execs:-?}" "$seconds")")
+  if [[ $status == ok ]]; then
+    summary+=("$(printf '%-18s %-6s %12s execs in %ss' "$target" "$status" "${execs:-?}" "$seconds")")
+  else
+    summary+=("$(printf '%-18s %-6s %12s execs before it' "$target" "$status" "${execs:-?}")")
+  fi
 done
 
 echo
