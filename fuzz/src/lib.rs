@@ -614,6 +614,8 @@ fn split<'a>(bytes: &'a [u8], separator: &'a [u8]) -> impl Iterator<Item = &'a [
 
 /// The names `record.rs` takes from its crate, provided by this one.
 mod store {
+    #[cfg(test)]
+    pub use typed_sessions::FieldKey;
     pub use typed_sessions::{FieldWrite, StoreError};
 }
 
