@@ -204,6 +204,9 @@ impl RequestSession {
                 if let Some(found) = &found {
                     check_loaded(found, T::FIELDS.len())?;
                 }
+                // A store must not return an expired session; if one does,
+                // the layer still does not use it.
+                let found = found.filter(|f| f.expires_at > SystemTime::now());
                 match found {
                     Some(found) if !self.past_deadline(found.created_at) => (
                         Existence::Live {
