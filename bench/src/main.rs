@@ -637,7 +637,8 @@ async fn run(options: Options) -> Result<bool, BoxError> {
     } else {
         None
     };
-    let environment = report::Environment::capture(&options, probe.as_mut()).await;
+    let mut environment = report::Environment::capture(&options, probe.as_mut()).await;
+    environment.start_counting(probe.as_mut()).await;
     let cells = setups.len() * options.scenarios.len() * options.concurrency.len();
     eprintln!(
         "{} cells x {} runs, {:.1} s + {:.1} s warm-up each: about {:.0} s",
@@ -709,7 +710,7 @@ async fn run(options: Options) -> Result<bool, BoxError> {
     if let Some(probe) = probe.as_mut() {
         probe.flush_db().await?;
     }
-    let environment = environment.finish();
+    let environment = environment.finish(probe.as_mut()).await;
     let (text, clean) = report::render(
         &options,
         &setups,

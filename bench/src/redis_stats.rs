@@ -102,6 +102,11 @@ impl RedisProbe {
             .to_owned())
     }
 
+    /// CPU seconds the Redis process has used so far.
+    pub async fn cpu_seconds(&mut self) -> Result<f64, BoxError> {
+        Ok(self.snapshot().await?.cpu_seconds)
+    }
+
     /// Reads the counters.
     pub async fn snapshot(&mut self) -> Result<Snapshot, BoxError> {
         let text: String = info_command().query_async(&mut self.connection).await?;

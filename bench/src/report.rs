@@ -25,6 +25,55 @@ pub struct Environment {
     redis: Option<String>,
     started: std::time::Instant,
     elapsed: Duration,
+    cpu_start: Option<CpuCounters>,
+    usage: Option<String>,
+}
+
+/// Machine-wide and own CPU counters, in seconds.
+#[derive(Debug, Clone, Copy)]
+struct CpuCounters {
+    /// Busy time of all CPUs (user, nice, system, irq, softirq).
+    busy: f64,
+    /// Time the hypervisor gave to others while our CPUs wanted to run.
+    steal: f64,
+    /// Everything, idle included.
+    total: f64,
+    /// This process and its waited-for children (the servers).
+    own: f64,
+    /// The Redis process (all its clients).
+    redis: f64,
+}
+
+impl CpuCounters {
+    async fn read(probe: Option<&mut RedisProbe>) -> Option<Self> {
+        let stat = std::fs::read_to_string("/proc/stat").ok()?;
+        let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+        let ticks: Vec<f64> = line
+            .split_whitespace()
+            .skip(1)
+            .filter_map(|n| n.parse().ok())
+            .collect();
+        // user nice system idle iowait irq softirq steal (USER_HZ = 100)
+        let tick = |i: usize| ticks.get(i).copied().unwrap_or(0.0) / 100.0;
+        let own_stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+        let fields: Vec<f64> = own_stat[own_stat.rfind(')')? + 1..]
+            .split_whitespace()
+            .map(|f| f.parse().unwrap_or(0.0))
+            .collect();
+        // utime stime cutime cstime: fields 14-17, here 11-14.
+        let own = fields.get(11..15)?.iter().sum::<f64>() / 100.0;
+        let redis = match probe {
+            Some(probe) => probe.cpu_seconds().await.unwrap_or(0.0),
+            None => 0.0,
+        };
+        Some(Self {
+            busy: tick(0) + tick(1) + tick(2) + tick(5) + tick(6),
+            steal: tick(7),
+            total: (0..8).map(tick).sum(),
+            own,
+            redis,
+        })
+    }
 }
 
 impl Environment {
@@ -65,13 +114,37 @@ impl Environment {
             redis,
             started: std::time::Instant::now(),
             elapsed: Duration::ZERO,
+            cpu_start: None,
+            usage: None,
         }
     }
 
+    /// Starts counting CPU use (after the Redis probe is ready).
+    pub async fn start_counting(&mut self, probe: Option<&mut RedisProbe>) {
+        self.cpu_start = CpuCounters::read(probe).await;
+    }
+
     /// Notes the conditions at the end of a run.
-    pub fn finish(mut self) -> Self {
+    pub async fn finish(mut self, probe: Option<&mut RedisProbe>) -> Self {
         self.load_end = load_average();
         self.elapsed = self.started.elapsed();
+        if let (Some(a), Some(b)) = (self.cpu_start, CpuCounters::read(probe).await) {
+            let total = (b.total - a.total).max(1e-9);
+            let share = |x: f64| 100.0 * x.max(0.0) / total;
+            let busy = b.busy - a.busy;
+            let own = b.own - a.own;
+            let redis = b.redis - a.redis;
+            self.usage = Some(format!(
+                "CPU of the machine during the run: {:.0}% busy — this benchmark (load \
+                 generator and servers) {:.0}%, Redis {:.0}%, everything else {:.0}%; \
+                 {:.0}% stolen by the hypervisor",
+                share(busy),
+                share(own),
+                share(redis),
+                share(busy - own - redis),
+                share(b.steal - a.steal),
+            ));
+        }
         self
     }
 }
@@ -242,6 +315,9 @@ pub fn render(
         "- machine: {} cores ({}); load average (1/5/15 min) {} at the start, {} at the end",
         env.cores, env.cpu, env.load_start, env.load_end
     );
+    if let Some(usage) = &env.usage {
+        let _ = writeln!(out, "- {usage}");
+    }
     if let Some(redis) = &env.redis {
         let _ = writeln!(out, "- {redis}");
     }
