@@ -134,47 +134,6 @@ pub struct Chain {
     pub next: Option<Box<Chain>>,
 }
 
-/// The proposed depth- and message-limiting decode (`tests/src/depth_limit.rs`,
-/// compiled into this crate), fuzzed against the library's decode.
-#[allow(dead_code, unreachable_pub)]
-#[path = "../../tests/src/depth_limit.rs"]
-pub mod depth_limit;
-
-/// The limited-decode target: the first byte picks the codec (bit 0: JSON).
-/// On a type that cannot nest, the limited decode must agree exactly with
-/// the library's (same success, same value, by its bytes); on nesting
-/// types it must return, with a message of bounded size.
-pub fn codec_limited(data: &[u8]) {
-    let Some((&selector, bytes)) = data.split_first() else {
-        return;
-    };
-    let codec: &dyn Codec = if selector & 1 == 0 {
-        &typed_sessions::codec::Bincode
-    } else {
-        &typed_sessions::codec::Json
-    };
-    let limited = depth_limit::decode_value_limited::<Representative>(codec, bytes);
-    let library = decode_value::<Representative>(codec, bytes);
-    match (&limited, &library) {
-        (Ok(a), Ok(b)) => assert_eq!(
-            encode_value(codec, a).expect("encode"),
-            encode_value(codec, b).expect("encode"),
-            "the limited decode changed a value"
-        ),
-        (Err(_), Err(_)) => {}
-        _ => panic!("limited and library decodes disagree: {limited:?} vs {library:?}"),
-    }
-    for message in [
-        depth_limit::decode_value_limited::<Tree>(codec, bytes).err(),
-        depth_limit::decode_value_limited::<Chain>(codec, bytes).err(),
-    ]
-    .into_iter()
-    .flatten()
-    {
-        assert!(message.to_string().len() <= depth_limit::MAX_MESSAGE + 3);
-    }
-}
-
 // ---------------------------------------------------------------------------
 // Cookie header parsing and id decoding, through the layer.
 

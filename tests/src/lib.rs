@@ -55,6 +55,5 @@ macro_rules! http_suite {
     };
 }
 pub mod chaos;
-pub mod depth_limit;
 pub mod inproc;
 pub mod model;

@@ -22,13 +22,12 @@ use axum::Router;
 use axum::routing::get;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
-use typed_sessions::codec::{Bincode, decode_value, encode_value};
+use typed_sessions::codec::{Bincode, MAX_MESSAGE, decode_value, encode_value};
 use typed_sessions::{
     Expiry, FieldKey, FieldWrite, MemoryStore, SessionId, SessionLayer, SessionState, SessionStore,
     TypedSession,
 };
 use typed_sessions_tests::chaos::{Behavior, Chaos, Controls, Plan};
-use typed_sessions_tests::depth_limit::{MAX_MESSAGE, decode_value_limited};
 use typed_sessions_tests::inproc::{Answer, Client, CookieChange};
 
 /// The layer's store timeout in these tests.
@@ -631,7 +630,7 @@ async fn nested_value_child() {
     assert_eq!((answer.status.as_u16(), answer.body.as_str()), (200, "0"));
 }
 
-/// REGRESSION (fails until the codec bounds nesting): a deeply nested stored
+/// Regression (fixed by the codec's limits): a deeply nested stored
 /// value overflowed the stack and aborted the process.
 #[test]
 fn deeply_nested_stored_value_is_refused_not_a_stack_overflow() {
@@ -671,7 +670,7 @@ pub struct Link {
     pub next: Option<Box<Link>>,
 }
 
-/// REGRESSION (fails until the codec bounds error messages): the message of
+/// Regression (fixed by the codec's limits): the message of
 /// an error 5 levels down was 512 KB; it grows eightfold with each level
 /// (6: 4 MB, 8: 268 MB, 10: 17 GB), so a 12-byte stored value exhausts
 /// memory (the fuzzer's 10-byte input ran for minutes).
@@ -683,15 +682,15 @@ fn error_messages_stay_small_at_depth() {
 }
 
 #[test]
-fn the_proposed_limits_fix_both() {
+fn decode_limits_bound_depth_and_errors_and_keep_ordinary_values() {
     // Deep nesting: refused with a short error, no overflow.
-    let error = decode_value_limited::<Node>(&Bincode, &nested(100_000)).unwrap_err();
+    let error = decode_value::<Node>(&Bincode, &nested(100_000)).unwrap_err();
     assert!(error.to_string().contains("nested deeper than"), "{error}");
     assert!(error.to_string().len() <= MAX_MESSAGE + 3);
     // Within the limit, nesting works. Each struct and each sequence is a
     // level (as each `{` and `[` is for serde_json's limit of 128), so a
     // `Node` takes two per nesting.
-    let value = decode_value_limited::<Node>(&Bincode, &nested(60)).unwrap();
+    let value = decode_value::<Node>(&Bincode, &nested(60)).unwrap();
     let mut depth = 0;
     let mut node = &value;
     while let Some(child) = node.children.first() {
@@ -701,7 +700,7 @@ fn the_proposed_limits_fix_both() {
     assert_eq!(depth, 60);
     // Errors deep down stay small and keep their cause.
     for depth in [5, 12, 40, 1000] {
-        let error = decode_value_limited::<Link>(&Bincode, &broken_chain(depth)).unwrap_err();
+        let error = decode_value::<Link>(&Bincode, &broken_chain(depth)).unwrap_err();
         let message = error.to_string();
         assert!(message.len() <= MAX_MESSAGE + 3, "depth {depth}: {message}");
         if depth < 60 {
@@ -725,10 +724,7 @@ fn the_proposed_limits_fix_both() {
         [("k".to_owned(), true)].into(),
     );
     let bytes = encode_value(&Bincode, &sample).unwrap();
-    assert_eq!(
-        decode_value_limited::<Sample>(&Bincode, &bytes).unwrap(),
-        sample
-    );
+    assert_eq!(decode_value::<Sample>(&Bincode, &bytes).unwrap(), sample);
     #[derive(Debug, PartialEq, Serialize, Deserialize)]
     enum E {
         A,
@@ -738,7 +734,7 @@ fn the_proposed_limits_fix_both() {
     }
     for value in [E::A, E::B(3), E::C { x: vec![1, 2] }, E::D(4, 5)] {
         let bytes = encode_value(&Bincode, &value).unwrap();
-        assert_eq!(decode_value_limited::<E>(&Bincode, &bytes).unwrap(), value);
+        assert_eq!(decode_value::<E>(&Bincode, &bytes).unwrap(), value);
     }
 }
 
