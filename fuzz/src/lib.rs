@@ -368,7 +368,7 @@ impl SessionStore for CannedStore {
         Ok(Some(LoadedFields {
             created_at: now,
             expires_at: now + std::time::Duration::from_secs(3600),
-            values,
+            values: values.into_iter().map(|v| v.map(Into::into)).collect(),
         }))
     }
     async fn create(

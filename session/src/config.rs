@@ -50,19 +50,24 @@ impl Expiry {
         deadline.map_or(at, |deadline| at.min(deadline))
     }
 
-    /// Whether a session only read `now`, whose stored expiry is
-    /// `stored_expiry`, is due for a refresh of its expiry.
-    pub(crate) fn refresh_due(&self, now: SystemTime, stored_expiry: SystemTime) -> bool {
+    /// Whether a session whose stored expiry is `stored` should move to
+    /// `fresh` (what [`expires_at`](Self::expires_at) gives now). A sliding
+    /// expiry moves once per refresh interval, not on every request, so
+    /// most requests neither touch the store's expiry nor send a cookie; a
+    /// fixed date moves only when the configured date changed.
+    pub(crate) fn refresh_due(&self, fresh: SystemTime, stored: SystemTime) -> bool {
         let limit = match *self {
             Self::OnInactivity(limit) => limit,
             Self::OnSessionEnd => DEFAULT_INACTIVITY,
-            Self::AtDateTime(_) => return false,
+            Self::AtDateTime(_) => return fresh != stored,
         };
         let interval = (limit / 10).min(MAX_REFRESH_INTERVAL);
-        let fresh_expiry = now.checked_add(limit).unwrap_or(now);
-        fresh_expiry
-            .duration_since(stored_expiry)
-            .is_ok_and(|age| age >= interval)
+        // Both ways: a limit shortened by a new configuration applies too.
+        let drift = match fresh.duration_since(stored) {
+            Ok(ahead) => ahead,
+            Err(behind) => behind.duration(),
+        };
+        drift >= interval
     }
 
     fn check(&self) -> Result<(), ConfigError> {
@@ -310,11 +315,21 @@ mod tests {
     fn refresh_is_due_at_most_once_per_interval() {
         let expiry = Expiry::OnInactivity(Duration::from_secs(3600));
         let now = SystemTime::now();
-        let just_written = now + Duration::from_secs(3600);
-        assert!(!expiry.refresh_due(now, just_written));
-        assert!(!expiry.refresh_due(now, just_written - Duration::from_secs(59)));
-        assert!(expiry.refresh_due(now, just_written - Duration::from_secs(60)));
-        assert!(!Expiry::AtDateTime(just_written).refresh_due(now, now));
+        let fresh = expiry.expires_at(now, None);
+        let minute = Duration::from_secs(60);
+        assert!(!expiry.refresh_due(fresh, fresh));
+        assert!(!expiry.refresh_due(fresh, fresh - Duration::from_secs(59)));
+        assert!(expiry.refresh_due(fresh, fresh - minute));
+        // A stored expiry further out than the limit allows (the limit was
+        // shortened) moves back.
+        assert!(expiry.refresh_due(fresh, fresh + minute));
+        // Capped by the absolute deadline, the expiry stops moving.
+        let deadline = now + minute;
+        let capped = expiry.expires_at(now + minute, Some(deadline));
+        assert!(!expiry.refresh_due(capped, deadline));
+        let fixed = Expiry::AtDateTime(fresh);
+        assert!(!fixed.refresh_due(fresh, fresh));
+        assert!(fixed.refresh_due(fresh, fresh - Duration::from_millis(1)));
     }
 
     #[test]

@@ -17,7 +17,7 @@
 use std::time::{Duration, SystemTime};
 
 use crate::id::SessionId;
-use crate::store::{FieldKey, FieldWrite, LoadedFields, SessionStore, StoreError};
+use crate::store::{Bytes, FieldKey, FieldWrite, LoadedFields, SessionStore, StoreError};
 
 /// Expands to a module `conformance` with one `#[tokio::test]` per case of
 /// the suite, each calling `$make.await` for its store. `$make` is an
@@ -97,15 +97,15 @@ async fn values<S: SessionStore + ?Sized>(
     id: &SessionId,
     namespace: &str,
     fields: &[&str],
-) -> Vec<Option<Vec<u8>>> {
+) -> Vec<Option<Bytes>> {
     load(store, id, namespace, fields)
         .await
         .expect("session exists")
         .values
 }
 
-fn bytes(text: &str) -> Option<Vec<u8>> {
-    Some(text.as_bytes().to_vec())
+fn bytes(text: &str) -> Option<Bytes> {
+    Some(Bytes::copy_from_slice(text.as_bytes()))
 }
 
 /// Times within a second of each other: stores may keep seconds only.
@@ -152,7 +152,7 @@ pub async fn create_then_load_returns_fields_in_order<S: SessionStore + ?Sized>(
     assert_eq!(values(store, &id, "empty", &["x"]).await, vec![None]);
     assert_eq!(
         values(store, &id, NS, &[]).await,
-        Vec::<Option<Vec<u8>>>::new()
+        Vec::<Option<Bytes>>::new()
     );
 }
 
@@ -425,7 +425,11 @@ pub async fn values_are_binary_safe_and_large<S: SessionStore + ?Sized>(store: &
         .unwrap();
     assert_eq!(
         values(store, &id, NS, &["bin", "large", "empty"]).await,
-        vec![Some(binary.clone()), Some(large.clone()), Some(Vec::new())]
+        vec![
+            Some(Bytes::from(binary.clone())),
+            Some(Bytes::from(large.clone())),
+            Some(Bytes::new())
+        ]
     );
     assert!(
         store
@@ -433,5 +437,8 @@ pub async fn values_are_binary_safe_and_large<S: SessionStore + ?Sized>(store: &
             .await
             .unwrap()
     );
-    assert_eq!(values(store, &id, NS, &["large"]).await, vec![Some(large)]);
+    assert_eq!(
+        values(store, &id, NS, &["large"]).await,
+        vec![Some(Bytes::from(large))]
+    );
 }

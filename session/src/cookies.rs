@@ -1,6 +1,7 @@
 //! The session cookie: finding a well-formed (and, with keys, authentic) id
 //! in a request, and the `Set-Cookie` values of responses.
 
+use std::fmt::Write as _;
 use std::time::{Duration, SystemTime};
 
 use cookie::{Cookie, CookieJar};
@@ -25,12 +26,15 @@ pub(crate) enum Presented {
     Rejected,
     /// One well-formed, authentic id.
     Id(SessionId),
+    /// One well-formed id, signed with a key other than the first (the
+    /// current one): the response re-signs it.
+    OldKey(SessionId),
 }
 
 impl Presented {
     pub(crate) fn id(&self) -> Option<&SessionId> {
         match self {
-            Self::Id(id) => Some(id),
+            Self::Id(id) | Self::OldKey(id) => Some(id),
             _ => None,
         }
     }
@@ -43,7 +47,7 @@ impl Presented {
 /// is accepted; otherwise the request is treated as having none, since the
 /// server cannot tell which one it issued.
 pub(crate) fn presented_id(headers: &HeaderMap, config: &Config) -> Presented {
-    let mut found: Option<SessionId> = None;
+    let mut found: Option<(SessionId, bool)> = None;
     let mut ours = false;
     let mut ambiguous = false;
     for value in headers.get_all(header::COOKIE) {
@@ -59,12 +63,13 @@ pub(crate) fn presented_id(headers: &HeaderMap, config: &Config) -> Presented {
                 continue;
             }
             ours = true;
-            let Some(id) = verify(cookie.value(), config) else {
+            let Some((id, current_key)) = verify(cookie.value(), config) else {
                 continue;
             };
             match &found {
-                Some(existing) if *existing != id => ambiguous = true,
-                _ => found = Some(id),
+                Some((existing, _)) if *existing != id => ambiguous = true,
+                Some((_, true)) => {}
+                _ => found = Some((id, current_key)),
             }
         }
     }
@@ -73,7 +78,8 @@ pub(crate) fn presented_id(headers: &HeaderMap, config: &Config) -> Presented {
             tracing::warn!(cookie = %config.cookie_name, "several different session ids presented; ignoring them all");
             Presented::Rejected
         }
-        Some(id) => Presented::Id(id),
+        Some((id, true)) => Presented::Id(id),
+        Some((id, false)) => Presented::OldKey(id),
         None if ours => {
             tracing::info!(cookie = %config.cookie_name, "malformed or unauthentic session cookie ignored");
             Presented::Rejected
@@ -82,38 +88,42 @@ pub(crate) fn presented_id(headers: &HeaderMap, config: &Config) -> Presented {
     }
 }
 
-fn verify(value: &str, config: &Config) -> Option<SessionId> {
+/// The id in a cookie value, and whether it is signed with the current key
+/// (or needs none).
+fn verify(value: &str, config: &Config) -> Option<(SessionId, bool)> {
     if value.len() > MAX_VALUE_LEN {
         return None;
     }
     if config.keys.is_empty() {
-        return SessionId::parse(value);
+        return SessionId::parse(value).map(|id| (id, true));
     }
     if value.len() <= ID_LEN {
         return None;
     }
     let jar = CookieJar::new();
-    config.keys.iter().find_map(|key| {
+    config.keys.iter().enumerate().find_map(|(index, key)| {
         let cookie = Cookie::new(config.cookie_name.clone(), value.to_owned());
         jar.signed(key)
             .verify(cookie)
             .and_then(|verified| SessionId::parse(verified.value()))
+            .map(|id| (id, index == 0))
     })
 }
 
-/// The cookie value for `id`: the id itself, or signed with the first key.
-fn cookie_value(id: &SessionId, config: &Config) -> String {
+/// Writes the cookie value for `id` to `out`: the id itself, or signed with
+/// the first key.
+fn push_value(out: &mut String, id: &SessionId, config: &Config) {
     match config.keys.first() {
-        None => id.as_str().to_owned(),
+        None => out.push_str(id.as_str()),
         Some(key) => {
             let mut jar = CookieJar::new();
             jar.signed_mut(key).add(Cookie::new(
                 config.cookie_name.clone(),
                 id.as_str().to_owned(),
             ));
-            jar.get(&config.cookie_name)
-                .map(|cookie| cookie.value().to_owned())
-                .unwrap_or_default()
+            if let Some(cookie) = jar.get(&config.cookie_name) {
+                out.push_str(cookie.value());
+            }
         }
     }
 }
@@ -130,37 +140,71 @@ fn base_cookie(value: String, config: &Config) -> Cookie<'static> {
     cookie
 }
 
-/// The `Set-Cookie` value that hands `id` to the client, expiring at
-/// `expires_at` (the store's expiry) unless the expiry is the browser session.
-pub(crate) fn set_cookie(
-    id: &SessionId,
-    expiry: &Expiry,
-    expires_at: SystemTime,
-    config: &Config,
-) -> Option<HeaderValue> {
-    let mut cookie = base_cookie(cookie_value(id, config), config);
-    if !matches!(expiry, Expiry::OnSessionEnd) {
-        let remaining = expires_at
-            .duration_since(SystemTime::now())
-            .unwrap_or(Duration::ZERO);
-        // Round to the nearest second: the store's expiry was computed a
-        // moment ago, and flooring would turn a 1 s expiry into a removal.
-        let rounded = remaining
-            .saturating_add(Duration::from_millis(500))
-            .as_secs()
-            .max(1);
-        let seconds = i64::try_from(rounded).unwrap_or(i64::MAX);
-        cookie.set_max_age(cookie::time::Duration::seconds(seconds));
-    }
-    HeaderValue::from_str(&cookie.to_string()).ok()
+/// The `Set-Cookie` values of one layer.
+///
+/// Only the id and `Max-Age` change from response to response, so the
+/// `cookie` crate formats the attributes (and the whole removal cookie) once,
+/// when the layer is built, rather than on every response.
+pub(crate) struct SetCookie {
+    /// `; HttpOnly; SameSite=Lax; Secure; Path=/…` as the crate writes them.
+    attributes: String,
+    removal: Option<HeaderValue>,
 }
 
-/// The `Set-Cookie` value that removes the cookie: the same Domain, Path,
-/// Secure, SameSite and HttpOnly, `Max-Age=0` and an `Expires` in the past.
-pub(crate) fn removal_cookie(config: &Config) -> Option<HeaderValue> {
-    let mut cookie = base_cookie(String::new(), config);
-    cookie.make_removal();
-    HeaderValue::from_str(&cookie.to_string()).ok()
+impl SetCookie {
+    pub(crate) fn new(config: &Config) -> Self {
+        let cookie = base_cookie(String::new(), config);
+        let name_value = cookie.stripped().to_string();
+        let attributes = cookie
+            .to_string()
+            .get(name_value.len()..)
+            .unwrap_or_default()
+            .to_owned();
+        let mut removal = cookie;
+        removal.make_removal();
+        Self {
+            attributes,
+            removal: HeaderValue::from_str(&removal.to_string()).ok(),
+        }
+    }
+
+    /// The value that hands `id` to the client, expiring at `expires_at`
+    /// (the store's expiry) unless the expiry is the browser session.
+    pub(crate) fn issue(
+        &self,
+        id: &SessionId,
+        expiry: &Expiry,
+        expires_at: SystemTime,
+        config: &Config,
+    ) -> Option<HeaderValue> {
+        let mut out = String::with_capacity(
+            config.cookie_name.len() + MAX_VALUE_LEN + self.attributes.len() + 20,
+        );
+        out.push_str(&config.cookie_name);
+        out.push('=');
+        push_value(&mut out, id, config);
+        out.push_str(&self.attributes);
+        if !matches!(expiry, Expiry::OnSessionEnd) {
+            let remaining = expires_at
+                .duration_since(SystemTime::now())
+                .unwrap_or(Duration::ZERO);
+            // Round to the nearest second: the store's expiry was computed a
+            // moment ago, and flooring would turn a 1 s expiry into a removal.
+            let seconds = remaining
+                .saturating_add(Duration::from_millis(500))
+                .as_secs()
+                .max(1);
+            // Infallible: writing to a `String` does not fail.
+            let _ = write!(out, "; Max-Age={seconds}");
+        }
+        HeaderValue::try_from(out).ok()
+    }
+
+    /// The value that removes the cookie: the same Domain, Path, Secure,
+    /// SameSite and HttpOnly, `Max-Age=0` and an `Expires` in the past.
+    pub(crate) fn removal(&self) -> Option<HeaderValue> {
+        self.removal.clone()
+    }
 }
 
 #[cfg(test)]
@@ -242,7 +286,8 @@ mod tests {
             keys: vec![old.clone()],
             ..Config::default()
         };
-        let signed = cookie_value(&id, &config);
+        let mut signed = String::new();
+        push_value(&mut signed, &id, &config);
         assert_eq!(signed.len(), 76);
         let header = format!("session={signed}");
         assert_eq!(
@@ -268,7 +313,7 @@ mod tests {
         config.keys = vec![new.clone(), old];
         assert_eq!(
             presented_id(&headers(&[header.as_bytes()]), &config),
-            Presented::Id(id.clone())
+            Presented::OldKey(id.clone())
         );
         config.keys = vec![new];
         assert_eq!(
@@ -284,7 +329,7 @@ mod tests {
             path: "/app".into(),
             ..Config::default()
         };
-        let value = removal_cookie(&config).unwrap();
+        let value = SetCookie::new(&config).removal().unwrap();
         let text = value.to_str().unwrap();
         for part in [
             "session=",
@@ -297,6 +342,44 @@ mod tests {
             "Expires=",
         ] {
             assert!(text.contains(part), "{text} lacks {part}");
+        }
+    }
+
+    #[test]
+    fn issued_cookie_matches_the_cookie_crate() {
+        let key = Key::generate();
+        let id = SessionId::generate().unwrap();
+        let configs = [
+            Config::default(),
+            Config {
+                domain: Some("example.com".into()),
+                path: "/app".into(),
+                secure: false,
+                http_only: false,
+                same_site: cookie::SameSite::Strict,
+                cookie_name: "__Host-sid".into(),
+                keys: vec![key],
+                ..Config::default()
+            },
+        ];
+        let in_an_hour = SystemTime::now() + Duration::from_secs(3600);
+        for config in configs {
+            let format = SetCookie::new(&config);
+            let sliding = Expiry::OnInactivity(Duration::from_secs(3600));
+            for (expiry, max_age) in [(sliding, Some(3600)), (Expiry::OnSessionEnd, None)] {
+                let header = format.issue(&id, &expiry, in_an_hour, &config).unwrap();
+                let issued = Cookie::parse(header.to_str().unwrap().to_owned()).unwrap();
+                let mut value = String::new();
+                push_value(&mut value, &id, &config);
+                let mut expected = base_cookie(value, &config);
+                if let Some(seconds) = max_age {
+                    expected.set_max_age(cookie::time::Duration::seconds(seconds));
+                }
+                assert_eq!(issued.to_string(), expected.to_string());
+                let presented = format!("{}={}", issued.name(), issued.value());
+                let headers = headers(&[presented.as_bytes()]);
+                assert_eq!(presented_id(&headers, &config), Presented::Id(id.clone()));
+            }
         }
     }
 }

@@ -160,10 +160,7 @@ impl<S> Layer<S> for SessionLayer {
         }
         SessionService {
             inner,
-            shared: Arc::new(Shared {
-                config: self.config.clone(),
-                store: self.store.clone(),
-            }),
+            shared: Arc::new(Shared::new(self.config.clone(), self.store.clone())),
         }
     }
 }

@@ -11,6 +11,8 @@ pub use std::vec::Vec;
 pub use crate::codec::CodecError;
 pub use crate::state::SessionState;
 
+use bytes::Bytes;
+
 use crate::codec::{Codec, decode_value};
 
 /// A field type that can be stored in a session.
@@ -104,14 +106,11 @@ pub struct FieldDecoder<'a> {
     codec: &'a dyn Codec,
     namespace: &'static str,
     names: &'static [&'static str],
-    values: &'a [Option<Vec<u8>>],
+    values: &'a [Option<Bytes>],
 }
 
 impl<'a> FieldDecoder<'a> {
-    pub(crate) fn new<T: SessionState>(
-        codec: &'a dyn Codec,
-        values: &'a [Option<Vec<u8>>],
-    ) -> Self {
+    pub(crate) fn new<T: SessionState>(codec: &'a dyn Codec, values: &'a [Option<Bytes>]) -> Self {
         Self {
             codec,
             namespace: T::NAMESPACE,

@@ -2,17 +2,18 @@
 //! changed, and the save that runs after the handler.
 
 use std::any::{Any, TypeId};
-use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::SystemTime;
 
+use bytes::Bytes;
 use http::HeaderValue;
 use parking_lot::Mutex;
 
 use crate::codec::CodecError;
 use crate::config::{Config, Expiry};
-use crate::cookies::{self, Presented};
+use crate::cookies::{Presented, SetCookie};
 use crate::id::SessionId;
 use crate::private::{FieldDecoder, FieldEncoder, Tracked};
 use crate::state::SessionState;
@@ -22,14 +23,30 @@ use crate::store::{FieldKey, FieldWrite, SessionStore, StoreError};
 pub(crate) struct Shared {
     pub config: Config,
     pub store: Arc<dyn SessionStore>,
+    cookie: SetCookie,
 }
 
 impl Shared {
+    pub(crate) fn new(config: Config, store: Arc<dyn SessionStore>) -> Self {
+        Self {
+            cookie: SetCookie::new(&config),
+            config,
+            store,
+        }
+    }
+
     /// Runs one store call under the configured timeout.
     async fn call<T>(
         &self,
         call: impl Future<Output = Result<T, StoreError>>,
     ) -> Result<T, StoreError> {
+        // A call that completes on its first poll (the memory store always
+        // does) needs no timer: arming one costs more than the call.
+        let mut call = std::pin::pin!(call);
+        let first = std::future::poll_fn(|cx| Poll::Ready(call.as_mut().poll(cx))).await;
+        if let Poll::Ready(result) = first {
+            return result;
+        }
         match tokio::time::timeout(self.config.store_timeout, call).await {
             Ok(result) => result,
             Err(_) => Err(StoreError::Timeout(self.config.store_timeout)),
@@ -80,7 +97,7 @@ trait ErasedTracked: Send + Sync {
     /// Pushes this namespace's writes, comparing with the loaded bytes.
     fn writes(
         &self,
-        loaded: &[Option<Vec<u8>>],
+        loaded: &[Option<Bytes>],
         encoder: &FieldEncoder<'_>,
         out: &mut Vec<(FieldKey<'static>, Option<Vec<u8>>)>,
     ) -> Result<(), CodecError>;
@@ -93,7 +110,7 @@ impl<T: SessionState> ErasedTracked for Tracked<T> {
 
     fn writes(
         &self,
-        loaded: &[Option<Vec<u8>>],
+        loaded: &[Option<Bytes>],
         encoder: &FieldEncoder<'_>,
         out: &mut Vec<(FieldKey<'static>, Option<Vec<u8>>)>,
     ) -> Result<(), CodecError> {
@@ -118,19 +135,30 @@ impl<T: SessionState> ErasedTracked for Tracked<T> {
 
 /// One namespace of the request's session.
 struct Slot {
+    namespace: &'static str,
     type_id: TypeId,
     type_name: &'static str,
-    loaded: Vec<Option<Vec<u8>>>,
+    loaded: Vec<Option<Bytes>>,
     /// The state while no `TypedSession` holds it.
     parked: Option<Box<dyn ErasedTracked>>,
 }
 
 struct State {
     existence: Existence,
-    slots: HashMap<&'static str, Slot>,
+    /// One per namespace taken; a request takes one or two, so a list is
+    /// cheaper than a map.
+    slots: Vec<Slot>,
     action: Action,
     expiry: Option<Expiry>,
     used: bool,
+}
+
+impl State {
+    fn slot_mut(&mut self, namespace: &str) -> Option<&mut Slot> {
+        self.slots
+            .iter_mut()
+            .find(|slot| slot.namespace == namespace)
+    }
 }
 
 /// The session of one request, shared by the layer and the extractors.
@@ -143,7 +171,7 @@ pub(crate) struct RequestSession {
 impl RequestSession {
     pub(crate) fn new(shared: Arc<Shared>, presented: Presented) -> Self {
         let existence = match presented {
-            Presented::Id(_) => Existence::Unknown,
+            Presented::Id(_) | Presented::OldKey(_) => Existence::Unknown,
             _ => Existence::Absent,
         };
         Self {
@@ -151,7 +179,7 @@ impl RequestSession {
             presented,
             state: Mutex::new(State {
                 existence,
-                slots: HashMap::new(),
+                slots: Vec::new(),
                 action: Action::Keep,
                 expiry: None,
                 used: false,
@@ -189,7 +217,7 @@ impl RequestSession {
         let existence = {
             let mut state = self.state.lock();
             state.used = true;
-            if let Some(slot) = state.slots.get_mut(T::NAMESPACE) {
+            if let Some(slot) = state.slot_mut(T::NAMESPACE) {
                 return Self::unpark::<T>(slot);
             }
             state.existence
@@ -237,19 +265,17 @@ impl RequestSession {
         if matches!(state.existence, Existence::Unknown) || matches!(existence, Existence::Absent) {
             state.existence = existence;
         }
-        if let Some(slot) = state.slots.get_mut(T::NAMESPACE) {
+        if let Some(slot) = state.slot_mut(T::NAMESPACE) {
             // Another extraction of this namespace finished its load first.
             return Self::unpark::<T>(slot);
         }
-        state.slots.insert(
-            T::NAMESPACE,
-            Slot {
-                type_id: TypeId::of::<T>(),
-                type_name: std::any::type_name::<T>(),
-                loaded,
-                parked: None,
-            },
-        );
+        state.slots.push(Slot {
+            namespace: T::NAMESPACE,
+            type_id: TypeId::of::<T>(),
+            type_name: std::any::type_name::<T>(),
+            loaded,
+            parked: None,
+        });
         Ok(Tracked::new(value))
     }
 
@@ -270,7 +296,7 @@ impl RequestSession {
 
     /// Hands a namespace back when its `TypedSession` is dropped.
     pub(crate) fn park<T: SessionState>(&self, tracked: Tracked<T>) {
-        if let Some(slot) = self.state.lock().slots.get_mut(T::NAMESPACE) {
+        if let Some(slot) = self.state.lock().slot_mut(T::NAMESPACE) {
             slot.parked = Some(Box::new(tracked));
         }
     }
@@ -296,24 +322,24 @@ impl RequestSession {
     /// After the handler: carries out what it asked for and writes what it
     /// changed. Returns the `Set-Cookie` value to send, if any.
     pub(crate) async fn save(&self) -> Result<Option<HeaderValue>, SaveError> {
-        let (existence, action, expiry, writes) = {
+        let (existence, action, chosen_expiry, writes) = {
             let state = self.state.lock();
             let mut writes = Vec::new();
             let encoder = FieldEncoder::new(&*self.shared.config.codec);
-            for (namespace, slot) in &state.slots {
+            for slot in &state.slots {
                 match &slot.parked {
                     Some(tracked) => tracked.writes(&slot.loaded, &encoder, &mut writes)?,
                     None => tracing::warn!(
-                        namespace,
+                        namespace = slot.namespace,
                         "a TypedSession<{}> was still alive after the handler returned; its changes are not saved",
                         slot.type_name
                     ),
                 }
             }
-            let expiry = state.expiry.unwrap_or(self.shared.config.expiry);
-            (state.existence, state.action, expiry, writes)
+            (state.existence, state.action, state.expiry, writes)
         };
         let config = &self.shared.config;
+        let cookie = &self.shared.cookie;
         let store = &*self.shared.store;
         let writes: Vec<FieldWrite<'_>> = writes
             .iter()
@@ -341,41 +367,51 @@ impl RequestSession {
             }
             let had_cookie = !matches!(self.presented, Presented::Nothing);
             return Ok(if had_cookie || live.is_some() {
-                cookies::removal_cookie(config)
+                cookie.removal()
             } else {
                 None
             });
         }
 
+        let expiry = chosen_expiry.unwrap_or(config.expiry);
         let Some((id, created_at, stored_expiry)) = live else {
             if writes.is_empty() {
                 return Ok(None);
             }
             return self.create(&writes, expiry, now).await.map(Some);
         };
-        let expires_at = expiry.expires_at(now, self.deadline(created_at));
+        let fresh_expiry = expiry.expires_at(now, self.deadline(created_at));
 
         if action == Action::CycleId {
             let new_id = SessionId::generate()?;
             if !writes.is_empty()
                 && !self
                     .shared
-                    .call(store.update(id, &writes, expires_at))
+                    .call(store.update(id, &writes, fresh_expiry))
                     .await?
             {
                 return Ok(self.vanished(id));
             }
             if !self
                 .shared
-                .call(store.move_to(id, &new_id, expires_at))
+                .call(store.move_to(id, &new_id, fresh_expiry))
                 .await?
             {
                 return Ok(self.vanished(id));
             }
             tracing::info!(from = %id.log_tag(), to = %new_id.log_tag(), "session id cycled");
-            return Ok(cookies::set_cookie(&new_id, &expiry, expires_at, config));
+            return Ok(cookie.issue(&new_id, &expiry, fresh_expiry, config));
         }
 
+        // The store's expiry and the cookie's Max-Age move together, once
+        // per refresh interval (or when the handler chose an expiry, or the
+        // cookie needs signing with the current key): the cookie is then
+        // never more than one interval behind the store, and most responses
+        // carry no Set-Cookie at all.
+        let refresh = chosen_expiry.is_some()
+            || matches!(self.presented, Presented::OldKey(_))
+            || expiry.refresh_due(fresh_expiry, stored_expiry);
+        let expires_at = if refresh { fresh_expiry } else { stored_expiry };
         if !writes.is_empty() {
             if !self
                 .shared
@@ -384,16 +420,14 @@ impl RequestSession {
             {
                 return Ok(self.vanished(id));
             }
-            return Ok(cookies::set_cookie(id, &expiry, expires_at, config));
+        } else if refresh && !self.shared.call(store.touch(id, expires_at)).await? {
+            return Ok(self.vanished(id));
         }
-
-        if expiry.refresh_due(now, stored_expiry) {
-            if !self.shared.call(store.touch(id, expires_at)).await? {
-                return Ok(self.vanished(id));
-            }
-            return Ok(cookies::set_cookie(id, &expiry, expires_at, config));
-        }
-        Ok(None)
+        Ok(if refresh {
+            cookie.issue(id, &expiry, expires_at, config)
+        } else {
+            None
+        })
     }
 
     async fn create(
@@ -414,7 +448,8 @@ impl RequestSession {
             {
                 Ok(()) => {
                     tracing::info!(session = %id.log_tag(), "session created");
-                    return cookies::set_cookie(&id, &expiry, expires_at, &self.shared.config)
+                    return (self.shared.cookie)
+                        .issue(&id, &expiry, expires_at, &self.shared.config)
                         .ok_or(SaveError::Cookie);
                 }
                 Err(StoreError::IdExists) => continue,
@@ -448,7 +483,7 @@ fn check_loaded(found: &crate::store::LoadedFields, fields: usize) -> Result<(),
             found.values.len()
         )));
     }
-    let bytes: usize = found.values.iter().flatten().map(Vec::len).sum();
+    let bytes: usize = found.values.iter().flatten().map(Bytes::len).sum();
     if bytes > MAX_NAMESPACE_BYTES {
         return Err(StoreError::TooLarge(format!(
             "a namespace of {bytes} bytes exceeds the {MAX_NAMESPACE_BYTES}-byte limit"

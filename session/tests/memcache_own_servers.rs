@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio::time::timeout;
+use typed_sessions::store::Bytes;
 use typed_sessions::store::memcache::{AsyncMetaClient, MemcacheStore};
 use typed_sessions::{FieldKey, FieldWrite, SessionId, SessionStore, StoreError};
 
@@ -272,7 +273,10 @@ async fn killed_memcached_fails_calls_promptly_and_the_store_recovers_on_restart
         .unwrap();
     assert_eq!(
         loaded.values,
-        vec![Some(b"1".to_vec()), Some(b"2".to_vec())]
+        vec![
+            Some(Bytes::from_static(b"1")),
+            Some(Bytes::from_static(b"2"))
+        ]
     );
     store.delete(&moved).await.unwrap();
     assert_eq!(store.load(&moved, "ns", &["a"]).await.unwrap(), None);
@@ -341,7 +345,10 @@ async fn sessions_spread_over_several_servers() {
         let loaded = store.load(&new, "ns", &["i", "j"]).await.unwrap().unwrap();
         assert_eq!(
             loaded.values,
-            vec![Some(i.to_string().into_bytes()), Some(b"x".to_vec())]
+            vec![
+                Some(Bytes::from(i.to_string())),
+                Some(Bytes::from_static(b"x"))
+            ]
         );
         assert_eq!(store.load(id, "ns", &["i"]).await.unwrap(), None);
         moved.push(new);
@@ -403,5 +410,5 @@ async fn a_frozen_memcached_fails_calls_at_the_client_deadline() {
         "{update:?}"
     );
     let loaded = store.load(&id, "ns", &["a"]).await.unwrap().unwrap();
-    assert_eq!(loaded.values, vec![Some(b"1".to_vec())]);
+    assert_eq!(loaded.values, vec![Some(Bytes::from_static(b"1"))]);
 }

@@ -9,6 +9,7 @@ mod mongo_support;
 
 use std::time::{Duration, SystemTime};
 
+use typed_sessions::store::Bytes;
 use typed_sessions::store::mongodb::MongoStore;
 use typed_sessions::{SessionStore, StoreError};
 
@@ -76,7 +77,7 @@ async fn calls_fail_while_the_server_is_down_and_work_after_restart() {
     server.restart();
     // Same store value; the session written before the outage is there.
     let loaded = store.load(&id, NS, &["a"]).await.unwrap().unwrap();
-    assert_eq!(loaded.values, vec![Some(b"1".to_vec())]);
+    assert_eq!(loaded.values, vec![Some(Bytes::from_static(b"1"))]);
     assert!(
         store
             .update(&id, &[set(NS, "a", b"2")], in_a_minute())
@@ -87,7 +88,7 @@ async fn calls_fail_while_the_server_is_down_and_work_after_restart() {
     assert!(store.move_to(&id, &to, in_a_minute()).await.unwrap());
     assert_eq!(
         store.load(&to, NS, &["a"]).await.unwrap().unwrap().values,
-        vec![Some(b"2".to_vec())]
+        vec![Some(Bytes::from_static(b"2"))]
     );
 }
 
@@ -119,7 +120,8 @@ async fn a_frozen_server_times_out_and_recovers() {
     server.thaw();
     let loaded = store.load(&id, NS, &["a"]).await.unwrap().unwrap();
     assert!(
-        loaded.values == vec![Some(b"1".to_vec())] || loaded.values == vec![Some(b"2".to_vec())],
+        loaded.values == vec![Some(Bytes::from_static(b"1"))]
+            || loaded.values == vec![Some(Bytes::from_static(b"2"))],
         "{loaded:?}"
     );
     assert!(
@@ -130,6 +132,6 @@ async fn a_frozen_server_times_out_and_recovers() {
     );
     assert_eq!(
         store.load(&id, NS, &["a"]).await.unwrap().unwrap().values,
-        vec![Some(b"3".to_vec())]
+        vec![Some(Bytes::from_static(b"3"))]
     );
 }

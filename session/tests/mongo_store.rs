@@ -12,6 +12,7 @@ use std::time::{Duration, SystemTime};
 
 use mongodb::bson::{Binary, Bson, DateTime, Document, doc, spec::BinarySubtype};
 use mongodb::{IndexModel, bson};
+use typed_sessions::store::Bytes;
 use typed_sessions::store::mongodb::{InvalidName, MongoStore};
 use typed_sessions::{FieldKey, FieldWrite, SessionStore, StoreError};
 
@@ -149,7 +150,7 @@ async fn expired_document_still_present_is_not_returned() {
             .await
             .unwrap();
         let loaded = store.load(&id, NS, &["a"]).await.unwrap().unwrap();
-        assert_eq!(loaded.values, vec![Some(b"new".to_vec())]);
+        assert_eq!(loaded.values, vec![Some(Bytes::from_static(b"new"))]);
         return;
     }
     panic!("the TTL monitor removed the document every time before the check");
@@ -191,7 +192,7 @@ async fn garbage_data_is_read_as_empty_and_reset_on_write() {
         let loaded = store.load(&id, NS, &["a", "b"]).await.unwrap().unwrap();
         assert_eq!(
             loaded.values,
-            vec![Some(b"1".to_vec()), None],
+            vec![Some(Bytes::from_static(b"1")), None],
             "data {what}"
         );
     }
@@ -220,7 +221,7 @@ async fn garbage_data_is_read_as_empty_and_reset_on_write() {
     );
     assert_eq!(
         store.load(&id, NS, &["a"]).await.unwrap().unwrap().values,
-        vec![Some(b"1".to_vec())]
+        vec![Some(Bytes::from_static(b"1"))]
     );
     assert_eq!(
         store
@@ -229,7 +230,7 @@ async fn garbage_data_is_read_as_empty_and_reset_on_write() {
             .unwrap()
             .unwrap()
             .values,
-        vec![Some(b"keep".to_vec())]
+        vec![Some(Bytes::from_static(b"keep"))]
     );
 }
 
@@ -252,7 +253,10 @@ async fn field_that_is_not_binary_reads_as_missing() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(loaded.values, vec![None, None, None, Some(b"ok".to_vec())]);
+    assert_eq!(
+        loaded.values,
+        vec![None, None, None, Some(Bytes::from_static(b"ok"))]
+    );
     // Writing such a field replaces it.
     assert!(
         store
@@ -267,7 +271,7 @@ async fn field_that_is_not_binary_reads_as_missing() {
             .unwrap()
             .unwrap()
             .values,
-        vec![Some(b"now binary".to_vec())]
+        vec![Some(Bytes::from_static(b"now binary"))]
     );
 }
 
@@ -307,7 +311,7 @@ async fn malformed_times_are_treated_as_expired() {
             .unwrap();
         assert_eq!(
             store.load(&id, NS, &["a"]).await.unwrap().unwrap().values,
-            vec![Some(b"new".to_vec())],
+            vec![Some(Bytes::from_static(b"new"))],
             "{times}"
         );
     }
@@ -354,7 +358,7 @@ async fn names_that_would_break_the_path_are_refused() {
     // Nothing of the refused update was written.
     assert_eq!(
         store.load(&id, NS, &["a"]).await.unwrap().unwrap().values,
-        vec![Some(b"1".to_vec())]
+        vec![Some(Bytes::from_static(b"1"))]
     );
 }
 
@@ -398,7 +402,7 @@ async fn set_and_remove_of_one_field_last_wins() {
     assert!(store.update(&id, &writes, in_a_minute()).await.unwrap());
     assert_eq!(
         store.load(&id, NS, &["a"]).await.unwrap().unwrap().values,
-        vec![Some(b"2".to_vec())]
+        vec![Some(Bytes::from_static(b"2"))]
     );
     let writes = [
         FieldWrite {
@@ -452,7 +456,7 @@ async fn documents_over_16_mib_are_too_large() {
         "{updated:?}"
     );
     let loaded = store.load(&id, NS, &["a", "b"]).await.unwrap().unwrap();
-    assert_eq!(loaded.values, vec![Some(half), None]);
+    assert_eq!(loaded.values, vec![Some(Bytes::from(half)), None]);
     store.delete(&id).await.unwrap();
 }
 
@@ -543,7 +547,7 @@ async fn an_interrupted_move_blocks_writes_only_until_its_lease_ends() {
     assert!(!store.move_to(&id, &new_id(), in_a_minute()).await.unwrap());
     assert_eq!(
         store.load(&id, NS, &["a"]).await.unwrap().unwrap().values,
-        vec![Some(b"1".to_vec())]
+        vec![Some(Bytes::from_static(b"1"))]
     );
     // Waiting for the lease to pass is waiting for time, not for a signal.
     tokio::time::sleep(Duration::from_millis(1600)).await;
@@ -557,7 +561,7 @@ async fn an_interrupted_move_blocks_writes_only_until_its_lease_ends() {
     assert!(store.move_to(&id, &to, in_a_minute()).await.unwrap());
     assert_eq!(
         store.load(&to, NS, &["a"]).await.unwrap().unwrap().values,
-        vec![Some(b"2".to_vec())]
+        vec![Some(Bytes::from_static(b"2"))]
     );
     let moved = raw(&store, to.as_str()).await.unwrap();
     assert!(!moved.contains_key("moving"), "{moved}");
@@ -585,7 +589,7 @@ async fn move_onto_a_live_id_changes_nothing() {
     for id in [&from, &to] {
         assert_eq!(
             store.load(id, NS, &["a"]).await.unwrap().unwrap().values,
-            vec![Some(id.as_str().as_bytes().to_vec())]
+            vec![Some(Bytes::copy_from_slice(id.as_str().as_bytes()))]
         );
     }
     assert!(

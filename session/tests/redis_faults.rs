@@ -14,6 +14,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use redis_support::OwnRedis;
 use tokio::sync::mpsc;
+use typed_sessions::store::Bytes;
 use typed_sessions::store::redis::RedisStore;
 use typed_sessions::{FieldKey, FieldWrite, SessionId, SessionStore, StoreError};
 
@@ -107,7 +108,7 @@ async fn every_call_works(store: &RedisStore) {
         .await
         .unwrap()
         .expect("moved session");
-    assert_eq!(loaded.values, vec![Some(b"2".to_vec())]);
+    assert_eq!(loaded.values, vec![Some(Bytes::from_static(b"2"))]);
     bounded("delete", store.delete(&other)).await.unwrap();
 }
 

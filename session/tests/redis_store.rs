@@ -13,6 +13,7 @@ use std::time::{Duration, SystemTime};
 
 use redis::AsyncCommands;
 use redis_support::{OwnRedis, cluster_urls, info_stat, raw, raw_cluster, redis_url};
+use typed_sessions::store::Bytes;
 use typed_sessions::store::redis::RedisStore;
 use typed_sessions::store::unix_millis;
 use typed_sessions::{FieldKey, FieldWrite, SessionId, SessionStore, StoreError};
@@ -139,7 +140,10 @@ async fn small_update_of_a_big_session_sends_under_1kb() {
         .await
         .unwrap()
         .unwrap();
-    assert_eq!(loaded.values, vec![Some(big), Some(b"12345678".to_vec())]);
+    assert_eq!(
+        owned(loaded.values),
+        vec![Some(big), Some(b"12345678".to_vec())]
+    );
 }
 
 /// A marker that does not hold a number is data the store cannot read:
@@ -179,7 +183,10 @@ async fn corrupt_marker_is_malformed_and_garbage_values_are_returned_as_stored()
         .await
         .unwrap();
     let loaded = store.load(&id, "ns", &["f"]).await.unwrap().unwrap();
-    assert_eq!(loaded.values, vec![Some(b"\xff\xfe garbage".to_vec())]);
+    assert_eq!(
+        owned(loaded.values),
+        vec![Some(b"\xff\xfe garbage".to_vec())]
+    );
 }
 
 /// A key that is not a hash: `Malformed` for reads and writes, `create`
@@ -276,7 +283,7 @@ async fn move_onto_existing_id_fails_and_keeps_both(store: &RedisStore) {
     assert!(matches!(result, Err(StoreError::IdExists)), "{result:?}");
     for (id, value) in [(&from, &b"from"[..]), (&to, &b"to"[..])] {
         let loaded = store.load(id, "ns", &["f"]).await.unwrap().unwrap();
-        assert_eq!(loaded.values, vec![Some(value.to_vec())]);
+        assert_eq!(owned(loaded.values), vec![Some(value.to_vec())]);
     }
 }
 
@@ -305,7 +312,7 @@ async fn cluster_move_within_one_slot_uses_rename() {
     assert!(store.move_to(&from, &to, expires).await.unwrap());
     assert_eq!(store.load(&from, "ns", &["f"]).await.unwrap(), None);
     let loaded = store.load(&to, "ns", &["f"]).await.unwrap().unwrap();
-    assert_eq!(loaded.values, vec![Some(b"1".to_vec())]);
+    assert_eq!(owned(loaded.values), vec![Some(b"1".to_vec())]);
     assert_eq!(unix_millis(loaded.created_at), unix_millis(created));
     assert_eq!(unix_millis(loaded.expires_at), unix_millis(expires));
     // No internal field is left on the moved session.
@@ -340,11 +347,14 @@ async fn cluster_move_across_slots_copies_everything() {
     let expires = SystemTime::now() + Duration::from_secs(300);
     assert!(store.move_to(&from, &to, expires).await.unwrap());
     let a = store.load(&to, "a", &["x"]).await.unwrap().unwrap();
-    assert_eq!(a.values, vec![Some(large)]);
+    assert_eq!(owned(a.values), vec![Some(large)]);
     assert_eq!(unix_millis(a.created_at), unix_millis(created));
     assert_eq!(unix_millis(a.expires_at), unix_millis(expires));
     let b = store.load(&to, "b", &["y", "z"]).await.unwrap().unwrap();
-    assert_eq!(b.values, vec![Some(b"\x00\r\n".to_vec()), Some(Vec::new())]);
+    assert_eq!(
+        owned(b.values),
+        vec![Some(b"\x00\r\n".to_vec()), Some(Vec::new())]
+    );
     assert_eq!(store.load(&from, "a", &["x"]).await.unwrap(), None);
     let mut con = raw_cluster().await;
     let old: Vec<String> = con.hkeys(store.key(&from)).await.unwrap();
@@ -432,9 +442,17 @@ async fn cluster_move_loses_no_concurrent_write() {
         let fields: Vec<&str> = results.iter().map(|(f, _)| f.as_str()).collect();
         let loaded = store.load(holder, "ns", &fields).await.unwrap().unwrap();
         for ((field, last_ok), stored) in results.iter().zip(loaded.values) {
-            let stored = stored.map(|b| String::from_utf8(b).unwrap());
+            let stored = stored.map(|b| String::from_utf8(b.to_vec()).unwrap());
             assert_eq!(&stored, last_ok, "round {round}: write to {field} lost");
         }
     }
     assert!(moves > 0, "no move got through concurrent writers");
+}
+
+/// Loaded values as owned vectors, to compare with expected bytes.
+fn owned(values: Vec<Option<Bytes>>) -> Vec<Option<Vec<u8>>> {
+    values
+        .into_iter()
+        .map(|value| value.map(|bytes| bytes.to_vec()))
+        .collect()
 }

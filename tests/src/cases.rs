@@ -4,6 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use typed_sessions::store::Bytes;
 use typed_sessions::{Expiry, Key, SameSite, SessionId, SessionLayer, SessionStore};
 
 use crate::app::{BLOB_LEN, serve};
@@ -17,7 +18,7 @@ fn id_of(cookie: &str) -> SessionId {
     SessionId::parse(&cookie[cookie.len() - 32..]).expect("cookie holds an id")
 }
 
-async fn stored_visits(store: &Store, cookie: &str) -> Option<Option<Vec<u8>>> {
+async fn stored_visits(store: &Store, cookie: &str) -> Option<Option<Bytes>> {
     store
         .load(&id_of(cookie), "Counter", &["visits"])
         .await
@@ -63,8 +64,8 @@ pub async fn default_cookie_attributes_and_headers(store: Store) {
     assert_eq!(reply.set_cookie(), None);
     assert_eq!(reply.header("vary").as_deref(), Some("Cookie"));
     assert_eq!(reply.header("cache-control"), None);
-    // A handler's own Cache-Control is kept.
-    let reply = browser.get("/cache").await;
+    // A handler's own Cache-Control is kept (a new session sets the cookie).
+    let reply = Browser::new(&server.base).get("/cache").await;
     assert!(reply.set_cookie().is_some());
     assert_eq!(
         reply.header("cache-control").as_deref(),
@@ -477,6 +478,15 @@ pub async fn signed_cookies_reject_tampering_and_accept_rotated_keys(store: Stor
     let resigned = browser2.cookie.clone().unwrap();
     assert_ne!(resigned, signed);
     assert_eq!(&resigned[44..], &signed[44..]);
+    // A read re-signs an old cookie too; a current one is not re-sent.
+    let reply = Browser::new(&rotated.base)
+        .get_raw("/read", Some(&format!("session={signed}")))
+        .await;
+    assert_eq!(reply.body, "3");
+    assert!(reply.set_cookie().unwrap().contains(&resigned));
+    let reply = browser2.get("/read").await;
+    assert_eq!(reply.body, "3");
+    assert_eq!(reply.set_cookie(), None);
     // Once the old key is dropped, old signatures are refused.
     let only_new = serve(SessionLayer::new(store).with_signing_key(new_key)).await;
     let reply = Browser::new(&only_new.base)
@@ -599,6 +609,40 @@ pub async fn read_only_requests_refresh_expiry_without_writing(store: Store) {
         .filter(|c| !matches!(c, Call::Load { .. }))
         .collect();
     assert_eq!(writes, vec![&Call::Touch], "{calls:?}");
+}
+
+pub async fn writes_refresh_the_cookie_once_per_interval(store: Store) {
+    // Refresh interval: a tenth of 10 s.
+    let layer =
+        SessionLayer::new(store.clone()).with_expiry(Expiry::OnInactivity(Duration::from_secs(10)));
+    let server = serve(layer).await;
+    let mut browser = Browser::new(&server.base);
+    assert!(browser.get("/count").await.set_cookie().is_some());
+    let cookie = browser.cookie.clone().unwrap();
+    let expiry = || async {
+        let loaded = store.load(&id_of(&cookie), "Counter", &["visits"]).await;
+        loaded.unwrap().unwrap().expires_at
+    };
+    let created = expiry().await;
+    // Writes within the interval keep the expiry, so the cookie the browser
+    // holds stays right and none is sent.
+    let reply = browser.get("/count").await;
+    assert_eq!(reply.body, "2");
+    assert_eq!(reply.set_cookie(), None);
+    assert_eq!(reply.header("cache-control"), None);
+    assert_eq!(expiry().await, created);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Past the interval, the write moves both.
+    let reply = browser.get("/count").await;
+    assert_eq!(reply.body, "3");
+    assert!(reply.set_cookie().unwrap().contains("Max-Age=10"));
+    let moved = expiry().await;
+    assert!(
+        moved >= created + Duration::from_secs(1),
+        "{moved:?} {created:?}"
+    );
+    assert_eq!(browser.get("/count").await.set_cookie(), None);
+    assert_eq!(expiry().await, moved);
 }
 
 pub async fn streaming_responses_pass_through(store: Store) {

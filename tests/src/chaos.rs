@@ -168,26 +168,26 @@ fn garble(behavior: Behavior, mut found: LoadedFields) -> LoadedFields {
         Behavior::Huge => {
             // Zeroed memory: the pages are not touched until read.
             if let Some(first) = found.values.first_mut() {
-                *first = Some(vec![0; NAMESPACE_LIMIT + 1]);
+                *first = Some(vec![0; NAMESPACE_LIMIT + 1].into());
             }
         }
         Behavior::HugeTotal => {
             let each = NAMESPACE_LIMIT / found.values.len().max(1) + 1;
             for value in &mut found.values {
-                *value = Some(vec![0; each]);
+                *value = Some(vec![0; each].into());
             }
             if found.values.len() == 1 {
-                found.values[0] = Some(vec![0; NAMESPACE_LIMIT + 1]);
+                found.values[0] = Some(vec![0; NAMESPACE_LIMIT + 1].into());
             }
         }
         Behavior::Undecodable => {
             for value in &mut found.values {
-                *value = Some(UNDECODABLE.to_vec());
+                *value = Some(UNDECODABLE.into());
             }
         }
         Behavior::HugePrefix => {
             for value in &mut found.values {
-                *value = Some(HUGE_PREFIX.to_vec());
+                *value = Some(HUGE_PREFIX.into());
             }
         }
         Behavior::Expired => found.expires_at = SystemTime::now() - Duration::from_secs(3600),

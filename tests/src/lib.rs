@@ -36,6 +36,7 @@ macro_rules! http_suite {
             reset_and_take_restore_defaults,
             renamed_default_and_skipped_fields,
             read_only_requests_refresh_expiry_without_writing,
+            writes_refresh_the_cookie_once_per_interval,
             streaming_responses_pass_through,
         );
     };

@@ -516,7 +516,9 @@ pub async fn check_sequence(store: Arc<dyn SessionStore>, steps: &[Step]) {
                 model
                     .sessions
                     .insert(sent.clone().unwrap(), stored_after.clone());
-                Some(CookieChange::Set(sent.clone().unwrap()))
+                // The cookie is refreshed once per interval (a minute),
+                // which no sequence lasts.
+                Some(CookieChange::None)
             }
         };
         let actual: Vec<Call> = calls
@@ -724,7 +726,7 @@ pub fn writers_router(store: Arc<dyn SessionStore>) -> Router {
 pub async fn check_writers(store: Arc<dyn SessionStore>, writers: &[Writer]) {
     let mut client = Client::new(writers_router(store));
     assert_eq!(client.get("/init").await.status, 200);
-    let cookie = client.cookie.clone().expect("a session");
+    assert!(client.cookie.is_some(), "a session");
     let batches = writers.iter().map(|w| w.release).max().unwrap_or(0) + 1;
     let mut held = HashMap::new();
     for batch in 0..batches {
@@ -761,10 +763,9 @@ pub async fn check_writers(store: Arc<dyn SessionStore>, writers: &[Writer]) {
         for (writer, task) in running {
             let (answer, change) = task.await.expect("writer task");
             assert_eq!(answer.status, 200, "{writer:?}: {}", answer.body);
-            assert!(
-                matches!(&change, CookieChange::Set(value) if *value == cookie),
-                "{writer:?}: {change:?}"
-            );
+            // The session keeps its cookie; within the refresh interval it
+            // is not re-sent.
+            assert_eq!(change, CookieChange::None, "{writer:?}");
         }
     }
     assert!(held.is_empty());

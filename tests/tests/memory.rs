@@ -65,9 +65,17 @@ mod json_codec {
             .await
             .unwrap()
             .unwrap();
-        assert_eq!(counter.values, vec![Some(b"2".to_vec())]);
+        assert_eq!(
+            counter.values,
+            vec![Some(typed_sessions::store::Bytes::from_static(b"2"))]
+        );
         let cart = store.load(&id, "cart", &["items"]).await.unwrap().unwrap();
-        assert_eq!(cart.values, vec![Some(br#"["book"]"#.to_vec())]);
+        assert_eq!(
+            cart.values,
+            vec![Some(typed_sessions::store::Bytes::from_static(
+                br#"["book"]"#
+            ))]
+        );
     }
 }
 

@@ -127,17 +127,19 @@ struct Wrap<'s, X> {
 }
 
 macro_rules! forward_deserialize {
-    ($($method:ident ( $($arg:ident : $ty:ty),* );)*) => {
+    ($($method:ident $(=> $target:ident)? ( $($arg:ident : $ty:ty),* );)*) => {
         $(
             fn $method<V: Visitor<'de>>(self, $($arg: $ty,)* visitor: V) -> Result<V::Value, Error> {
                 let state = self.state;
                 let _level = enter(state)?;
-                self.inner
-                    .$method($($arg,)* Wrap { inner: visitor, state })
+                let visitor = Wrap { inner: visitor, state };
+                forward_deserialize!(@call self.inner, ($($arg,)* visitor), $method $($target)?)
                     .map_err(|e| state.import(e))
             }
         )*
     };
+    (@call $inner:expr, $args:tt, $method:ident) => { $inner.$method $args };
+    (@call $inner:expr, $args:tt, $method:ident $target:ident) => { $inner.$target $args };
 }
 
 impl<'de, D: Deserializer<'de>> Deserializer<'de> for Limited<'_, D> {
@@ -160,9 +162,12 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for Limited<'_, D> {
         deserialize_f64();
         deserialize_char();
         deserialize_str();
-        deserialize_string();
+        // Owned strings and buffers are asked for as borrowed ones: the
+        // visitor then copies once out of the stored bytes, where bincode's
+        // owned path zero-fills a buffer and copies into it first.
+        deserialize_string => deserialize_str();
         deserialize_bytes();
-        deserialize_byte_buf();
+        deserialize_byte_buf => deserialize_bytes();
         deserialize_option();
         deserialize_unit();
         deserialize_unit_struct(name: &'static str);

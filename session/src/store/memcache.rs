@@ -503,7 +503,7 @@ impl SessionStore for MemcacheStore {
                     .fields
                     .iter()
                     .find(|f| f.namespace == namespace.as_bytes() && f.name == name.as_bytes())
-                    .map(|f| f.value.to_vec())
+                    .map(|f| bytes::Bytes::copy_from_slice(f.value))
             })
             .collect();
         Ok(Some(LoadedFields {

@@ -1,11 +1,13 @@
 //! [`MemoryStore`]: sessions in this process's memory.
 
 use std::collections::HashMap;
-use std::hash::{BuildHasher, RandomState};
+use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::SystemTime;
 
 use async_trait::async_trait;
+use bytes::Bytes;
+use foldhash::fast::RandomState;
 use parking_lot::Mutex;
 
 use super::{FieldWrite, LoadedFields, SessionStore, StoreError};
@@ -28,9 +30,14 @@ pub struct MemoryStore {
     hasher: RandomState,
 }
 
+/// Keys are ids the server generated from 192 random bits, and namespace and
+/// field names from the program, so a fast (seeded, not DoS-hardened) hash
+/// is enough: clients cannot choose what is inserted.
+type Map<V> = HashMap<String, V, RandomState>;
+
 #[derive(Default)]
 struct Shard {
-    sessions: Mutex<HashMap<String, Record>>,
+    sessions: Mutex<Map<Record>>,
     writes: AtomicU32,
 }
 
@@ -38,8 +45,9 @@ struct Shard {
 struct Record {
     created_at: SystemTime,
     expires_at: SystemTime,
-    /// namespace -> field -> bytes
-    namespaces: HashMap<String, HashMap<String, Vec<u8>>>,
+    /// namespace -> field -> bytes, shared with the `LoadedFields` that
+    /// loads hand out rather than copied into them.
+    namespaces: Map<Map<Bytes>>,
 }
 
 impl Record {
@@ -60,13 +68,11 @@ impl Record {
                             .entry(write.key.namespace.to_owned())
                             .or_default(),
                     };
+                    let bytes = Bytes::copy_from_slice(bytes);
                     match fields.get_mut(write.key.field) {
-                        Some(value) => {
-                            value.clear();
-                            value.extend_from_slice(bytes);
-                        }
+                        Some(value) => *value = bytes,
                         None => {
-                            fields.insert(write.key.field.to_owned(), bytes.to_vec());
+                            fields.insert(write.key.field.to_owned(), bytes);
                         }
                     }
                 }
@@ -84,7 +90,7 @@ impl Default for MemoryStore {
     fn default() -> Self {
         Self {
             shards: (0..SHARDS).map(|_| Shard::default()).collect(),
-            hasher: RandomState::new(),
+            hasher: RandomState::default(),
         }
     }
 }
@@ -119,11 +125,7 @@ impl MemoryStore {
     }
 
     /// Runs `write` under the shard's lock, sweeping the shard now and then.
-    fn write<R>(
-        &self,
-        id: &SessionId,
-        write: impl FnOnce(&mut HashMap<String, Record>, SystemTime) -> R,
-    ) -> R {
+    fn write<R>(&self, id: &SessionId, write: impl FnOnce(&mut Map<Record>, SystemTime) -> R) -> R {
         let shard = self.shard(id);
         let now = SystemTime::now();
         let mut sessions = shard.sessions.lock();
@@ -176,7 +178,7 @@ impl SessionStore for MemoryStore {
             let mut record = Record {
                 created_at,
                 expires_at,
-                namespaces: HashMap::new(),
+                namespaces: HashMap::default(),
             };
             record.apply(writes);
             sessions.insert(id.as_str().to_owned(), record);

@@ -26,6 +26,8 @@
 use std::time::SystemTime;
 
 use async_trait::async_trait;
+/// The bytes of a loaded field (re-exported from the `bytes` crate).
+pub use bytes::Bytes;
 
 use crate::id::SessionId;
 
@@ -63,8 +65,9 @@ pub struct LoadedFields {
     /// When the session expires unless it is written or touched again.
     pub expires_at: SystemTime,
     /// The stored bytes of each requested field, in the order requested;
-    /// `None` for a field that is not stored.
-    pub values: Vec<Option<Vec<u8>>>,
+    /// `None` for a field that is not stored. `Bytes` lets a store hand out
+    /// what it holds without copying it.
+    pub values: Vec<Option<Bytes>>,
 }
 
 /// Errors a store reports. The layer turns every one of them into a

@@ -706,7 +706,7 @@ impl SessionStore for MongoStore {
                 .iter()
                 .map(|field| match stored.and_then(|s| s.get(*field)) {
                     None => None,
-                    Some(Bson::Binary(value)) => Some(value.bytes.clone()),
+                    Some(Bson::Binary(value)) => Some(value.bytes.clone().into()),
                     Some(other) => {
                         tracing::warn!(
                             session = %id.log_tag(),

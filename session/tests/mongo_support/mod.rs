@@ -6,6 +6,7 @@ pub mod server;
 use std::time::{Duration, SystemTime};
 
 use futures_util::future::join_all;
+use typed_sessions::store::Bytes;
 use typed_sessions::store::mongodb::MongoStore;
 use typed_sessions::{FieldKey, FieldWrite, SessionId, SessionStore, StoreError};
 
@@ -107,12 +108,13 @@ pub async fn move_keeps_every_acknowledged_write(store: &MongoStore, allow_conte
         let loaded = store.load(home, NS, &fields).await.unwrap().unwrap();
         for ((field, acknowledged), stored) in written.iter().zip(loaded.values) {
             assert_eq!(
-                &stored, acknowledged,
+                stored.as_deref(),
+                acknowledged.as_deref(),
                 "acknowledged write to {field} lost by move_to (round {round})"
             );
         }
         let seed = store.load(home, NS, &["seed"]).await.unwrap().unwrap();
-        assert_eq!(seed.values, vec![Some(b"s".to_vec())]);
+        assert_eq!(seed.values, vec![Some(Bytes::from_static(b"s"))]);
     }
 }
 
@@ -141,7 +143,7 @@ pub async fn concurrent_moves_leave_one_session(store: &MongoStore) {
             other => panic!("both or neither move won: {other:?} (round {round})"),
         };
         let loaded = store.load(winner, NS, &["a"]).await.unwrap().unwrap();
-        assert_eq!(loaded.values, vec![Some(b"1".to_vec())]);
+        assert_eq!(loaded.values, vec![Some(Bytes::from_static(b"1"))]);
         assert!(store.load(loser, NS, &["a"]).await.unwrap().is_none());
         assert!(store.load(&from, NS, &["a"]).await.unwrap().is_none());
     }
