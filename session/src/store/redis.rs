@@ -8,34 +8,53 @@
 //! | hash field | value |
 //! |---|---|
 //! | `__created` | the marker: the session exists; its creation time in Unix milliseconds, as decimal text |
+//! | `__expires` | the session's expiry in Unix milliseconds, as decimal text: the same value the store passes to `PEXPIREAT` |
 //! | `{namespace}.{field}` | the encoded bytes of one field, exactly as the codec produced them |
 //! | `__moving`, `__frozen` | transient, only on Redis Cluster while [`move_to`](SessionStore::move_to) copies the session to another node (see below) |
 //!
-//! Field names always contain a dot and the two internal names never do, so
+//! Field names always contain a dot and the internal names never do, so
 //! they cannot collide. The key's Redis expiry (`PEXPIREAT`, millisecond
-//! precision) is the session's expiry: Redis never returns a key whose expiry
-//! has passed, even before it has reclaimed it, so an expired session is gone
-//! at once. A key without the marker is not a session: it is never loaded,
-//! updated or touched (and `create` does not overwrite it either).
+//! precision) is the session's expiry, and every operation that sets it also
+//! writes `__expires`, so a load reads the expiry with the fields in one
+//! plain `HMGET`. Redis never returns a key whose expiry has passed, even
+//! before it has reclaimed it, and a load also checks `__expires` against
+//! the application's clock, so an expired session is gone at once. A key
+//! without the marker is not a session: it is never loaded, updated or
+//! touched (and `create` does not overwrite it either).
+//!
+//! A session written by an earlier version of this store has the marker but
+//! no `__expires`. It loads as before, with its expiry read from the key
+//! (`PTTL`, one more command and round trip, relative to the application's
+//! clock), and gains `__expires` on its next write or touch. A key whose
+//! expiry is changed from outside the store (`PEXPIRE`, `PERSIST`) keeps
+//! its `__expires`: it is gone at whichever of the two comes first. The
+//! same holds while instances of an earlier version share the sessions (a
+//! rolling upgrade): their writes and touches move the key's expiry but not
+//! `__expires`, so a session that only they kept alive for longer than its
+//! inactivity limit looks expired to this version.
 //!
 //! # Atomicity and round trips
 //!
-//! Every operation is one command (a Lua script run with `EVALSHA`, loaded
-//! on first use and again after a server restart) on one key, so it is atomic
-//! and costs one round trip, on a single server and on a cluster alike:
+//! Every operation is one round trip on one key, on a single server and on
+//! a cluster alike: a plain command, or a Lua script run with `EVALSHA`
+//! (loaded on first use and again after a server restart), which Redis runs
+//! atomically. "Commands" below counts what Redis executes, the `EVALSHA`
+//! and the commands inside the script both:
 //!
-//! | operation | what runs |
-//! |---|---|
-//! | [`load`](SessionStore::load) | `HGET` of the marker, `HMGET` of the requested fields, `PTTL` and `TIME` (for the absolute expiry) |
-//! | [`create`](SessionStore::create) | only if the key does not exist at all: `HSET` of marker and fields, `PEXPIREAT` |
-//! | [`update`](SessionStore::update) | only if the marker exists: `HSET`/`HDEL` of exactly the named fields, `PEXPIREAT`. Nothing else is sent or rewritten, so a small change to a big session sends a few bytes |
-//! | [`touch`](SessionStore::touch) | only if the marker exists: `PEXPIREAT` |
-//! | [`delete`](SessionStore::delete) | `DEL` |
-//! | [`move_to`](SessionStore::move_to), single server, or both keys in one cluster slot | only if `from` has the marker and `to` does not exist: `RENAME`, `PEXPIREAT`. Atomic |
+//! | operation | what runs | commands |
+//! |---|---|---|
+//! | [`load`](SessionStore::load) | `HMGET` of the marker, `__expires` and the requested fields (a session without `__expires`: then `PTTL`, a second round trip) | 1 (2) |
+//! | [`create`](SessionStore::create) | script: only if the key does not exist at all, one `HSET` of marker, `__expires` and fields, `PEXPIREAT` | 4 |
+//! | [`update`](SessionStore::update) | script: `HMGET` of the marker and the two move fields; only if the marker exists, one `HSET` of `__expires` and exactly the named fields, one `HDEL` of the removed ones (if any), `PEXPIREAT`. Nothing else is sent or rewritten, so a small change to a big session sends a few bytes | 4, 5 with removals (one or two more while a cluster move is under way) |
+//! | [`touch`](SessionStore::touch) | script: only if the marker exists, `HSET` of `__expires`, `PEXPIREAT` | 4 |
+//! | [`delete`](SessionStore::delete) | `DEL` | 1 |
+//! | [`move_to`](SessionStore::move_to), single server, or both keys in one cluster slot | script: only if `from` has the marker and `to` does not exist, `RENAME`, `HSET` of `__expires`, `PEXPIREAT`. Atomic | 6 |
 //!
 //! Because `update` and `touch` check the marker inside the script, a write of
 //! a slow request that lands after a `delete` or `move_to` of its session
-//! changes nothing and reports `false`: no resurrection.
+//! changes nothing and reports `false`: no resurrection. A field named
+//! several times in one `update` or `create` is written once, with its last
+//! value.
 //!
 //! ## `move_to` on Redis Cluster
 //!
@@ -47,8 +66,8 @@
 //! 1. *copy out*: if `from` has the marker, mark it `__moving = token` (a
 //!    fresh random token) and return all of its fields (`HGETALL`);
 //! 2. *copy in*: create `to` with exactly those fields (marker included, so
-//!    the creation time is kept) and the new expiry, only if `to` does not
-//!    exist;
+//!    the creation time is kept), the new expiry and its `__expires`, only
+//!    if `to` does not exist;
 //! 3. *finish*: if `from` still carries the token, delete it, leaving a
 //!    field-less tombstone for 60 s so that a retried *finish* is recognised.
 //!
@@ -58,44 +77,53 @@
 //! The first attempt lets such writes go on; the later ones (at most 3
 //! attempts in all, then [`StoreError::Contention`]) also set
 //! `__frozen = now + 1 s`, and an `update` of the old id waits (briefly
-//! polling, within the store's timeout) until the move is done — then it
-//! reports `false`, exactly as after the single-server `RENAME` — or until
-//! the 1 s lease runs out, so a mover that died blocks writers for at most
-//! a second. A concurrent `delete` of the old id wins: step 3 finds `from`
-//! gone, the copy is discarded and the move returns `false`.
+//! polling) until the move is done — then it reports `false`, exactly as
+//! after the single-server `RENAME` — or until the 1 s lease runs out, so a
+//! mover that died blocks writers for at most a second. (An update that has
+//! waited 4 s in all, longer than any move holds writes off, gives up with
+//! [`StoreError::Contention`].) A concurrent `delete` of the old id wins:
+//! step 3 finds `from` gone, the copy is discarded and the move returns
+//! `false`.
 //!
 //! What is *not* atomic: between steps 2 and 3 both ids answer loads (the
-//! old one with the data being moved). A failure between the steps never
-//! loses the session: `from` is deleted only after `to` holds a complete
-//! copy; at worst `to` stays behind, unused and unknown to any client, until
-//! its expiry. Steps the cluster client retries after a lost reply are
-//! idempotent. If both keys are in one slot (a prefix with a hash tag like
-//! `{sessions}:`, which also puts every session on one node), the atomic
-//! single-server script is used. Moving a session within the cluster
-//! transfers it twice (out and in); sessions are small.
+//! old one with the data being moved). A failure between the steps, or the
+//! layer's timeout cancelling the move part way, never loses the session:
+//! `from` is deleted only after `to` holds a complete copy; at worst `to`
+//! stays behind, unused and unknown to any client, until its expiry, and
+//! writes to `from` wait out the rest of a lease. Steps the cluster client
+//! retries after a lost reply are idempotent. If both keys are in one slot
+//! (a prefix with a hash tag like `{sessions}:`, which also puts every
+//! session on one node), the atomic single-server script is used. Moving a
+//! session within the cluster transfers it twice (out and in); sessions are
+//! small.
 //!
 //! # Limits
 //!
 //! A value is limited by Redis' `proto-max-bulk-len` (512 MB by default);
 //! keep sessions small. Expiry times have millisecond precision. A session
-//! key whose expiry was removed from outside the store (`PERSIST`) is
-//! reported as expiring in the far future.
+//! written by an earlier version whose key expiry was removed from outside
+//! the store (`PERSIST`) is reported as expiring in the far future.
 //!
 //! # Failures
 //!
 //! Connection and server errors become [`StoreError::Backend`], answers the
-//! store cannot read (a marker that is not a number, a key that is not a
-//! hash) become [`StoreError::Malformed`], logged at warn; nothing panics.
-//! Every call is bounded by the store's timeout ([`RedisStore::with_timeout`],
-//! 3 s by default; then [`StoreError::Timeout`]) besides the connection's own
-//! connect and response timeouts. The connection re-establishes itself after
-//! the server (or a cluster node) restarts; calls made while it is down fail
-//! quickly, and a call or two right after it comes back may still fail while
-//! the connection is rebuilt. A call that fails or times out after the
-//! command was sent may or may not have been applied. Server-side scripts
-//! are cached by Redis; after a restart the store reloads them by itself.
-//! Requires Redis 5 or newer (tested with 7.0).
+//! store cannot read (a marker or `__expires` that is not a number of
+//! milliseconds, a key that is not a hash) become [`StoreError::Malformed`],
+//! logged at warn; nothing panics. The store sets no timeout of its own: the
+//! session layer bounds every store call with its timeout
+//! (`SessionLayer::with_store_timeout`), and the connections
+//! [`RedisStore::connect`] and [`RedisStore::connect_cluster`] open bound
+//! each command with their connect and response timeouts (1 s and 2 s; a
+//! connection you build yourself has the timeouts you gave it). The
+//! connection re-establishes itself after the server (or a cluster node)
+//! restarts; calls made while it is down fail quickly, and a call or two
+//! right after it comes back may still fail while the connection is
+//! rebuilt. A call that fails or times out after the command was sent may
+//! or may not have been applied. Server-side scripts are cached by Redis;
+//! after a restart the store reloads them by itself. Requires Redis 5 or
+//! newer (tested with 7.0).
 
+use std::io::Write as _;
 use std::sync::LazyLock;
 use std::time::{Duration, SystemTime};
 
@@ -104,15 +132,17 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::Slot;
-use redis::{RedisError, Script, ScriptInvocation, Value};
+use redis::{Cmd, RedisError, RedisWrite, Script, ToRedisArgs, Value};
 
-use super::{FieldWrite, LoadedFields, SessionStore, StoreError, from_unix_millis, unix_millis};
+use super::{FieldKey, FieldWrite, LoadedFields, SessionStore, StoreError};
+use super::{from_unix_millis, unix_millis};
 use crate::id::SessionId;
 
 /// The default key prefix.
 const DEFAULT_PREFIX: &str = "session:";
-/// The default bound on one store call.
-const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3);
+/// The bound on opening a connection in [`RedisStore::connect`] and
+/// [`RedisStore::connect_cluster`].
+const CONNECT_BOUND: Duration = Duration::from_secs(3);
 /// Connection timeouts of the connections [`RedisStore::connect`] and
 /// [`RedisStore::connect_cluster`] open.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
@@ -127,49 +157,37 @@ const MOVE_LEASE: Duration = Duration::from_secs(1);
 /// Pauses of an update waiting for a held-off session (see [`MOVE_LEASE`]).
 const BUSY_PAUSE_FIRST: Duration = Duration::from_millis(2);
 const BUSY_PAUSE_MAX: Duration = Duration::from_millis(50);
-
-/// The hash field with which a cluster move holds off writes (a lease end,
-/// server Unix milliseconds); never copied to the new key.
-const FROZEN: &str = "__frozen";
+/// How long an update waits in all for held-off sessions before it gives
+/// up: longer than every lease of one move together, so it only ends a wait
+/// on a lease that no mover wrote (a `__frozen` set from outside).
+const BUSY_WAIT_MAX: Duration = Duration::from_secs(4);
 
 /// The hash field that marks a session and holds its creation time. Stored
 /// field names always contain a dot, this one does not.
 const MARKER: &str = "__created";
 
-/// Reads the marker, the requested fields and the absolute expiry (server
-/// time plus PTTL, so it equals the `PEXPIREAT` that was written).
-static LOAD: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
-local created = redis.call('HGET', KEYS[1], '__created')
-if not created then return false end
-local expires = -1
-local pttl = redis.call('PTTL', KEYS[1])
-if pttl >= 0 then
-  local now = redis.call('TIME')
-  expires = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) + pttl
-end
-local values = {}
-local n = #ARGV
-local i = 1
-while i <= n do
-  local j = math.min(i + 999, n)
-  local part = redis.call('HMGET', KEYS[1], unpack(ARGV, i, j))
-  for k = 1, #part do values[#values + 1] = part[k] end
-  i = j + 1
-end
-return {created, expires, values}
-",
-    )
-});
+/// The hash field that holds the expiry written with `PEXPIREAT`, so a load
+/// reads it with the fields (Unix milliseconds).
+const EXPIRES: &str = "__expires";
 
-/// ARGV: creation time, expiry, then field/value pairs.
+/// The hash field with which a cluster move holds off writes (a lease end,
+/// server Unix milliseconds); never copied to the new key.
+const FROZEN: &str = "__frozen";
+
+/// ARGV: creation time, expiry, then field/value pairs. One `HSET` of
+/// everything (in chunks of 1000 arguments beyond that: Lua's `unpack` has a
+/// limit).
 static CREATE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], '__created', ARGV[1])
-for i = 3, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+local n = #ARGV
+if n <= 1000 then
+  redis.call('HSET', KEYS[1], '__created', ARGV[1], '__expires', ARGV[2], unpack(ARGV, 3, n))
+else
+  redis.call('HSET', KEYS[1], '__created', ARGV[1], '__expires', ARGV[2])
+  for i = 3, n, 1000 do redis.call('HSET', KEYS[1], unpack(ARGV, i, math.min(i + 999, n))) end
+end
 redis.call('PEXPIREAT', KEYS[1], ARGV[2])
 return 1
 ",
@@ -177,25 +195,31 @@ return 1
 });
 
 /// ARGV: expiry, the number n of fields to set, n field/value pairs, then the
-/// fields to remove. A write clears `__moving`; while `__frozen` holds a
-/// time in the future the session is busy (2) and nothing is written (see
-/// the module docs).
+/// fields to remove. 1 written, 0 not a session, 2 busy: while `__frozen`
+/// holds a time in the future nothing is written (see the module docs). A
+/// write clears `__moving`.
 static UPDATE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
-if redis.call('HEXISTS', KEYS[1], '__created') == 0 then return 0 end
-local frozen = redis.call('HGET', KEYS[1], '__frozen')
-if frozen then
+local m = redis.call('HMGET', KEYS[1], '__created', '__frozen', '__moving')
+if not m[1] then return 0 end
+if m[2] then
   local now = redis.call('TIME')
-  if tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) < (tonumber(frozen) or 0) then
+  if tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) < (tonumber(m[2]) or 0) then
     return 2
   end
   redis.call('HDEL', KEYS[1], '__frozen')
 end
+local n = #ARGV
 local last = 2 + 2 * tonumber(ARGV[2])
-for i = 3, last, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
-for i = last + 1, #ARGV do redis.call('HDEL', KEYS[1], ARGV[i]) end
-if #ARGV > 2 then redis.call('HDEL', KEYS[1], '__moving') end
+if last <= 1000 then
+  redis.call('HSET', KEYS[1], '__expires', ARGV[1], unpack(ARGV, 3, last))
+else
+  redis.call('HSET', KEYS[1], '__expires', ARGV[1])
+  for i = 3, last, 1000 do redis.call('HSET', KEYS[1], unpack(ARGV, i, math.min(i + 999, last))) end
+end
+for i = last + 1, n, 1000 do redis.call('HDEL', KEYS[1], unpack(ARGV, i, math.min(i + 999, n))) end
+if m[3] and n > 2 then redis.call('HDEL', KEYS[1], '__moving') end
 redis.call('PEXPIREAT', KEYS[1], ARGV[1])
 return 1
 ",
@@ -207,6 +231,7 @@ static TOUCH: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 if redis.call('HEXISTS', KEYS[1], '__created') == 0 then return 0 end
+redis.call('HSET', KEYS[1], '__expires', ARGV[1])
 redis.call('PEXPIREAT', KEYS[1], ARGV[1])
 return 1
 ",
@@ -221,6 +246,7 @@ static RENAME: LazyLock<Script> = LazyLock::new(|| {
 if redis.call('HEXISTS', KEYS[1], '__created') == 0 then return 0 end
 if redis.call('EXISTS', KEYS[2]) == 1 then return -1 end
 redis.call('RENAME', KEYS[1], KEYS[2])
+redis.call('HSET', KEYS[2], '__expires', ARGV[1])
 redis.call('PEXPIREAT', KEYS[2], ARGV[1])
 return 1
 ",
@@ -246,8 +272,8 @@ return redis.call('HGETALL', KEYS[1])
 });
 
 /// Cluster move, step 2 on `to`. ARGV: token, expiry, field/value pairs (the
-/// copy, which carries the token). 1 created (or already created by this
-/// move), 0 `to` exists.
+/// copy, which carries the token; without `__frozen` and `__expires`). 1
+/// created (or already created by this move), 0 `to` exists.
 static COPY_IN: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
@@ -255,7 +281,13 @@ if redis.call('EXISTS', KEYS[1]) == 1 then
   if redis.call('HGET', KEYS[1], '__moving') == ARGV[1] then return 1 end
   return 0
 end
-for i = 3, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+local n = #ARGV
+if n <= 1000 then
+  redis.call('HSET', KEYS[1], '__expires', ARGV[2], unpack(ARGV, 3, n))
+else
+  redis.call('HSET', KEYS[1], '__expires', ARGV[2])
+  for i = 3, n, 1000 do redis.call('HSET', KEYS[1], unpack(ARGV, i, math.min(i + 999, n))) end
+end
 redis.call('PEXPIREAT', KEYS[1], ARGV[2])
 return 1
 ",
@@ -302,6 +334,48 @@ return 0
     )
 });
 
+/// An `EVALSHA` of `script` with `keys` keys, to which the caller adds the
+/// keys and then the arguments. Built as one command, so every argument is
+/// written once, straight into the command's buffer.
+fn evalsha(script: &Script, keys: usize) -> Cmd {
+    let mut command = redis::cmd("EVALSHA");
+    command.arg(script.get_hash()).arg(keys);
+    command
+}
+
+/// A session's Redis key, `{prefix}{id}`, written into a command without
+/// building a `String` first.
+struct SessionKey<'a>(&'a str, &'a SessionId);
+
+impl ToRedisArgs for SessionKey<'_> {
+    fn write_redis_args<W: ?Sized + RedisWrite>(&self, out: &mut W) {
+        let mut arg = out.writer_for_next_arg();
+        // Writing into the command's own buffer cannot fail.
+        let _ = arg.write_all(self.0.as_bytes());
+        let _ = arg.write_all(self.1.as_str().as_bytes());
+    }
+}
+
+/// The hash field of one session field, `{namespace}.{field}`, written into
+/// a command without building a `String` first.
+struct HashField<'a>(&'a str, &'a str);
+
+impl ToRedisArgs for HashField<'_> {
+    fn write_redis_args<W: ?Sized + RedisWrite>(&self, out: &mut W) {
+        let mut arg = out.writer_for_next_arg();
+        // Writing into the command's own buffer cannot fail.
+        let _ = arg.write_all(self.0.as_bytes());
+        let _ = arg.write_all(b".");
+        let _ = arg.write_all(self.1.as_bytes());
+    }
+}
+
+impl<'a> From<FieldKey<'a>> for HashField<'a> {
+    fn from(key: FieldKey<'a>) -> Self {
+        Self(key.namespace, key.field)
+    }
+}
+
 /// A connection [`RedisStore`] runs on: one server or a cluster.
 ///
 /// Both kinds reconnect by themselves and are cheap to clone. Build one from
@@ -347,8 +421,8 @@ impl std::fmt::Debug for RedisConnection {
 }
 
 /// Sessions in Redis: one hash per session, one hash field per session
-/// field, every write one atomic script. Works on a single server and on
-/// Redis Cluster.
+/// field; a load is one `HMGET`, every write one atomic script. Works on a
+/// single server and on Redis Cluster.
 ///
 /// See the [module docs](self) for the key layout, which operations are
 /// atomic, limits and failure behaviour.
@@ -371,7 +445,6 @@ impl std::fmt::Debug for RedisConnection {
 pub struct RedisStore {
     connection: RedisConnection,
     prefix: String,
-    timeout: Duration,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -379,7 +452,6 @@ impl std::fmt::Debug for RedisStore {
         f.debug_struct("RedisStore")
             .field("connection", &self.connection)
             .field("prefix", &self.prefix)
-            .field("timeout", &self.timeout)
             .finish()
     }
 }
@@ -394,12 +466,15 @@ enum Step {
 
 impl RedisStore {
     /// A store on an existing connection ([`ConnectionManager`] or async
-    /// [`ClusterConnection`]), with the default prefix `session:` and timeout.
+    /// [`ClusterConnection`]), with the default prefix `session:`.
+    ///
+    /// The store adds no timeout of its own (the session layer bounds every
+    /// store call); give the connection the response timeout you want for
+    /// calls made outside the layer.
     pub fn new(connection: impl Into<RedisConnection>) -> Self {
         Self {
             connection: connection.into(),
             prefix: DEFAULT_PREFIX.to_owned(),
-            timeout: DEFAULT_TIMEOUT,
         }
     }
 
@@ -416,11 +491,11 @@ impl RedisStore {
             .set_number_of_retries(3)
             .set_max_delay(Duration::from_secs(1));
         let manager = tokio::time::timeout(
-            DEFAULT_TIMEOUT,
+            CONNECT_BOUND,
             client.get_connection_manager_with_config(config),
         )
         .await
-        .map_err(|_| StoreError::Timeout(DEFAULT_TIMEOUT))?
+        .map_err(|_| StoreError::Timeout(CONNECT_BOUND))?
         .map_err(StoreError::backend)?;
         Ok(Self::new(manager))
     }
@@ -429,8 +504,8 @@ impl RedisStore {
     /// `["redis://127.0.0.1:7000/", "redis://127.0.0.1:7001/"]`.
     ///
     /// The cluster connection follows slot moves and reconnects to nodes by
-    /// itself; connecting to a node times out after 1 s, a request (with its
-    /// retries) after 2 s.
+    /// itself; connecting to a node times out after 1 s, a response after
+    /// 2 s (per attempt; a request is retried up to 3 times).
     pub async fn connect_cluster(urls: &[&str]) -> Result<Self, StoreError> {
         let client = ClusterClientBuilder::new(urls.iter().copied())
             .connection_timeout(CONNECT_TIMEOUT)
@@ -440,9 +515,9 @@ impl RedisStore {
             .max_retry_wait(500)
             .build()
             .map_err(StoreError::backend)?;
-        let connection = tokio::time::timeout(DEFAULT_TIMEOUT, client.get_async_connection())
+        let connection = tokio::time::timeout(CONNECT_BOUND, client.get_async_connection())
             .await
-            .map_err(|_| StoreError::Timeout(DEFAULT_TIMEOUT))?
+            .map_err(|_| StoreError::Timeout(CONNECT_BOUND))?
             .map_err(StoreError::backend)?;
         Ok(Self::new(connection))
     }
@@ -452,13 +527,6 @@ impl RedisStore {
     /// every session in one slot, on one node.
     pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {
         self.prefix = prefix.into();
-        self
-    }
-
-    /// Sets the bound on each store call (default 3 s); a call that takes
-    /// longer fails with [`StoreError::Timeout`].
-    pub fn with_timeout(mut self, timeout: Duration) -> Self {
-        self.timeout = timeout;
         self
     }
 
@@ -477,30 +545,59 @@ impl RedisStore {
         format!("{}{}", self.prefix, id.as_str())
     }
 
-    /// Runs `future` under the store's timeout.
-    async fn timed<T>(
-        &self,
-        future: impl Future<Output = Result<T, StoreError>>,
-    ) -> Result<T, StoreError> {
-        tokio::time::timeout(self.timeout, future)
-            .await
-            .unwrap_or(Err(StoreError::Timeout(self.timeout)))
+    /// The Redis key of a session, as a command argument.
+    fn key_arg<'a>(&'a self, id: &'a SessionId) -> SessionKey<'a> {
+        SessionKey(&self.prefix, id)
     }
 
-    /// Runs one script (`EVALSHA`, loading it when the server lacks it).
-    async fn invoke(&self, invocation: &ScriptInvocation<'_>) -> Result<Value, StoreError> {
-        let result = match &self.connection {
-            RedisConnection::Single(c) => invocation.invoke_async(&mut c.clone()).await,
-            RedisConnection::Cluster(c) => invocation.invoke_async(&mut c.clone()).await,
-        };
-        result.map_err(backend)
+    /// Sends one command.
+    async fn query(&self, command: &Cmd) -> Result<Value, RedisError> {
+        match &self.connection {
+            RedisConnection::Single(c) => command.query_async(&mut c.clone()).await,
+            RedisConnection::Cluster(c) => command.query_async(&mut c.clone()).await,
+        }
+    }
+
+    /// Sends one command built by [`evalsha`] for `script`; when the server
+    /// does not have the script (first use, or after a restart), loads it
+    /// and sends the command again.
+    async fn eval(&self, script: &Script, command: &Cmd) -> Result<Value, StoreError> {
+        match self.query(command).await {
+            Err(error) if error.code() == Some("NOSCRIPT") => {
+                let loaded = match &self.connection {
+                    RedisConnection::Single(c) => script.load_async(&mut c.clone()).await,
+                    RedisConnection::Cluster(c) => script.load_async(&mut c.clone()).await,
+                };
+                loaded.map_err(backend)?;
+                self.query(command).await.map_err(backend)
+            }
+            result => result.map_err(backend),
+        }
     }
 
     /// Runs a script that answers with an integer.
-    async fn invoke_int(&self, invocation: &ScriptInvocation<'_>) -> Result<i64, StoreError> {
-        match self.invoke(invocation).await? {
+    async fn eval_int(&self, script: &Script, command: &Cmd) -> Result<i64, StoreError> {
+        match self.eval(script, command).await? {
             Value::Int(n) => Ok(n),
             other => Err(unexpected("an integer", &other)),
+        }
+    }
+
+    /// The expiry of a session written before `__expires` existed, from the
+    /// key's `PTTL` and the application's clock; `None` when the key is gone.
+    async fn legacy_expiry(&self, id: &SessionId) -> Result<Option<SystemTime>, StoreError> {
+        let mut command = redis::cmd("PTTL");
+        command.arg(self.key_arg(id));
+        let now = SystemTime::now();
+        match self.query(&command).await.map_err(backend)? {
+            Value::Int(-2) => Ok(None),
+            // No expiry on the key: something outside the store removed it.
+            Value::Int(-1) => Ok(Some(from_unix_millis(i64::MAX.unsigned_abs()))),
+            Value::Int(ms) if ms >= 0 => Ok(Some(
+                now.checked_add(Duration::from_millis(ms.unsigned_abs()))
+                    .unwrap_or(now),
+            )),
+            other => Err(unexpected("a PTTL", &other)),
         }
     }
 
@@ -529,7 +626,9 @@ impl RedisStore {
                 Err(error) => {
                     if lease.is_some() {
                         // Best effort; the lease runs out by itself anyway.
-                        let _ = self.invoke_int(THAW.key(from_key).arg(token)).await;
+                        let mut thaw = evalsha(&THAW, 1);
+                        thaw.arg(from_key).arg(token);
+                        let _ = self.eval(&THAW, &thaw).await;
                     }
                     return Err(error);
                 }
@@ -585,9 +684,9 @@ impl RedisStore {
         lease: Option<Duration>,
     ) -> Result<Option<Vec<Value>>, StoreError> {
         let lease_ms = lease.map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
-        let mut invocation = COPY_OUT.key(from_key);
-        invocation.arg(token).arg(lease_ms);
-        match self.invoke(&invocation).await? {
+        let mut command = evalsha(&COPY_OUT, 1);
+        command.arg(from_key).arg(token).arg(lease_ms);
+        match self.eval(&COPY_OUT, &command).await? {
             Value::Nil => Ok(None),
             Value::Array(items) if items.len() % 2 == 0 => Ok(Some(items)),
             other => Err(unexpected("the session's fields", &other)),
@@ -595,6 +694,7 @@ impl RedisStore {
     }
 
     /// Cluster move, step 2: creates `to` from the copy, unless it exists.
+    /// The lease and the old expiry are not copied.
     async fn copy_in(
         &self,
         to_key: &str,
@@ -602,27 +702,27 @@ impl RedisStore {
         expires_at: u64,
         fields: &[Value],
     ) -> Result<bool, StoreError> {
-        let mut invocation = COPY_IN.key(to_key);
-        invocation.arg(token).arg(expires_at);
+        let mut command = evalsha(&COPY_IN, 1);
+        command.arg(to_key).arg(token).arg(expires_at);
         for pair in fields.chunks_exact(2) {
             let (Value::BulkString(name), Value::BulkString(value)) = (&pair[0], &pair[1]) else {
                 return Err(StoreError::Malformed(
                     "a session hash field that is not a string".into(),
                 ));
             };
-            if name != FROZEN.as_bytes() {
-                invocation.arg(name.as_slice()).arg(value.as_slice());
+            if name != FROZEN.as_bytes() && name != EXPIRES.as_bytes() {
+                command.arg(name.as_slice()).arg(value.as_slice());
             }
         }
-        Ok(self.invoke_int(&invocation).await? == 1)
+        Ok(self.eval_int(&COPY_IN, &command).await? == 1)
     }
 
     /// Cluster move, step 3: deletes `from` if nothing wrote to it since
     /// step 1.
     async fn finish(&self, from_key: &str, token: &str) -> Result<Step, StoreError> {
-        let mut invocation = FINISH.key(from_key);
-        invocation.arg(token);
-        Ok(match self.invoke_int(&invocation).await? {
+        let mut command = evalsha(&FINISH, 1);
+        command.arg(from_key).arg(token);
+        Ok(match self.eval_int(&FINISH, &command).await? {
             1 => Step::Done,
             0 => Step::Retry,
             _ => Step::Gone,
@@ -631,9 +731,9 @@ impl RedisStore {
 
     /// Deletes the copy a cluster move made, if it is still that copy.
     async fn discard(&self, to_key: &str, token: &str) -> Result<(), StoreError> {
-        let mut invocation = DISCARD.key(to_key);
-        invocation.arg(token);
-        self.invoke_int(&invocation).await.map(drop)
+        let mut command = evalsha(&DISCARD, 1);
+        command.arg(to_key).arg(token);
+        self.eval_int(&DISCARD, &command).await.map(drop)
     }
 }
 
@@ -659,34 +759,31 @@ fn unexpected(what: &str, value: &Value) -> StoreError {
     StoreError::Malformed(format!("expected {what} from Redis, got {kind}"))
 }
 
-/// The hash field of one session field.
-fn hash_field(namespace: &str, field: &str) -> String {
-    format!("{namespace}.{field}")
+/// A time the store wrote as decimal Unix milliseconds; `None` for anything
+/// else.
+fn parse_millis(value: &Value) -> Option<SystemTime> {
+    match value {
+        Value::BulkString(bytes) => std::str::from_utf8(bytes)
+            .ok()
+            .and_then(|text| text.parse::<u64>().ok())
+            .map(from_unix_millis),
+        _ => None,
+    }
 }
 
-/// The writes with the last one per field winning, split into values to set
-/// and fields to remove.
-fn split_writes<'a>(writes: &[FieldWrite<'a>]) -> (Vec<(String, &'a [u8])>, Vec<String>) {
-    let mut last: Vec<(String, Option<&'a [u8]>)> = Vec::with_capacity(writes.len());
-    for write in writes {
-        let name = hash_field(write.key.namespace, write.key.field);
-        match last.iter_mut().find(|(n, _)| *n == name) {
-            Some(slot) => slot.1 = write.value,
-            None => last.push((name, write.value)),
-        }
-    }
-    let mut sets = Vec::new();
-    let mut removals = Vec::new();
-    for (name, value) in last {
-        match value {
-            Some(bytes) => sets.push((name, bytes)),
-            None => removals.push(name),
-        }
-    }
-    (sets, removals)
+/// The writes that take effect: for a field written several times, only the
+/// last. Quadratic in the number of writes, which is the number of fields a
+/// request changed, and allocates nothing.
+fn effective<'w, 'a>(writes: &'w [FieldWrite<'a>]) -> impl Iterator<Item = &'w FieldWrite<'a>> {
+    writes
+        .iter()
+        .enumerate()
+        .filter(|(i, write)| !writes[i + 1..].iter().any(|later| later.key == write.key))
+        .map(|(_, write)| write)
 }
 
-/// Milliseconds for `PEXPIREAT`, within what Redis accepts.
+/// Milliseconds for `PEXPIREAT` (and `__expires`), within what Redis
+/// accepts.
 fn expiry_millis(time: SystemTime) -> u64 {
     // Far beyond any useful expiry, and far from overflowing Redis' i64.
     const MAX: u64 = 1 << 52;
@@ -701,27 +798,30 @@ impl SessionStore for RedisStore {
         namespace: &str,
         fields: &[&str],
     ) -> Result<Option<LoadedFields>, StoreError> {
-        let key = self.key(id);
-        let mut invocation = LOAD.key(&key);
+        let mut command = redis::cmd("HMGET");
+        command.arg(self.key_arg(id)).arg(MARKER).arg(EXPIRES);
         for field in fields {
-            invocation.arg(hash_field(namespace, field));
+            command.arg(HashField(namespace, field));
         }
-        let reply = self.timed(self.invoke(&invocation)).await?;
-        let items = match reply {
-            Value::Nil => return Ok(None),
-            Value::Array(items) => items,
-            other => return Err(unexpected("the session", &other)),
+        let items = match self.query(&command).await.map_err(backend)? {
+            Value::Array(items) if items.len() == fields.len() + 2 => items,
+            Value::Array(items) => {
+                return Err(StoreError::Malformed(format!(
+                    "asked Redis for {} hash fields, got {}",
+                    fields.len() + 2,
+                    items.len()
+                )));
+            }
+            other => return Err(unexpected("the session's hash fields", &other)),
         };
-        let [created, expires, values] = <[Value; 3]>::try_from(items)
-            .map_err(|_| StoreError::Malformed("a load reply of the wrong length".into()))?;
-        let created_at = match &created {
-            Value::BulkString(bytes) => std::str::from_utf8(bytes)
-                .ok()
-                .and_then(|text| text.parse::<u64>().ok())
-                .map(from_unix_millis),
-            _ => None,
+        let mut items = items.into_iter();
+        let (Some(created), Some(expires)) = (items.next(), items.next()) else {
+            return Err(StoreError::Malformed("a short HMGET reply".into()));
         };
-        let Some(created_at) = created_at else {
+        if matches!(created, Value::Nil) {
+            return Ok(None);
+        }
+        let Some(created_at) = parse_millis(&created) else {
             tracing::warn!(
                 session = %id.log_tag(),
                 "session marker `{MARKER}` does not hold a creation time"
@@ -730,28 +830,32 @@ impl SessionStore for RedisStore {
                 "session marker `{MARKER}` does not hold a creation time in milliseconds"
             )));
         };
-        let expires_at = match expires {
-            Value::Int(ms) if ms >= 0 => from_unix_millis(ms.unsigned_abs()),
-            // No expiry on the key: something outside the store removed it.
-            Value::Int(_) => from_unix_millis(i64::MAX.unsigned_abs()),
-            other => return Err(unexpected("the expiry", &other)),
+        let expires_at = if matches!(expires, Value::Nil) {
+            // Written before `__expires` existed: the key's expiry says it.
+            match self.legacy_expiry(id).await? {
+                Some(expires_at) => expires_at,
+                None => return Ok(None),
+            }
+        } else {
+            let Some(expires_at) = parse_millis(&expires) else {
+                tracing::warn!(
+                    session = %id.log_tag(),
+                    "session field `{EXPIRES}` does not hold an expiry time"
+                );
+                return Err(StoreError::Malformed(format!(
+                    "session field `{EXPIRES}` does not hold an expiry time in milliseconds"
+                )));
+            };
+            expires_at
         };
-        let values = match values {
-            Value::Array(values) => values,
-            other => return Err(unexpected("the field values", &other)),
-        };
-        if values.len() != fields.len() {
-            return Err(StoreError::Malformed(format!(
-                "asked Redis for {} fields, got {}",
-                fields.len(),
-                values.len()
-            )));
+        // Expired is gone, by the application's clock too.
+        if expires_at <= SystemTime::now() {
+            return Ok(None);
         }
-        let values = values
-            .into_iter()
+        let values = items
             .map(|value| match value {
                 Value::Nil => Ok(None),
-                Value::BulkString(bytes) => Ok(Some(bytes)),
+                Value::BulkString(bytes) => Ok(Some(bytes.into())),
                 other => Err(unexpected("a field value", &other)),
             })
             .collect::<Result<_, _>>()?;
@@ -769,16 +873,17 @@ impl SessionStore for RedisStore {
         created_at: SystemTime,
         expires_at: SystemTime,
     ) -> Result<(), StoreError> {
-        let key = self.key(id);
-        let (sets, _removals) = split_writes(writes);
-        let mut invocation = CREATE.key(&key);
-        invocation
+        let mut command = evalsha(&CREATE, 1);
+        command
+            .arg(self.key_arg(id))
             .arg(unix_millis(created_at))
             .arg(expiry_millis(expires_at));
-        for (name, value) in &sets {
-            invocation.arg(name).arg(*value);
+        for write in effective(writes) {
+            if let Some(value) = write.value {
+                command.arg(HashField::from(write.key)).arg(value);
+            }
         }
-        match self.timed(self.invoke_int(&invocation)).await? {
+        match self.eval_int(&CREATE, &command).await? {
             1 => Ok(()),
             _ => Err(StoreError::IdExists),
         }
@@ -790,53 +895,59 @@ impl SessionStore for RedisStore {
         writes: &[FieldWrite<'_>],
         expires_at: SystemTime,
     ) -> Result<bool, StoreError> {
-        let key = self.key(id);
-        let (sets, removals) = split_writes(writes);
-        let mut invocation = UPDATE.key(&key);
-        invocation.arg(expiry_millis(expires_at)).arg(sets.len());
-        for (name, value) in &sets {
-            invocation.arg(name).arg(*value);
-        }
-        for name in &removals {
-            invocation.arg(name);
-        }
-        let run = async {
-            let mut pause = BUSY_PAUSE_FIRST;
-            loop {
-                match self.invoke_int(&invocation).await? {
-                    1 => return Ok(true),
-                    // A cluster move is finishing: wait for it (it ends,
-                    // or its lease does, within MOVE_LEASE).
-                    2 => {
-                        tracing::debug!(session = %id.log_tag(), "session busy moving; waiting");
-                        tokio::time::sleep(pause).await;
-                        pause = (pause * 2).min(BUSY_PAUSE_MAX);
-                    }
-                    _ => return Ok(false),
-                }
+        let sets = effective(writes).filter(|w| w.value.is_some()).count();
+        let mut command = evalsha(&UPDATE, 1);
+        command
+            .arg(self.key_arg(id))
+            .arg(expiry_millis(expires_at))
+            .arg(sets);
+        for write in effective(writes) {
+            if let Some(value) = write.value {
+                command.arg(HashField::from(write.key)).arg(value);
             }
-        };
-        self.timed(run).await
+        }
+        for write in effective(writes) {
+            if write.value.is_none() {
+                command.arg(HashField::from(write.key));
+            }
+        }
+        let mut pause = BUSY_PAUSE_FIRST;
+        let mut waited = Duration::ZERO;
+        let mut busy: u32 = 0;
+        loop {
+            match self.eval_int(&UPDATE, &command).await? {
+                1 => return Ok(true),
+                // A cluster move is finishing: wait for it (it ends, or its
+                // lease does, within MOVE_LEASE).
+                2 if waited < BUSY_WAIT_MAX => {
+                    tracing::debug!(session = %id.log_tag(), "session busy moving; waiting");
+                    tokio::time::sleep(pause).await;
+                    waited += pause;
+                    busy += 1;
+                    pause = (pause * 2).min(BUSY_PAUSE_MAX);
+                }
+                2 => {
+                    tracing::warn!(
+                        session = %id.log_tag(),
+                        "session held off for writes longer than any move does; giving up"
+                    );
+                    return Err(StoreError::Contention(busy));
+                }
+                _ => return Ok(false),
+            }
+        }
     }
 
     async fn touch(&self, id: &SessionId, expires_at: SystemTime) -> Result<bool, StoreError> {
-        let key = self.key(id);
-        let mut invocation = TOUCH.key(&key);
-        invocation.arg(expiry_millis(expires_at));
-        Ok(self.timed(self.invoke_int(&invocation)).await? == 1)
+        let mut command = evalsha(&TOUCH, 1);
+        command.arg(self.key_arg(id)).arg(expiry_millis(expires_at));
+        Ok(self.eval_int(&TOUCH, &command).await? == 1)
     }
 
     async fn delete(&self, id: &SessionId) -> Result<(), StoreError> {
         let mut command = redis::cmd("DEL");
-        command.arg(self.key(id));
-        let run = async {
-            let result: Result<Value, RedisError> = match &self.connection {
-                RedisConnection::Single(c) => command.query_async(&mut c.clone()).await,
-                RedisConnection::Cluster(c) => command.query_async(&mut c.clone()).await,
-            };
-            result.map(drop).map_err(backend)
-        };
-        self.timed(run).await
+        command.arg(self.key_arg(id));
+        self.query(&command).await.map(drop).map_err(backend)
     }
 
     async fn move_to(
@@ -854,12 +965,12 @@ impl SessionStore for RedisStore {
         };
         if !one_slot {
             return self
-                .timed(self.move_across_slots(&from_key, &to_key, from, to, expires_at))
+                .move_across_slots(&from_key, &to_key, from, to, expires_at)
                 .await;
         }
-        let mut invocation = RENAME.key(&from_key);
-        invocation.key(&to_key).arg(expires_at);
-        match self.timed(self.invoke_int(&invocation)).await? {
+        let mut command = evalsha(&RENAME, 2);
+        command.arg(&from_key).arg(&to_key).arg(expires_at);
+        match self.eval_int(&RENAME, &command).await? {
             1 => Ok(true),
             0 => Ok(false),
             _ => Err(StoreError::IdExists),
@@ -868,13 +979,25 @@ impl SessionStore for RedisStore {
 }
 
 /// The steps of a cross-slot cluster move, interleaved with other calls in
-/// the orders a real race can produce. Needs the Redis Cluster of the test
-/// servers (`REDIS_CLUSTER_URLS`, default 127.0.0.1:7000-7002).
+/// the orders a real race can produce, and moves cancelled part way; the
+/// `__expires` field: written with every expiry, missing (sessions of an
+/// earlier version), garbage, or in the past; writes of more fields than one
+/// Lua `unpack` takes. Needs the Redis (`REDIS_URL`, default 127.0.0.1:6379)
+/// and the Redis Cluster (`REDIS_CLUSTER_URLS`, default 127.0.0.1:7000-7002)
+/// of the test servers.
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
     use crate::store::FieldKey;
+
+    async fn single() -> RedisStore {
+        let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".into());
+        RedisStore::connect(&url)
+            .await
+            .expect("the Redis of scripts/test-servers.sh")
+            .with_prefix("test:unit:")
+    }
 
     async fn cluster() -> RedisStore {
         let urls = std::env::var("REDIS_CLUSTER_URLS").unwrap_or_else(|_| {
@@ -922,7 +1045,11 @@ mod tests {
 
     async fn value(store: &RedisStore, id: &SessionId, field: &str) -> Option<Option<Vec<u8>>> {
         let loaded = store.load(id, "ns", &[field]).await.unwrap()?;
-        loaded.values.into_iter().next()
+        loaded
+            .values
+            .into_iter()
+            .next()
+            .map(|v| v.map(|b| b.to_vec()))
     }
 
     fn expiry() -> u64 {
@@ -1100,5 +1227,383 @@ mod tests {
             Some(Some(b"after".to_vec()))
         );
         assert_eq!(store.finish(&from_key, "t1").await.unwrap(), Step::Retry);
+    }
+
+    /// A command on the store's own connection.
+    async fn raw(store: &RedisStore, args: &[&[u8]]) -> Value {
+        let mut command = redis::cmd(std::str::from_utf8(args[0]).unwrap());
+        for arg in &args[1..] {
+            command.arg(*arg);
+        }
+        store.query(&command).await.unwrap()
+    }
+
+    /// `__expires` as stored, and the key's `PEXPIRETIME` (Redis 7).
+    async fn stored_expiry(store: &RedisStore, key: &str) -> (Value, Value) {
+        let field = raw(store, &[b"HGET", key.as_bytes(), EXPIRES.as_bytes()]).await;
+        let time = raw(store, &[b"PEXPIRETIME", key.as_bytes()]).await;
+        (field, time)
+    }
+
+    fn millis_text(time: SystemTime) -> Value {
+        Value::BulkString(unix_millis(time).to_string().into_bytes())
+    }
+
+    fn millis_int(time: SystemTime) -> Value {
+        Value::Int(i64::try_from(unix_millis(time)).unwrap())
+    }
+
+    fn in_secs(secs: u64) -> SystemTime {
+        SystemTime::now() + Duration::from_secs(secs)
+    }
+
+    /// Every operation that sets the key's expiry writes the same
+    /// milliseconds to `__expires`, and a load returns them exactly.
+    async fn expires_field_follows_every_expiry_write(store: RedisStore) {
+        let (from, to, from_key, to_key) = session(&store).await;
+        let created = raw(&store, &[b"HGET", from_key.as_bytes(), MARKER.as_bytes()]).await;
+        let created = parse_millis(&created).unwrap();
+        let check = |key: String, id: SessionId, expires: SystemTime| {
+            let store = store.clone();
+            async move {
+                assert_eq!(
+                    stored_expiry(&store, &key).await,
+                    (millis_text(expires), millis_int(expires))
+                );
+                let loaded = store.load(&id, "ns", &["a"]).await.unwrap().unwrap();
+                assert_eq!(unix_millis(loaded.expires_at), unix_millis(expires));
+                assert_eq!(loaded.created_at, created);
+            }
+        };
+        let expires = in_secs(70);
+        assert!(store.update(&from, &[], expires).await.unwrap());
+        check(from_key.clone(), from.clone(), expires).await;
+        let expires = in_secs(80);
+        assert!(
+            store
+                .update(&from, &[set("b", b"2")], expires)
+                .await
+                .unwrap()
+        );
+        check(from_key.clone(), from.clone(), expires).await;
+        let expires = in_secs(90);
+        assert!(store.touch(&from, expires).await.unwrap());
+        check(from_key.clone(), from.clone(), expires).await;
+        // A rename on a single server, a cross-slot copy on a cluster.
+        let expires = in_secs(100);
+        assert!(store.move_to(&from, &to, expires).await.unwrap());
+        check(to_key, to.clone(), expires).await;
+        // And a create.
+        let id = SessionId::generate().unwrap();
+        let expires = in_secs(110);
+        store
+            .create(&id, &[set("a", b"1")], created, expires)
+            .await
+            .unwrap();
+        check(store.key(&id), id, expires).await;
+    }
+
+    #[tokio::test]
+    async fn single_expires_field_follows_every_expiry_write() {
+        expires_field_follows_every_expiry_write(single().await).await;
+    }
+
+    #[tokio::test]
+    async fn cluster_expires_field_follows_every_expiry_write() {
+        expires_field_follows_every_expiry_write(cluster().await).await;
+    }
+
+    /// A session an earlier version wrote (marker, fields and the key's
+    /// expiry, no `__expires`) loads with the key's expiry, never as one
+    /// that does not expire; its next write or touch adds `__expires`.
+    async fn session_without_expires_field_loads_with_the_key_expiry(store: RedisStore) {
+        let id = SessionId::generate().unwrap();
+        let key = store.key(&id);
+        let created = SystemTime::now() - Duration::from_secs(30);
+        let expires = in_secs(45);
+        let created_text = unix_millis(created).to_string();
+        let expires_text = unix_millis(expires).to_string();
+        let k = key.as_bytes();
+        raw(&store, &[b"HSET", k, b"__created", created_text.as_bytes()]).await;
+        raw(&store, &[b"HSET", k, b"ns.a", b"old"]).await;
+        raw(&store, &[b"PEXPIREAT", k, expires_text.as_bytes()]).await;
+
+        let loaded = store.load(&id, "ns", &["a", "b"]).await.unwrap().unwrap();
+        assert_eq!(
+            owned(loaded.values),
+            vec![Some(b"old".to_vec()), None],
+            "fields of an old session"
+        );
+        assert_eq!(unix_millis(loaded.created_at), unix_millis(created));
+        // From PTTL and this machine's clock: exact to the round trip.
+        let off = loaded
+            .expires_at
+            .duration_since(expires)
+            .unwrap_or_else(|e| e.duration());
+        assert!(off < Duration::from_millis(500), "expiry off by {off:?}");
+
+        let touched = in_secs(55);
+        assert!(store.touch(&id, touched).await.unwrap());
+        assert_eq!(
+            stored_expiry(&store, &key).await,
+            (millis_text(touched), millis_int(touched))
+        );
+        let loaded = store.load(&id, "ns", &["a"]).await.unwrap().unwrap();
+        assert_eq!(unix_millis(loaded.expires_at), unix_millis(touched));
+
+        // An old session whose key expiry was removed from outside: far
+        // in the future, as before.
+        let id = SessionId::generate().unwrap();
+        let key = store.key(&id);
+        let k = key.as_bytes();
+        raw(&store, &[b"HSET", k, b"__created", created_text.as_bytes()]).await;
+        let loaded = store.load(&id, "ns", &["a"]).await.unwrap().unwrap();
+        assert!(loaded.expires_at > in_secs(100 * 365 * 24 * 3600));
+        // An update adds `__expires` (and the key's expiry) too.
+        let expires = in_secs(65);
+        assert!(store.update(&id, &[set("a", b"1")], expires).await.unwrap());
+        assert_eq!(
+            stored_expiry(&store, &key).await,
+            (millis_text(expires), millis_int(expires))
+        );
+    }
+
+    fn owned<B: AsRef<[u8]>>(values: Vec<Option<B>>) -> Vec<Option<Vec<u8>>> {
+        values
+            .into_iter()
+            .map(|v| v.map(|b| b.as_ref().to_vec()))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn single_session_without_expires_field_loads_with_the_key_expiry() {
+        session_without_expires_field_loads_with_the_key_expiry(single().await).await;
+    }
+
+    #[tokio::test]
+    async fn cluster_session_without_expires_field_loads_with_the_key_expiry() {
+        session_without_expires_field_loads_with_the_key_expiry(cluster().await).await;
+    }
+
+    /// Anything but decimal milliseconds in `__expires` is `Malformed`,
+    /// never a panic and never a made-up expiry; the next write replaces it.
+    #[tokio::test]
+    async fn garbage_in_expires_is_malformed_until_the_next_write() {
+        let store = single().await;
+        let garbage: [&[u8]; 7] = [
+            b"soon",
+            b"",
+            b"-5",
+            b"1.5e12",
+            b" 1795647679583",
+            b"99999999999999999999999",
+            b"\xff\xfe",
+        ];
+        for bad in garbage {
+            let id = SessionId::generate().unwrap();
+            store
+                .create(&id, &[set("a", b"1")], SystemTime::now(), in_a_minute())
+                .await
+                .unwrap();
+            let key = store.key(&id);
+            raw(&store, &[b"HSET", key.as_bytes(), b"__expires", bad]).await;
+            let result = store.load(&id, "ns", &["a"]).await;
+            assert!(
+                matches!(result, Err(StoreError::Malformed(_))),
+                "{bad:?}: {result:?}"
+            );
+            assert!(store.touch(&id, in_a_minute()).await.unwrap());
+            let loaded = store.load(&id, "ns", &["a"]).await.unwrap().unwrap();
+            assert_eq!(owned(loaded.values), vec![Some(b"1".to_vec())]);
+        }
+    }
+
+    /// `__expires` in the past by the application's clock: gone, even while
+    /// Redis still holds the key (its clock or its expiry may differ).
+    #[tokio::test]
+    async fn expires_in_the_past_is_gone_even_if_the_key_lives() {
+        let store = single().await;
+        let id = SessionId::generate().unwrap();
+        store
+            .create(&id, &[set("a", b"1")], SystemTime::now(), in_a_minute())
+            .await
+            .unwrap();
+        let key = store.key(&id);
+        let past = unix_millis(SystemTime::now() - Duration::from_secs(1)).to_string();
+        raw(
+            &store,
+            &[b"HSET", key.as_bytes(), b"__expires", past.as_bytes()],
+        )
+        .await;
+        assert_eq!(store.load(&id, "ns", &["a"]).await.unwrap(), None);
+        assert_eq!(
+            raw(&store, &[b"EXISTS", key.as_bytes()]).await,
+            Value::Int(1)
+        );
+    }
+
+    /// Creates, updates and moves of more fields than one Lua `unpack`
+    /// takes at once (the scripts write them in chunks).
+    async fn many_fields_in_one_write(store: RedisStore) {
+        let names: Vec<String> = (0..1500).map(|i| format!("f{i}")).collect();
+        let values: Vec<Vec<u8>> = (0..1500).map(|i| format!("v{i}").into_bytes()).collect();
+        let writes: Vec<FieldWrite<'_>> = names
+            .iter()
+            .zip(&values)
+            .map(|(name, value)| set(name, value))
+            .collect();
+        let fields: Vec<&str> = names.iter().map(String::as_str).collect();
+        let (from, to, _from_key, _to_key) = session(&store).await;
+        assert!(store.update(&from, &writes, in_a_minute()).await.unwrap());
+        let loaded = store.load(&from, "ns", &fields).await.unwrap().unwrap();
+        assert_eq!(
+            owned(loaded.values),
+            values.iter().cloned().map(Some).collect::<Vec<_>>()
+        );
+        // Remove the first 1200, rewrite the others.
+        let mut changes: Vec<FieldWrite<'_>> = names[..1200]
+            .iter()
+            .map(|name| FieldWrite {
+                key: FieldKey {
+                    namespace: "ns",
+                    field: name,
+                },
+                value: None,
+            })
+            .collect();
+        changes.extend(names[1200..].iter().map(|name| set(name, b"new")));
+        assert!(store.update(&from, &changes, in_a_minute()).await.unwrap());
+        assert!(store.move_to(&from, &to, in_a_minute()).await.unwrap());
+        let loaded = store.load(&to, "ns", &fields).await.unwrap().unwrap();
+        let expected: Vec<Option<Vec<u8>>> = (0..1500)
+            .map(|i| (i >= 1200).then(|| b"new".to_vec()))
+            .collect();
+        assert_eq!(owned(loaded.values), expected);
+        let id = SessionId::generate().unwrap();
+        store
+            .create(&id, &writes, SystemTime::now(), in_a_minute())
+            .await
+            .unwrap();
+        let loaded = store.load(&id, "ns", &fields).await.unwrap().unwrap();
+        assert_eq!(
+            owned(loaded.values),
+            values.iter().cloned().map(Some).collect::<Vec<_>>()
+        );
+    }
+
+    #[tokio::test]
+    async fn single_many_fields_in_one_write() {
+        many_fields_in_one_write(single().await).await;
+    }
+
+    #[tokio::test]
+    async fn cluster_many_fields_in_one_write() {
+        many_fields_in_one_write(cluster().await).await;
+    }
+
+    /// The last write of a field wins, in `create` and in `update`.
+    #[tokio::test]
+    async fn last_write_of_a_field_wins() {
+        let store = single().await;
+        let id = SessionId::generate().unwrap();
+        let remove_a = FieldWrite {
+            key: FieldKey {
+                namespace: "ns",
+                field: "a",
+            },
+            value: None,
+        };
+        store
+            .create(
+                &id,
+                &[set("a", b"1"), set("b", b"1"), set("b", b"2"), remove_a],
+                SystemTime::now(),
+                in_a_minute(),
+            )
+            .await
+            .unwrap();
+        let loaded = store.load(&id, "ns", &["a", "b"]).await.unwrap().unwrap();
+        assert_eq!(owned(loaded.values), vec![None, Some(b"2".to_vec())]);
+        let writes = [remove_a, set("a", b"3"), set("b", b"4"), set("b", b"5")];
+        assert!(store.update(&id, &writes, in_a_minute()).await.unwrap());
+        let loaded = store.load(&id, "ns", &["a", "b"]).await.unwrap().unwrap();
+        assert_eq!(
+            owned(loaded.values),
+            vec![Some(b"3".to_vec()), Some(b"5".to_vec())]
+        );
+    }
+
+    /// A cluster move cancelled at any point (the layer's timeout drops the
+    /// future) never loses the session: the old id still holds it, or the
+    /// move finished and the new id does. Writes to the old id go on (at
+    /// most after a lease), and a second move gets through.
+    #[tokio::test]
+    async fn cluster_move_cancelled_part_way_loses_nothing() {
+        let store = cluster().await;
+        let mut outcomes = [0_u32; 2];
+        for step in 0..40_u64 {
+            let (from, to, _from_key, _to_key) = session(&store).await;
+            let cancel_after = Duration::from_micros(step * 150);
+            let moved =
+                tokio::time::timeout(cancel_after, store.move_to(&from, &to, in_a_minute())).await;
+            let holder = match moved {
+                Ok(result) => {
+                    assert!(result.unwrap());
+                    outcomes[1] += 1;
+                    &to
+                }
+                Err(_) => match value(&store, &from, "a").await {
+                    Some(_) => {
+                        outcomes[0] += 1;
+                        // Writes to the old id still land, and it moves.
+                        assert!(
+                            store
+                                .update(&from, &[set("b", b"2")], in_a_minute())
+                                .await
+                                .unwrap()
+                        );
+                        let again = SessionId::generate().unwrap();
+                        assert!(store.move_to(&from, &again, in_a_minute()).await.unwrap());
+                        assert_eq!(value(&store, &again, "b").await, Some(Some(b"2".to_vec())));
+                        continue;
+                    }
+                    // Cancelled after the finish took effect.
+                    None => &to,
+                },
+            };
+            assert_eq!(value(&store, holder, "a").await, Some(Some(b"1".to_vec())));
+            assert_eq!(value(&store, &from, "a").await, None);
+        }
+        println!(
+            "cancelled before the finish: {}, moved: {}",
+            outcomes[0], outcomes[1]
+        );
+        assert!(outcomes[0] > 0, "no move was cancelled part way");
+    }
+
+    /// A `__frozen` lease no mover wrote (set from outside, far in the
+    /// future) does not hold an update forever: it gives up with
+    /// `Contention` once it has waited longer than any move holds writes.
+    #[tokio::test]
+    async fn update_gives_up_on_a_lease_no_move_ends() {
+        let store = single().await;
+        let id = SessionId::generate().unwrap();
+        store
+            .create(&id, &[set("a", b"1")], SystemTime::now(), in_a_minute())
+            .await
+            .unwrap();
+        let key = store.key(&id);
+        let far = unix_millis(in_secs(3600)).to_string();
+        raw(
+            &store,
+            &[b"HSET", key.as_bytes(), FROZEN.as_bytes(), far.as_bytes()],
+        )
+        .await;
+        let result = store.update(&id, &[set("a", b"2")], in_a_minute()).await;
+        assert!(
+            matches!(result, Err(StoreError::Contention(_))),
+            "{result:?}"
+        );
+        assert_eq!(value(&store, &id, "a").await, Some(Some(b"1".to_vec())));
     }
 }
