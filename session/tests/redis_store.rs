@@ -76,6 +76,10 @@ async fn layout_is_one_hash_with_marker_fields_and_pexpireat() {
                 "__created".to_owned(),
                 unix_millis(created).to_string().into_bytes()
             ),
+            (
+                "__expires".to_owned(),
+                unix_millis(expires).to_string().into_bytes()
+            ),
             ("auth.uid".to_owned(), b"7".to_vec()),
             ("cart.items".to_owned(), vec![0, 1]),
         ]
