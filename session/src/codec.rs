@@ -40,6 +40,15 @@ pub trait Codec: Send + Sync + 'static {
 
     /// Decodes `bytes` by handing a deserializer over them to `decode`.
     fn decode(&self, bytes: &[u8], decode: &mut DecodeFn<'_>) -> Result<(), CodecError>;
+
+    /// Whether that deserializer can always answer `deserialize_str` and
+    /// `deserialize_bytes` where it answers `deserialize_string` and
+    /// `deserialize_byte_buf`. If so, decoding asks for the borrowed forms
+    /// and the value copies once out of the stored bytes. The default,
+    /// `false`, asks for what the value's type asks for.
+    fn lends_slices(&self) -> bool {
+        false
+    }
 }
 
 /// The default codec: bincode 2 in serde mode with its standard
@@ -62,6 +71,12 @@ impl Codec for Bincode {
             bincode::serde::BorrowedSerdeDecoder::from_slice(bytes, bincode_config(), ());
         let deserializer = decoder.as_deserializer();
         decode(&mut <dyn erased_serde::Deserializer>::erase(deserializer)).map_err(CodecError::new)
+    }
+
+    /// bincode's borrowing decoder lends every string and byte buffer; its
+    /// owned path would zero-fill a buffer before copying into it.
+    fn lends_slices(&self) -> bool {
+        true
     }
 }
 
@@ -102,7 +117,7 @@ pub fn decode_value<T: serde::de::DeserializeOwned>(
 ) -> Result<T, CodecError> {
     let mut out = None;
     codec.decode(bytes, &mut |deserializer| {
-        let state = limit::State::default();
+        let state = limit::State::new(codec.lends_slices());
         let value = T::deserialize(limit::Limited::new(deserializer, &state))
             .map_err(serde::de::Error::custom)?;
         out = Some(value);

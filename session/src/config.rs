@@ -15,15 +15,24 @@ pub const DEFAULT_INACTIVITY: Duration = Duration::from_secs(30 * 24 * 60 * 60);
 pub const MAX_EXPIRY: Duration = Duration::from_secs(400 * 24 * 60 * 60);
 /// The default time limit of one store call.
 pub const DEFAULT_STORE_TIMEOUT: Duration = Duration::from_secs(5);
-/// Sliding expiry refreshes a session that is only read at most this often.
+/// Sliding expiry refreshes a session at most this often.
 const MAX_REFRESH_INTERVAL: Duration = Duration::from_secs(60);
+/// Stores keep expiries to the millisecond or the second; differences below
+/// this are rounding, not a change.
+const STORE_PRECISION: Duration = Duration::from_secs(1);
+/// How far the clocks of two servers sharing a store may disagree. A stored
+/// expiry further ahead than this (and than the refresh interval) comes from
+/// a longer limit, not from another server's clock, and is moved back.
+const CLOCK_SKEW: Duration = Duration::from_secs(5 * 60);
 
 /// When a session expires.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Expiry {
     /// After this long without a request that uses the session (sliding).
-    /// Reads refresh the expiry at most once a minute (or once a tenth of the
-    /// duration, if that is shorter) without rewriting any field.
+    /// The expiry moves at most once a minute (or once a tenth of the
+    /// duration, if that is shorter): a write within that interval keeps the
+    /// stored expiry and sends no `Set-Cookie`, and a read that is due
+    /// refreshes the expiry without rewriting any field.
     OnInactivity(Duration),
     /// At a fixed time.
     AtDateTime(SystemTime),
@@ -59,15 +68,22 @@ impl Expiry {
         let limit = match *self {
             Self::OnInactivity(limit) => limit,
             Self::OnSessionEnd => DEFAULT_INACTIVITY,
-            Self::AtDateTime(_) => return fresh != stored,
+            Self::AtDateTime(_) => {
+                let drift = match fresh.duration_since(stored) {
+                    Ok(ahead) => ahead,
+                    Err(behind) => behind.duration(),
+                };
+                return drift >= STORE_PRECISION;
+            }
         };
         let interval = (limit / 10).min(MAX_REFRESH_INTERVAL);
-        // Both ways: a limit shortened by a new configuration applies too.
-        let drift = match fresh.duration_since(stored) {
-            Ok(ahead) => ahead,
-            Err(behind) => behind.duration(),
-        };
-        drift >= interval
+        match fresh.duration_since(stored) {
+            Ok(ahead) => ahead >= interval,
+            // Back only past any clock skew between servers, so that two
+            // servers whose clocks differ do not move it to and fro; a
+            // shortened limit still applies.
+            Err(behind) => behind.duration() >= interval.max(CLOCK_SKEW),
+        }
     }
 
     fn check(&self) -> Result<(), ConfigError> {
@@ -321,15 +337,20 @@ mod tests {
         assert!(!expiry.refresh_due(fresh, fresh - Duration::from_secs(59)));
         assert!(expiry.refresh_due(fresh, fresh - minute));
         // A stored expiry further out than the limit allows (the limit was
-        // shortened) moves back.
-        assert!(expiry.refresh_due(fresh, fresh + minute));
+        // shortened) moves back, but not for what clock skew explains.
+        assert!(!expiry.refresh_due(fresh, fresh + minute));
+        assert!(expiry.refresh_due(fresh, fresh + CLOCK_SKEW));
         // Capped by the absolute deadline, the expiry stops moving.
         let deadline = now + minute;
         let capped = expiry.expires_at(now + minute, Some(deadline));
         assert!(!expiry.refresh_due(capped, deadline));
+        // A fixed date moves only when it changed, not for a store that
+        // keeps milliseconds or seconds.
         let fixed = Expiry::AtDateTime(fresh);
         assert!(!fixed.refresh_due(fresh, fresh));
-        assert!(fixed.refresh_due(fresh, fresh - Duration::from_millis(1)));
+        assert!(!fixed.refresh_due(fresh, fresh - Duration::from_millis(999)));
+        assert!(!fixed.refresh_due(fresh, fresh + Duration::from_millis(999)));
+        assert!(fixed.refresh_due(fresh, fresh - Duration::from_secs(1)));
     }
 
     #[test]

@@ -47,7 +47,7 @@ impl Memcached {
             .stderr(Stdio::null())
             .spawn()
             .expect("the memcached binary (scripts/test.sh installs it)");
-        let mut server = Self {
+        let server = Self {
             child: Some(child),
             port,
         };
@@ -64,13 +64,11 @@ impl Memcached {
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         // Ours, not some other process that took the port first.
-        let exited = server
-            .child
-            .as_mut()
-            .and_then(|c| c.try_wait().ok().flatten());
-        assert!(
-            exited.is_none(),
-            "memcached on port {port} exited: {exited:?}"
+        let ours = server.child.as_ref().map(Child::id);
+        assert_eq!(
+            memcached_pid(port).await,
+            ours,
+            "port {port} is answered by another memcached"
         );
         server
     }
@@ -94,13 +92,45 @@ impl Drop for Memcached {
     }
 }
 
-/// A loopback port nothing listens on right now.
+/// A loopback port nothing listens on right now, and never handed out
+/// before in this process: tests run in parallel, and two of them starting
+/// a server on one port would talk to each other's.
 fn spare_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut handed_out = HANDED_OUT.lock().unwrap();
+        if !handed_out.contains(&port) {
+            handed_out.push(port);
+            return port;
+        }
+    }
+}
+
+/// The pid of the memcached answering on `port` (`stats`).
+async fn memcached_pid(port: u16) -> Option<u32> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .ok()?;
+    stream.write_all(b"stats\r\n").await.ok()?;
+    let mut reply = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !reply.ends_with(b"END\r\n") {
+        let n = stream.read(&mut buf).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        reply.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8_lossy(&reply)
+        .lines()
+        .find_map(|line| line.strip_prefix("STAT pid "))
+        .and_then(|pid| pid.trim().parse().ok())
 }
 
 fn new_id() -> SessionId {
@@ -398,6 +428,17 @@ async fn a_frozen_memcached_fails_calls_at_the_client_deadline() {
     // Stopped, the server accepts connections (the kernel does) but never
     // answers: every call must end at the client's deadline, not hang.
     signal("-STOP");
+    // `kill` returns before the process has stopped: wait until it has.
+    let deadline = Instant::now() + LIMIT;
+    while !std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .unwrap()
+        .rsplit(')')
+        .next()
+        .is_some_and(|rest| rest.trim_start().starts_with('T'))
+    {
+        assert!(Instant::now() < deadline, "memcached did not stop");
+        std::thread::yield_now();
+    }
     let result = timeout(LIMIT, store.load(&id, "ns", &["a"])).await;
     let update = timeout(LIMIT, store.update(&id, &[set("ns", "a", b"2")], later())).await;
     signal("-CONT");

@@ -69,9 +69,19 @@ pub(crate) struct State {
     /// instead of wrapping (and, for bincode, re-escaping) it once more per
     /// level.
     pending: RefCell<Option<Error>>,
+    /// Ask for owned strings and byte buffers as borrowed ones (see
+    /// [`Codec::lends_slices`](crate::Codec::lends_slices)).
+    lend_slices: bool,
 }
 
 impl State {
+    pub(crate) fn new(lend_slices: bool) -> Self {
+        Self {
+            lend_slices,
+            ..Self::default()
+        }
+    }
+
     /// An error from the layer below, as ours.
     fn import<E: fmt::Display>(&self, error: E) -> Error {
         self.pending
@@ -127,19 +137,25 @@ struct Wrap<'s, X> {
 }
 
 macro_rules! forward_deserialize {
-    ($($method:ident $(=> $target:ident)? ( $($arg:ident : $ty:ty),* );)*) => {
+    ($($method:ident $(or $borrowed:ident)? ( $($arg:ident : $ty:ty),* );)*) => {
         $(
             fn $method<V: Visitor<'de>>(self, $($arg: $ty,)* visitor: V) -> Result<V::Value, Error> {
                 let state = self.state;
                 let _level = enter(state)?;
                 let visitor = Wrap { inner: visitor, state };
-                forward_deserialize!(@call self.inner, ($($arg,)* visitor), $method $($target)?)
+                $(
+                    // The visitor copies once out of the lent slice, where
+                    // the owned path may fill a buffer and copy into it first.
+                    if state.lend_slices {
+                        return self.inner.$borrowed(visitor).map_err(|e| state.import(e));
+                    }
+                )?
+                self.inner
+                    .$method($($arg,)* visitor)
                     .map_err(|e| state.import(e))
             }
         )*
     };
-    (@call $inner:expr, $args:tt, $method:ident) => { $inner.$method $args };
-    (@call $inner:expr, $args:tt, $method:ident $target:ident) => { $inner.$target $args };
 }
 
 impl<'de, D: Deserializer<'de>> Deserializer<'de> for Limited<'_, D> {
@@ -162,12 +178,9 @@ impl<'de, D: Deserializer<'de>> Deserializer<'de> for Limited<'_, D> {
         deserialize_f64();
         deserialize_char();
         deserialize_str();
-        // Owned strings and buffers are asked for as borrowed ones: the
-        // visitor then copies once out of the stored bytes, where bincode's
-        // owned path zero-fills a buffer and copies into it first.
-        deserialize_string => deserialize_str();
+        deserialize_string or deserialize_str();
         deserialize_bytes();
-        deserialize_byte_buf => deserialize_bytes();
+        deserialize_byte_buf or deserialize_bytes();
         deserialize_option();
         deserialize_unit();
         deserialize_unit_struct(name: &'static str);

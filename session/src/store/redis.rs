@@ -17,21 +17,20 @@
 //! precision) is the session's expiry, and every operation that sets it also
 //! writes `__expires`, so a load reads the expiry with the fields in one
 //! plain `HMGET`. Redis never returns a key whose expiry has passed, even
-//! before it has reclaimed it, and a load also checks `__expires` against
-//! the application's clock, so an expired session is gone at once. A key
+//! before it has reclaimed it, so an expired session is gone at once. A key
 //! without the marker is not a session: it is never loaded, updated or
 //! touched (and `create` does not overwrite it either).
 //!
 //! A session written by an earlier version of this store has the marker but
 //! no `__expires`. It loads as before, with its expiry read from the key
 //! (`PTTL`, one more command and round trip, relative to the application's
-//! clock), and gains `__expires` on its next write or touch. A key whose
-//! expiry is changed from outside the store (`PEXPIRE`, `PERSIST`) keeps
-//! its `__expires`: it is gone at whichever of the two comes first. The
-//! same holds while instances of an earlier version share the sessions (a
-//! rolling upgrade): their writes and touches move the key's expiry but not
-//! `__expires`, so a session that only they kept alive for longer than its
-//! inactivity limit looks expired to this version.
+//! clock), and gains `__expires` on its next write or touch. When
+//! `__expires` has passed by the application's clock but Redis still holds
+//! the key, the key's expiry decides, read the same way: the two disagree
+//! only when something moved the key's expiry without the field, such as
+//! instances of an earlier version sharing the sessions during a rolling
+//! upgrade (their writes and touches move the key's expiry but not
+//! `__expires`), or `PEXPIRE`/`PERSIST` from outside the store.
 //!
 //! # Atomicity and round trips
 //!
@@ -848,10 +847,17 @@ impl SessionStore for RedisStore {
             };
             expires_at
         };
-        // Expired is gone, by the application's clock too.
-        if expires_at <= SystemTime::now() {
-            return Ok(None);
-        }
+        // Past by the application's clock while Redis still holds the key:
+        // something moved the key's expiry without `__expires` (an earlier
+        // version during a rolling upgrade), so the key's expiry decides.
+        let expires_at = if expires_at <= SystemTime::now() {
+            match self.legacy_expiry(id).await? {
+                Some(expires_at) if expires_at > SystemTime::now() => expires_at,
+                _ => return Ok(None),
+            }
+        } else {
+            expires_at
+        };
         let values = items
             .map(|value| match value {
                 Value::Nil => Ok(None),
@@ -1418,10 +1424,11 @@ mod tests {
         }
     }
 
-    /// `__expires` in the past by the application's clock: gone, even while
-    /// Redis still holds the key (its clock or its expiry may differ).
+    /// `__expires` in the past while Redis still holds the key (an earlier
+    /// version extended the key only): the key's expiry decides; once the
+    /// key has no time left either, the session is gone.
     #[tokio::test]
-    async fn expires_in_the_past_is_gone_even_if_the_key_lives() {
+    async fn a_stale_expires_field_defers_to_the_key_expiry() {
         let store = single().await;
         let id = SessionId::generate().unwrap();
         store
@@ -1435,11 +1442,14 @@ mod tests {
             &[b"HSET", key.as_bytes(), b"__expires", past.as_bytes()],
         )
         .await;
+        let loaded = store.load(&id, "ns", &["a"]).await.unwrap().unwrap();
+        assert_eq!(owned(loaded.values), vec![Some(b"1".to_vec())]);
+        let left = loaded.expires_at.duration_since(SystemTime::now()).unwrap();
+        assert!(left > Duration::from_secs(50), "{left:?}");
+        // An expiry that has really passed: Redis drops the key.
+        raw(&store, &[b"PEXPIRE", key.as_bytes(), b"1"]).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
         assert_eq!(store.load(&id, "ns", &["a"]).await.unwrap(), None);
-        assert_eq!(
-            raw(&store, &[b"EXISTS", key.as_bytes()]).await,
-            Value::Int(1)
-        );
     }
 
     /// Creates, updates and moves of more fields than one Lua `unpack`

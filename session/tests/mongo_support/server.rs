@@ -70,12 +70,23 @@ fn python() -> PathBuf {
     python
 }
 
+/// A loopback port nothing listens on right now, and never handed out
+/// before in this process: tests run in parallel, and two of them starting
+/// a server on one port would talk to each other's.
 fn spare_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut handed_out = HANDED_OUT.lock().unwrap();
+        if !handed_out.contains(&port) {
+            handed_out.push(port);
+            return port;
+        }
+    }
 }
 
 impl OwnServer {
@@ -186,6 +197,18 @@ impl OwnServer {
     /// but nothing answers.
     pub fn freeze(&self) {
         self.signal("-STOP");
+        // `kill` returns before the process has stopped: wait until it has.
+        let pid = self.child.as_ref().expect("server running").id();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .unwrap()
+            .rsplit(')')
+            .next()
+            .is_some_and(|rest| rest.trim_start().starts_with('T'))
+        {
+            assert!(Instant::now() < deadline, "server {pid} did not stop");
+            std::thread::yield_now();
+        }
     }
 
     /// Resumes a frozen process (SIGCONT).
