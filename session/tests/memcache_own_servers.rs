@@ -6,6 +6,8 @@
 #![cfg(feature = "memcache")]
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
+mod own_server;
+
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -89,25 +91,6 @@ impl Memcached {
 impl Drop for Memcached {
     fn drop(&mut self) {
         self.kill();
-    }
-}
-
-/// A loopback port nothing listens on right now, and never handed out
-/// before in this process: tests run in parallel, and two of them starting
-/// a server on one port would talk to each other's.
-fn spare_port() -> u16 {
-    static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
-    loop {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut handed_out = HANDED_OUT.lock().unwrap();
-        if !handed_out.contains(&port) {
-            handed_out.push(port);
-            return port;
-        }
     }
 }
 
@@ -210,7 +193,7 @@ async fn every_call_fails(store: &MemcacheStore, id: &SessionId) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_memcached_fails_calls_promptly_and_the_store_recovers_on_restart() {
-    let port = spare_port();
+    let port = own_server::spare_port();
     let mut server = Memcached::start(port).await;
     let store = Arc::new(MemcacheStore::connect(&server.url()).await.unwrap());
     let id = Arc::new(new_id());
@@ -314,9 +297,9 @@ async fn killed_memcached_fails_calls_promptly_and_the_store_recovers_on_restart
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sessions_spread_over_several_servers() {
-    let mut first = Memcached::start(spare_port()).await;
+    let mut first = Memcached::start(own_server::spare_port()).await;
     let second_port = loop {
-        let port = spare_port();
+        let port = own_server::spare_port();
         if port != first.port {
             break port;
         }
@@ -410,7 +393,7 @@ async fn sessions_spread_over_several_servers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_frozen_memcached_fails_calls_at_the_client_deadline() {
-    let server = Memcached::start(spare_port()).await;
+    let server = Memcached::start(own_server::spare_port()).await;
     let store = MemcacheStore::connect(&server.url()).await.unwrap();
     let id = new_id();
     store
@@ -428,17 +411,7 @@ async fn a_frozen_memcached_fails_calls_at_the_client_deadline() {
     // Stopped, the server accepts connections (the kernel does) but never
     // answers: every call must end at the client's deadline, not hang.
     signal("-STOP");
-    // `kill` returns before the process has stopped: wait until it has.
-    let deadline = Instant::now() + LIMIT;
-    while !std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .unwrap()
-        .rsplit(')')
-        .next()
-        .is_some_and(|rest| rest.trim_start().starts_with('T'))
-    {
-        assert!(Instant::now() < deadline, "memcached did not stop");
-        std::thread::yield_now();
-    }
+    own_server::wait_until_stopped(server.child.as_ref().unwrap().id());
     let result = timeout(LIMIT, store.load(&id, "ns", &["a"])).await;
     let update = timeout(LIMIT, store.update(&id, &[set("ns", "a", b"2")], later())).await;
     signal("-CONT");

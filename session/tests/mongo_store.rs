@@ -7,6 +7,7 @@
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 mod mongo_support;
+mod own_server;
 
 use std::time::{Duration, SystemTime};
 

@@ -6,6 +6,7 @@
 #![cfg(feature = "redis")]
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
+mod own_server;
 mod redis_support;
 
 use std::sync::Arc;

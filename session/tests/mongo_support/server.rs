@@ -8,7 +8,7 @@
 //! stdin), when the `OwnServer` is dropped, or when it is stopped.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -70,31 +70,12 @@ fn python() -> PathBuf {
     python
 }
 
-/// A loopback port nothing listens on right now, and never handed out
-/// before in this process: tests run in parallel, and two of them starting
-/// a server on one port would talk to each other's.
-fn spare_port() -> u16 {
-    static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
-    loop {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut handed_out = HANDED_OUT.lock().unwrap();
-        if !handed_out.contains(&port) {
-            handed_out.push(port);
-            return port;
-        }
-    }
-}
-
 impl OwnServer {
     /// Starts a server on a spare port and waits until it accepts
     /// connections. `replica_set`: `Some(name)` for a single-node replica
     /// set (transactions), `None` for standalone.
     pub fn start(storage: Storage, replica_set: Option<&str>) -> Self {
-        let port = spare_port();
+        let port = crate::own_server::spare_port();
         let tag = format!("typed-sessions-secantus-{}-{port}", std::process::id());
         let dir = (storage == Storage::Disk).then(|| {
             let dir = std::env::temp_dir().join(&tag);
@@ -197,18 +178,7 @@ impl OwnServer {
     /// but nothing answers.
     pub fn freeze(&self) {
         self.signal("-STOP");
-        // `kill` returns before the process has stopped: wait until it has.
-        let pid = self.child.as_ref().expect("server running").id();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .unwrap()
-            .rsplit(')')
-            .next()
-            .is_some_and(|rest| rest.trim_start().starts_with('T'))
-        {
-            assert!(Instant::now() < deadline, "server {pid} did not stop");
-            std::thread::yield_now();
-        }
+        crate::own_server::wait_until_stopped(self.child.as_ref().expect("server running").id());
     }
 
     /// Resumes a frozen process (SIGCONT).

@@ -208,21 +208,11 @@ impl Drop for OwnRedis {
     }
 }
 
-/// A port nothing listens on and never handed out before in this process
-/// (tests run in parallel); for a cluster node also its bus port (+10000).
+/// A spare port (see `own_server`); for a cluster node also one whose bus
+/// port (+10000) is free.
 fn free_port(cluster: bool) -> u16 {
-    static HANDED_OUT: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
     for _ in 0..100 {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut handed_out = HANDED_OUT.lock().unwrap();
-        if handed_out.contains(&port) {
-            continue;
-        }
-        handed_out.push(port);
+        let port = crate::own_server::spare_port();
         if !cluster {
             return port;
         }
