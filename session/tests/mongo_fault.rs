@@ -6,7 +6,6 @@
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 mod mongo_support;
-mod own_server;
 
 use std::time::{Duration, SystemTime};
 
@@ -51,7 +50,7 @@ async fn calls_fail_while_the_server_is_down_and_work_after_restart() {
         fails("load", store.load(&id, NS, &["a"])).await,
         fails(
             "update",
-            store.update(&id, &[set(NS, "a", b"2")], in_a_minute()),
+            store.update(&id, &[set(NS, "a", b"2")], Some(in_a_minute())),
         )
         .await,
         fails("touch", store.touch(&id, in_a_minute())).await,
@@ -81,7 +80,7 @@ async fn calls_fail_while_the_server_is_down_and_work_after_restart() {
     assert_eq!(loaded.values, vec![Some(Bytes::from_static(b"1"))]);
     assert!(
         store
-            .update(&id, &[set(NS, "a", b"2")], in_a_minute())
+            .update(&id, &[set(NS, "a", b"2")], Some(in_a_minute()))
             .await
             .unwrap()
     );
@@ -113,7 +112,7 @@ async fn a_frozen_server_times_out_and_recovers() {
     assert!(matches!(error, StoreError::Timeout(_)), "{error:?}");
     let error = fails(
         "update",
-        store.update(&id, &[set(NS, "a", b"2")], in_a_minute()),
+        store.update(&id, &[set(NS, "a", b"2")], Some(in_a_minute())),
     )
     .await;
     assert!(matches!(error, StoreError::Timeout(_)), "{error:?}");
@@ -127,7 +126,7 @@ async fn a_frozen_server_times_out_and_recovers() {
     );
     assert!(
         store
-            .update(&id, &[set(NS, "a", b"3")], in_a_minute())
+            .update(&id, &[set(NS, "a", b"3")], Some(in_a_minute()))
             .await
             .unwrap()
     );

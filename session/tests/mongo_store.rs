@@ -7,7 +7,6 @@
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 mod mongo_support;
-mod own_server;
 
 use std::time::{Duration, SystemTime};
 
@@ -126,7 +125,7 @@ async fn expired_document_still_present_is_not_returned() {
             .unwrap();
         let loaded = store.load(&id, NS, &["a"]).await.unwrap();
         let updated = store
-            .update(&id, &[set(NS, "a", b"late")], in_a_minute())
+            .update(&id, &[set(NS, "a", b"late")], Some(in_a_minute()))
             .await
             .unwrap();
         let touched = store.touch(&id, in_a_minute()).await.unwrap();
@@ -185,7 +184,7 @@ async fn garbage_data_is_read_as_empty_and_reset_on_write() {
         assert_eq!(loaded.unwrap().values, vec![None, None], "data {what}");
         assert!(
             store
-                .update(&id, &[set(NS, "a", b"1")], in_a_minute())
+                .update(&id, &[set(NS, "a", b"1")], Some(in_a_minute()))
                 .await
                 .unwrap(),
             "data {what}"
@@ -216,7 +215,7 @@ async fn garbage_data_is_read_as_empty_and_reset_on_write() {
     );
     assert!(
         store
-            .update(&id, &[set(NS, "a", b"1")], in_a_minute())
+            .update(&id, &[set(NS, "a", b"1")], Some(in_a_minute()))
             .await
             .unwrap()
     );
@@ -261,7 +260,7 @@ async fn field_that_is_not_binary_reads_as_missing() {
     // Writing such a field replaces it.
     assert!(
         store
-            .update(&id, &[set(NS, "text", b"now binary")], in_a_minute())
+            .update(&id, &[set(NS, "text", b"now binary")], Some(in_a_minute()))
             .await
             .unwrap()
     );
@@ -295,7 +294,7 @@ async fn malformed_times_are_treated_as_expired() {
         assert_eq!(store.load(&id, NS, &["a"]).await.unwrap(), None, "{times}");
         assert!(
             !store
-                .update(&id, &[set(NS, "a", b"y")], in_a_minute())
+                .update(&id, &[set(NS, "a", b"y")], Some(in_a_minute()))
                 .await
                 .unwrap(),
             "{times}"
@@ -340,7 +339,7 @@ async fn names_that_would_break_the_path_are_refused() {
             .update(
                 &id,
                 &[set(NS, "a", b"2"), set(NS, "x.y", b"3")],
-                in_a_minute(),
+                Some(in_a_minute()),
             )
             .await,
     );
@@ -355,7 +354,11 @@ async fn names_that_would_break_the_path_are_refused() {
             )
             .await,
     );
-    refused(store.update(&id, &[set(NS, "", b"1")], in_a_minute()).await);
+    refused(
+        store
+            .update(&id, &[set(NS, "", b"1")], Some(in_a_minute()))
+            .await,
+    );
     // Nothing of the refused update was written.
     assert_eq!(
         store.load(&id, NS, &["a"]).await.unwrap().unwrap().values,
@@ -400,7 +403,12 @@ async fn set_and_remove_of_one_field_last_wins() {
             value: Some(b"2"),
         },
     ];
-    assert!(store.update(&id, &writes, in_a_minute()).await.unwrap());
+    assert!(
+        store
+            .update(&id, &writes, Some(in_a_minute()))
+            .await
+            .unwrap()
+    );
     assert_eq!(
         store.load(&id, NS, &["a"]).await.unwrap().unwrap().values,
         vec![Some(Bytes::from_static(b"2"))]
@@ -412,7 +420,12 @@ async fn set_and_remove_of_one_field_last_wins() {
         },
         FieldWrite { key, value: None },
     ];
-    assert!(store.update(&id, &writes, in_a_minute()).await.unwrap());
+    assert!(
+        store
+            .update(&id, &writes, Some(in_a_minute()))
+            .await
+            .unwrap()
+    );
     assert_eq!(
         store.load(&id, NS, &["a"]).await.unwrap().unwrap().values,
         vec![None]
@@ -450,7 +463,7 @@ async fn documents_over_16_mib_are_too_large() {
         .await
         .unwrap();
     let updated = store
-        .update(&id, &[set(NS, "b", &half)], in_a_minute())
+        .update(&id, &[set(NS, "b", &half)], Some(in_a_minute()))
         .await;
     assert!(
         matches!(updated, Err(StoreError::TooLarge(_))),
@@ -495,7 +508,12 @@ async fn document_layout_is_as_documented() {
         },
         value: None,
     };
-    assert!(store.update(&id, &[remove], in_a_minute()).await.unwrap());
+    assert!(
+        store
+            .update(&id, &[remove], Some(in_a_minute()))
+            .await
+            .unwrap()
+    );
     let document = raw(&store, id.as_str()).await.unwrap();
     assert_eq!(
         document.get_document("data").unwrap(),
@@ -540,7 +558,7 @@ async fn an_interrupted_move_blocks_writes_only_until_its_lease_ends() {
         .unwrap();
     assert!(
         !store
-            .update(&id, &[set(NS, "a", b"2")], in_a_minute())
+            .update(&id, &[set(NS, "a", b"2")], Some(in_a_minute()))
             .await
             .unwrap()
     );
@@ -554,7 +572,7 @@ async fn an_interrupted_move_blocks_writes_only_until_its_lease_ends() {
     tokio::time::sleep(Duration::from_millis(1600)).await;
     assert!(
         store
-            .update(&id, &[set(NS, "a", b"2")], in_a_minute())
+            .update(&id, &[set(NS, "a", b"2")], Some(in_a_minute()))
             .await
             .unwrap()
     );
@@ -595,7 +613,7 @@ async fn move_onto_a_live_id_changes_nothing() {
     }
     assert!(
         store
-            .update(&from, &[set(NS, "b", b"1")], in_a_minute())
+            .update(&from, &[set(NS, "b", b"1")], Some(in_a_minute()))
             .await
             .unwrap()
     );

@@ -6,7 +6,6 @@
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 mod mongo_support;
-mod own_server;
 
 use std::sync::OnceLock;
 

@@ -8,6 +8,9 @@
 //! stdin), when the `OwnServer` is dropped, or when it is stopped.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "../own_server/mod.rs"]
+mod own_server;
+
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -75,7 +78,7 @@ impl OwnServer {
     /// connections. `replica_set`: `Some(name)` for a single-node replica
     /// set (transactions), `None` for standalone.
     pub fn start(storage: Storage, replica_set: Option<&str>) -> Self {
-        let port = crate::own_server::spare_port();
+        let port = own_server::spare_port();
         let tag = format!("typed-sessions-secantus-{}-{port}", std::process::id());
         let dir = (storage == Storage::Disk).then(|| {
             let dir = std::env::temp_dir().join(&tag);
@@ -178,7 +181,7 @@ impl OwnServer {
     /// but nothing answers.
     pub fn freeze(&self) {
         self.signal("-STOP");
-        crate::own_server::wait_until_stopped(self.child.as_ref().expect("server running").id());
+        own_server::wait_until_stopped(self.child.as_ref().expect("server running").id());
     }
 
     /// Resumes a frozen process (SIGCONT).
