@@ -385,7 +385,7 @@ impl SessionStore for CannedStore {
         &self,
         _id: &SessionId,
         writes: &[FieldWrite<'_>],
-        _expires_at: SystemTime,
+        _expires_at: Option<SystemTime>,
     ) -> Result<bool, StoreError> {
         self.record(writes);
         Ok(true)

@@ -31,6 +31,7 @@ macro_rules! store_conformance_tests {
             create_never_overwrites,
             update_changes_only_named_fields,
             update_of_missing_session_creates_nothing,
+            update_without_expiry_keeps_the_stored_one,
             expired_session_is_gone,
             touch_extends_without_changing_fields,
             delete_removes_every_namespace,
@@ -192,7 +193,7 @@ pub async fn update_changes_only_named_fields<S: SessionStore + ?Sized>(store: &
             .update(
                 &id,
                 &[set(NS, "a", b"10"), remove(NS, "b"), set(NS, "d", b"4")],
-                expires
+                Some(expires)
             )
             .await
             .unwrap()
@@ -207,11 +208,11 @@ pub async fn update_changes_only_named_fields<S: SessionStore + ?Sized>(store: &
     // Removing a field that is not there, and an empty update, are fine.
     assert!(
         store
-            .update(&id, &[remove(NS, "zzz")], expires)
+            .update(&id, &[remove(NS, "zzz")], Some(expires))
             .await
             .unwrap()
     );
-    assert!(store.update(&id, &[], expires).await.unwrap());
+    assert!(store.update(&id, &[], Some(expires)).await.unwrap());
     assert_eq!(values(store, &id, NS, &["c"]).await, vec![bytes("3")]);
 }
 
@@ -219,12 +220,45 @@ pub async fn update_of_missing_session_creates_nothing<S: SessionStore + ?Sized>
     let id = new_id();
     assert!(
         !store
-            .update(&id, &[set(NS, "a", b"1")], in_a_minute())
+            .update(&id, &[set(NS, "a", b"1")], Some(in_a_minute()))
             .await
             .unwrap()
     );
     assert!(!store.touch(&id, in_a_minute()).await.unwrap());
     assert_eq!(load(store, &id, NS, &["a"]).await, None);
+}
+
+pub async fn update_without_expiry_keeps_the_stored_one<S: SessionStore + ?Sized>(store: &S) {
+    let id = new_id();
+    let expires = SystemTime::now() + Duration::from_secs(3600);
+    store
+        .create(&id, &[set(NS, "a", b"1")], SystemTime::now(), expires)
+        .await
+        .unwrap();
+    assert!(
+        store
+            .update(&id, &[set(NS, "a", b"2"), remove(NS, "b")], None)
+            .await
+            .unwrap()
+    );
+    let loaded = load(store, &id, NS, &["a"]).await.expect("session exists");
+    assert_eq!(loaded.values, vec![bytes("2")]);
+    assert_close(
+        loaded.expires_at,
+        expires,
+        "expires_at after update without one",
+    );
+    // Nothing to write: only whether the session is there.
+    assert!(store.update(&id, &[], None).await.unwrap());
+    assert!(!store.update(&new_id(), &[], None).await.unwrap());
+    let missing = new_id();
+    assert!(
+        !store
+            .update(&missing, &[set(NS, "a", b"1")], None)
+            .await
+            .unwrap()
+    );
+    assert_eq!(load(store, &missing, NS, &["a"]).await, None);
 }
 
 pub async fn expired_session_is_gone<S: SessionStore + ?Sized>(store: &S) {
@@ -244,7 +278,7 @@ pub async fn expired_session_is_gone<S: SessionStore + ?Sized>(store: &S) {
     );
     assert!(
         !store
-            .update(&id, &[set(NS, "a", b"2")], in_a_minute())
+            .update(&id, &[set(NS, "a", b"2")], Some(in_a_minute()))
             .await
             .unwrap()
     );
@@ -307,7 +341,7 @@ pub async fn delete_removes_every_namespace<S: SessionStore + ?Sized>(store: &S)
     // No resurrection: a slower request's write after the delete changes nothing.
     assert!(
         !store
-            .update(&id, &[set(NS, "a", b"late")], in_a_minute())
+            .update(&id, &[set(NS, "a", b"late")], Some(in_a_minute()))
             .await
             .unwrap()
     );
@@ -346,7 +380,7 @@ pub async fn move_keeps_data_and_retires_old_id<S: SessionStore + ?Sized>(store:
     // No resurrection of the old id, and the old id cannot be moved again.
     assert!(
         !store
-            .update(&old, &[set(NS, "a", b"late")], in_a_minute())
+            .update(&old, &[set(NS, "a", b"late")], Some(in_a_minute()))
             .await
             .unwrap()
     );
@@ -389,7 +423,12 @@ pub async fn concurrent_writers_of_different_fields_all_survive<S: SessionStore 
                     },
                     value: Some(value.as_bytes()),
                 };
-                assert!(store.update(id, &[write], in_a_minute()).await.unwrap());
+                assert!(
+                    store
+                        .update(id, &[write], Some(in_a_minute()))
+                        .await
+                        .unwrap()
+                );
             }
         });
         futures_util::future::join_all(writers).await;
@@ -433,7 +472,7 @@ pub async fn values_are_binary_safe_and_large<S: SessionStore + ?Sized>(store: &
     );
     assert!(
         store
-            .update(&id, &[set(NS, "small", b"1")], in_a_minute())
+            .update(&id, &[set(NS, "small", b"1")], Some(in_a_minute()))
             .await
             .unwrap()
     );

@@ -387,7 +387,7 @@ impl RequestSession {
             if !writes.is_empty()
                 && !self
                     .shared
-                    .call(store.update(id, &writes, fresh_expiry))
+                    .call(store.update(id, &writes, Some(fresh_expiry)))
                     .await?
             {
                 return Ok(self.vanished(id));
@@ -411,20 +411,20 @@ impl RequestSession {
         let refresh = chosen_expiry.is_some()
             || matches!(self.presented, Presented::OldKey(_))
             || expiry.refresh_due(fresh_expiry, stored_expiry);
-        let expires_at = if refresh { fresh_expiry } else { stored_expiry };
+        let new_expiry = refresh.then_some(fresh_expiry);
         if !writes.is_empty() {
             if !self
                 .shared
-                .call(store.update(id, &writes, expires_at))
+                .call(store.update(id, &writes, new_expiry))
                 .await?
             {
                 return Ok(self.vanished(id));
             }
-        } else if refresh && !self.shared.call(store.touch(id, expires_at)).await? {
+        } else if refresh && !self.shared.call(store.touch(id, fresh_expiry)).await? {
             return Ok(self.vanished(id));
         }
         Ok(if refresh {
-            cookie.issue(id, &expiry, expires_at, config)
+            cookie.issue(id, &expiry, fresh_expiry, config)
         } else {
             None
         })

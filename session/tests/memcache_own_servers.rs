@@ -157,10 +157,13 @@ async fn every_call_fails(store: &MemcacheStore, id: &SessionId) {
         ),
         (
             "update",
-            timeout(LIMIT, store.update(id, &[set("ns", "a", b"1")], later()))
-                .await
-                .expect("update hung")
-                .map(|_| ()),
+            timeout(
+                LIMIT,
+                store.update(id, &[set("ns", "a", b"1")], Some(later())),
+            )
+            .await
+            .expect("update hung")
+            .map(|_| ()),
         ),
         (
             "touch",
@@ -217,7 +220,7 @@ async fn killed_memcached_fails_calls_promptly_and_the_store_recovers_on_restart
                     let call = async {
                         if worker % 2 == 0 {
                             store
-                                .update(&id, &[set("ns", &name, b"1")], later())
+                                .update(&id, &[set("ns", &name, b"1")], Some(later()))
                                 .await
                                 .map(|_| ())
                         } else {
@@ -261,7 +264,7 @@ async fn killed_memcached_fails_calls_promptly_and_the_store_recovers_on_restart
     assert_eq!(store.load(&id, "ns", &["a"]).await.unwrap(), None);
     assert!(
         !store
-            .update(&id, &[set("ns", "a", b"1")], later())
+            .update(&id, &[set("ns", "a", b"1")], Some(later()))
             .await
             .unwrap()
     );
@@ -272,7 +275,7 @@ async fn killed_memcached_fails_calls_promptly_and_the_store_recovers_on_restart
         .unwrap();
     assert!(
         store
-            .update(&fresh, &[set("ns", "b", b"2")], later())
+            .update(&fresh, &[set("ns", "b", b"2")], Some(later()))
             .await
             .unwrap()
     );
@@ -324,7 +327,7 @@ async fn sessions_spread_over_several_servers() {
             .unwrap();
         assert!(
             store
-                .update(id, &[set("ns", "j", b"x")], later())
+                .update(id, &[set("ns", "j", b"x")], Some(later()))
                 .await
                 .unwrap()
         );
@@ -413,7 +416,11 @@ async fn a_frozen_memcached_fails_calls_at_the_client_deadline() {
     signal("-STOP");
     own_server::wait_until_stopped(server.child.as_ref().unwrap().id());
     let result = timeout(LIMIT, store.load(&id, "ns", &["a"])).await;
-    let update = timeout(LIMIT, store.update(&id, &[set("ns", "a", b"2")], later())).await;
+    let update = timeout(
+        LIMIT,
+        store.update(&id, &[set("ns", "a", b"2")], Some(later())),
+    )
+    .await;
     signal("-CONT");
     assert!(
         matches!(result, Ok(Err(StoreError::Backend(_)))),

@@ -115,7 +115,12 @@ async fn twelve_writers_twenty_rounds(stores: Vec<Arc<MemcacheStore>>) {
                         set("w", &name, value.as_bytes()),
                         set("w", &last, value.as_bytes()),
                     ];
-                    assert!(store.update(&id, &writes, in_minutes(10)).await.unwrap());
+                    assert!(
+                        store
+                            .update(&id, &writes, Some(in_minutes(10)))
+                            .await
+                            .unwrap()
+                    );
                 }
             })
         })
@@ -184,7 +189,7 @@ async fn expiries_over_30_days_are_sent_as_absolute_times() {
         let expires = SystemTime::now() + Duration::from_secs(days * DAY);
         assert!(
             store
-                .update(&id, &[set("ns", "a", b"2")], expires)
+                .update(&id, &[set("ns", "a", b"2")], Some(expires))
                 .await
                 .unwrap()
         );
@@ -237,7 +242,7 @@ async fn memcached_keeps_the_item_past_the_record_expiry_but_load_refuses_it() {
     assert_eq!(store.load(&id, "ns", &["a"]).await.unwrap(), None);
     assert!(
         !store
-            .update(&id, &[set("ns", "a", b"2")], in_minutes(1))
+            .update(&id, &[set("ns", "a", b"2")], Some(in_minutes(1)))
             .await
             .unwrap()
     );
@@ -264,7 +269,7 @@ async fn oversized_session_is_refused_and_the_stored_one_kept() {
         .update(
             &id,
             &[set("ns", "b", &huge), set("ns", "a", b"changed")],
-            in_minutes(5),
+            Some(in_minutes(5)),
         )
         .await
         .unwrap_err();
@@ -317,7 +322,7 @@ async fn oversized_session_is_refused_and_the_stored_one_kept() {
         .update(
             &full,
             &[set("ns", "fill", &[exact.as_slice(), &[1]].concat())],
-            in_minutes(5),
+            Some(in_minutes(5)),
         )
         .await
         .unwrap_err();
@@ -342,7 +347,7 @@ async fn oversized_session_is_refused_and_the_stored_one_kept() {
         .update(
             &doomed,
             &[set("ns", "b", &vec![3u8; 2 * 1024 * 1024])],
-            in_minutes(5),
+            Some(in_minutes(5)),
         )
         .await
         .unwrap_err();
@@ -357,7 +362,7 @@ async fn oversized_session_is_refused_and_the_stored_one_kept() {
     assert_eq!(lax.load(&doomed, "ns", &["a"]).await.unwrap(), None);
     // The connection pool is still usable after the refusal.
     assert!(
-        lax.update(&id, &[set("ns", "c", b"ok")], in_minutes(5))
+        lax.update(&id, &[set("ns", "c", b"ok")], Some(in_minutes(5)))
             .await
             .unwrap()
     );
@@ -440,7 +445,7 @@ async fn stored_item_follows_the_documented_format() {
     // An update rewrites it, keeping the creation time and unknown fields.
     assert!(
         store
-            .update(&other, &[set("ns", "y", b"1")], in_minutes(5))
+            .update(&other, &[set("ns", "y", b"1")], Some(in_minutes(5)))
             .await
             .unwrap()
     );
@@ -483,7 +488,7 @@ async fn unreadable_items_are_treated_as_absent_and_left_alone() {
         assert_eq!(store.load(&id, "ns", &["a"]).await.unwrap(), None, "{what}");
         assert!(
             !store
-                .update(&id, &[set("ns", "a", b"2")], in_minutes(1))
+                .update(&id, &[set("ns", "a", b"2")], Some(in_minutes(1)))
                 .await
                 .unwrap(),
             "{what}"
@@ -570,7 +575,7 @@ async fn a_write_racing_a_move_lands_on_the_new_id_or_reports_false() {
             let (store, old) = (other.clone(), old.clone());
             tokio::spawn(async move {
                 store
-                    .update(&old, &[set("ns", "a", b"1")], in_minutes(5))
+                    .update(&old, &[set("ns", "a", b"1")], Some(in_minutes(5)))
                     .await
                     .unwrap()
             })

@@ -68,7 +68,11 @@ async fn every_call_fails(store: &RedisStore, id: &SessionId) {
     );
     assert_store_failure(
         "update",
-        bounded("update", store.update(id, &write(b"y"), in_a_minute())).await,
+        bounded(
+            "update",
+            store.update(id, &write(b"y"), Some(in_a_minute())),
+        )
+        .await,
     );
     assert_store_failure(
         "touch",
@@ -91,9 +95,12 @@ async fn every_call_works(store: &RedisStore) {
     .await
     .unwrap();
     assert!(
-        bounded("update", store.update(&id, &write(b"2"), in_a_minute()))
-            .await
-            .unwrap()
+        bounded(
+            "update",
+            store.update(&id, &write(b"2"), Some(in_a_minute()))
+        )
+        .await
+        .unwrap()
     );
     assert!(
         bounded("touch", store.touch(&id, in_a_minute()))
@@ -141,9 +148,12 @@ fn start_callers(
                     let ok = if n % 2 == 0 {
                         bounded("load", store.load(&id, "ns", &["f"])).await.is_ok()
                     } else {
-                        bounded("update", store.update(&id, &write(b"z"), in_a_minute()))
-                            .await
-                            .is_ok()
+                        bounded(
+                            "update",
+                            store.update(&id, &write(b"z"), Some(in_a_minute())),
+                        )
+                        .await
+                        .is_ok()
                     };
                     if ok && !succeeded {
                         succeeded = true;

@@ -121,14 +121,18 @@ async fn small_update_of_a_big_session_sends_under_1kb() {
     // request would have.
     assert!(
         store
-            .update(&id, &[set("big", "small", b"1")], in_a_minute())
+            .update(&id, &[set("big", "small", b"1")], Some(in_a_minute()))
             .await
             .unwrap()
     );
     let before = info_stat(&mut con, "total_net_input_bytes").await;
     assert!(
         store
-            .update(&id, &[set("big", "small", b"12345678")], in_a_minute())
+            .update(
+                &id,
+                &[set("big", "small", b"12345678")],
+                Some(in_a_minute())
+            )
             .await
             .unwrap()
     );
@@ -206,7 +210,7 @@ async fn key_of_another_type_is_malformed_never_overwritten() {
     let load = store.load(&id, "ns", &["f"]).await;
     assert!(matches!(load, Err(StoreError::Malformed(_))), "{load:?}");
     let update = store
-        .update(&id, &[set("ns", "f", b"1")], in_a_minute())
+        .update(&id, &[set("ns", "f", b"1")], Some(in_a_minute()))
         .await;
     assert!(
         matches!(update, Err(StoreError::Malformed(_))),
@@ -245,7 +249,7 @@ async fn hash_without_marker_is_not_a_session() {
     assert_eq!(store.load(&id, "ns", &["f"]).await.unwrap(), None);
     assert!(
         !store
-            .update(&id, &[set("ns", "f", b"1")], in_a_minute())
+            .update(&id, &[set("ns", "f", b"1")], Some(in_a_minute()))
             .await
             .unwrap()
     );
@@ -411,7 +415,11 @@ async fn cluster_move_loses_no_concurrent_write() {
                         }
                         let value = n.to_string();
                         if store
-                            .update(&from, &[set("ns", &field, value.as_bytes())], in_a_minute())
+                            .update(
+                                &from,
+                                &[set("ns", &field, value.as_bytes())],
+                                Some(in_a_minute()),
+                            )
                             .await
                             .unwrap()
                         {

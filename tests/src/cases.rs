@@ -519,7 +519,7 @@ pub async fn corrupt_field_is_reset_not_fatal(store: Store) {
             .update(
                 &id,
                 &[write],
-                std::time::SystemTime::now() + Duration::from_secs(60)
+                Some(std::time::SystemTime::now() + Duration::from_secs(60))
             )
             .await
             .unwrap()

@@ -242,7 +242,7 @@ impl SessionStore for Chaos {
         &self,
         id: &SessionId,
         writes: &[FieldWrite<'_>],
-        expires_at: SystemTime,
+        expires_at: Option<SystemTime>,
     ) -> Result<bool, StoreError> {
         self.controls.counts.lock().update += 1;
         let behavior = self.plan().update;

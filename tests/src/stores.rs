@@ -75,7 +75,7 @@ impl SessionStore for Recording {
         &self,
         id: &SessionId,
         writes: &[FieldWrite<'_>],
-        expires_at: SystemTime,
+        expires_at: Option<SystemTime>,
     ) -> Result<bool, StoreError> {
         let (fields, bytes) = summarize(writes);
         self.calls.lock().push(Call::Update { fields, bytes });
@@ -179,7 +179,7 @@ impl SessionStore for Faulty {
         &self,
         id: &SessionId,
         writes: &[FieldWrite<'_>],
-        expires_at: SystemTime,
+        expires_at: Option<SystemTime>,
     ) -> Result<bool, StoreError> {
         let fault = self.faults.lock().update;
         apply(fault).await?;

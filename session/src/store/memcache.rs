@@ -434,13 +434,14 @@ impl MemcacheStore {
     }
 
     /// The read-modify-write loop of update and touch: `gets`, `change`
-    /// the live record into new bytes, `cas` them back; again on a
-    /// conflict. `Ok(false)` when the session is gone.
+    /// the live record into new bytes expiring at the given time (the new
+    /// expiry, or the record's own with `None`), `cas` them back; again on
+    /// a conflict. `Ok(false)` when the session is gone.
     async fn modify(
         &self,
         id: &SessionId,
-        expires_at: SystemTime,
-        change: impl Fn(&Record<'_>) -> Result<Vec<u8>, StoreError>,
+        expires_at: Option<SystemTime>,
+        change: impl Fn(&Record<'_>, SystemTime) -> Result<Vec<u8>, StoreError>,
     ) -> Result<bool, StoreError> {
         let key = self.key(id);
         let _turn = self.queues.turn(&key).await;
@@ -452,7 +453,9 @@ impl MemcacheStore {
             let Some(record) = self.live(id, &bytes, SystemTime::now()) else {
                 return Ok(false);
             };
-            let value = change(&record)?;
+            let expires_at =
+                expires_at.unwrap_or_else(|| super::from_unix_millis(record.expires_at));
+            let value = change(&record, expires_at)?;
             match self.write(id, &key, value, expires_at, Some(cas)).await? {
                 Written::Stored(_) => return Ok(true),
                 Written::Conflict => {
@@ -531,9 +534,9 @@ impl SessionStore for MemcacheStore {
         &self,
         id: &SessionId,
         writes: &[FieldWrite<'_>],
-        expires_at: SystemTime,
+        expires_at: Option<SystemTime>,
     ) -> Result<bool, StoreError> {
-        self.modify(id, expires_at, |stored| {
+        self.modify(id, expires_at, |stored, expires_at| {
             let fields = record::merge(&stored.fields, writes);
             self.encode(id, stored.created_at, expires_at, &fields)
         })
@@ -541,7 +544,7 @@ impl SessionStore for MemcacheStore {
     }
 
     async fn touch(&self, id: &SessionId, expires_at: SystemTime) -> Result<bool, StoreError> {
-        self.modify(id, expires_at, |stored| {
+        self.modify(id, Some(expires_at), |stored, expires_at| {
             Ok(record::with_header(
                 stored.created_at,
                 unix_millis(expires_at),

@@ -190,13 +190,15 @@ impl SessionStore for MemoryStore {
         &self,
         id: &SessionId,
         writes: &[FieldWrite<'_>],
-        expires_at: SystemTime,
+        expires_at: Option<SystemTime>,
     ) -> Result<bool, StoreError> {
         Ok(self.write(id, |sessions, now| {
             match sessions.get_mut(id.as_str()).filter(|r| r.is_live(now)) {
                 Some(record) => {
                     record.apply(writes);
-                    record.expires_at = expires_at;
+                    if let Some(expires_at) = expires_at {
+                        record.expires_at = expires_at;
+                    }
                     true
                 }
                 None => false,
@@ -205,7 +207,7 @@ impl SessionStore for MemoryStore {
     }
 
     async fn touch(&self, id: &SessionId, expires_at: SystemTime) -> Result<bool, StoreError> {
-        self.update(id, &[], expires_at).await
+        self.update(id, &[], Some(expires_at)).await
     }
 
     async fn delete(&self, id: &SessionId) -> Result<(), StoreError> {

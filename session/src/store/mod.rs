@@ -133,7 +133,9 @@ pub trait SessionStore: Send + Sync + 'static {
         expires_at: SystemTime,
     ) -> Result<(), StoreError>;
 
-    /// Applies `writes` to an existing session and sets its expiry.
+    /// Applies `writes` to an existing session and, with `Some`, sets its
+    /// expiry; with `None` the stored expiry stays as it is (the layer moves
+    /// expiries once per refresh interval, not on every write).
     ///
     /// Returns `Ok(false)`, changing nothing, when the session no longer
     /// exists (deleted, moved or expired): an update never creates one.
@@ -141,7 +143,7 @@ pub trait SessionStore: Send + Sync + 'static {
         &self,
         id: &SessionId,
         writes: &[FieldWrite<'_>],
-        expires_at: SystemTime,
+        expires_at: Option<SystemTime>,
     ) -> Result<bool, StoreError>;
 
     /// Sets the expiry of an existing session without touching its fields.
@@ -189,7 +191,7 @@ impl<S: SessionStore + ?Sized> SessionStore for std::sync::Arc<S> {
         &self,
         id: &SessionId,
         writes: &[FieldWrite<'_>],
-        expires_at: SystemTime,
+        expires_at: Option<SystemTime>,
     ) -> Result<bool, StoreError> {
         (**self).update(id, writes, expires_at).await
     }

@@ -615,14 +615,17 @@ impl MongoStore {
         &self,
         id: &SessionId,
         writes: &[FieldWrite<'_>],
-        expires_at: SystemTime,
+        expires_at: Option<SystemTime>,
     ) -> Result<bool, StoreError> {
         let writes = fold_writes(writes)?;
         let size: usize = writes.values().map(|v| v.map_or(0, <[u8]>::len)).sum();
         if size > MAX_DOCUMENT_SIZE {
             return Err(too_large(size));
         }
-        let mut set = doc! { "expires_at": bson_time(expires_at) };
+        let mut set = Document::new();
+        if let Some(expires_at) = expires_at {
+            set.insert("expires_at", bson_time(expires_at));
+        }
         let mut unset = Document::new();
         let mut namespaces: Vec<&str> = Vec::new();
         for ((namespace, field), value) in &writes {
@@ -639,9 +642,23 @@ impl MongoStore {
                 }
             }
         }
-        let mut update = doc! { "$set": set };
+        let mut update = Document::new();
+        if !set.is_empty() {
+            update.insert("$set", set);
+        }
         if !unset.is_empty() {
             update.insert("$unset", unset);
+        }
+        if update.is_empty() {
+            // Nothing to change (MongoDB refuses an empty update): only
+            // whether the session is still there.
+            let found = self
+                .collection
+                .find_one(writable_filter(id, DateTime::now()))
+                .projection(doc! { "_id": 1 })
+                .await
+                .map_err(backend)?;
+            return Ok(found.is_some());
         }
         let first = self
             .collection
@@ -773,7 +790,7 @@ impl SessionStore for MongoStore {
         &self,
         id: &SessionId,
         writes: &[FieldWrite<'_>],
-        expires_at: SystemTime,
+        expires_at: Option<SystemTime>,
     ) -> Result<bool, StoreError> {
         self.timed(async {
             self.ensure_index_untimed().await?;

@@ -193,8 +193,9 @@ return 1
     )
 });
 
-/// ARGV: expiry, the number n of fields to set, n field/value pairs, then the
-/// fields to remove. 1 written, 0 not a session, 2 busy: while `__frozen`
+/// ARGV: expiry (empty: keep the stored one), the number n of fields to
+/// set, n field/value pairs, then the fields to remove. 1 written, 0 not a
+/// session, 2 busy: while `__frozen`
 /// holds a time in the future nothing is written (see the module docs). A
 /// write clears `__moving`.
 static UPDATE: LazyLock<Script> = LazyLock::new(|| {
@@ -211,15 +212,16 @@ if m[2] then
 end
 local n = #ARGV
 local last = 2 + 2 * tonumber(ARGV[2])
-if last <= 1000 then
+local expires = ARGV[1] ~= ''
+if expires and last <= 1000 then
   redis.call('HSET', KEYS[1], '__expires', ARGV[1], unpack(ARGV, 3, last))
 else
-  redis.call('HSET', KEYS[1], '__expires', ARGV[1])
+  if expires then redis.call('HSET', KEYS[1], '__expires', ARGV[1]) end
   for i = 3, last, 1000 do redis.call('HSET', KEYS[1], unpack(ARGV, i, math.min(i + 999, last))) end
 end
 for i = last + 1, n, 1000 do redis.call('HDEL', KEYS[1], unpack(ARGV, i, math.min(i + 999, n))) end
 if m[3] and n > 2 then redis.call('HDEL', KEYS[1], '__moving') end
-redis.call('PEXPIREAT', KEYS[1], ARGV[1])
+if expires then redis.call('PEXPIREAT', KEYS[1], ARGV[1]) end
 return 1
 ",
     )
@@ -899,14 +901,16 @@ impl SessionStore for RedisStore {
         &self,
         id: &SessionId,
         writes: &[FieldWrite<'_>],
-        expires_at: SystemTime,
+        expires_at: Option<SystemTime>,
     ) -> Result<bool, StoreError> {
         let sets = effective(writes).filter(|w| w.value.is_some()).count();
         let mut command = evalsha(&UPDATE, 1);
-        command
-            .arg(self.key_arg(id))
-            .arg(expiry_millis(expires_at))
-            .arg(sets);
+        command.arg(self.key_arg(id));
+        match expires_at {
+            Some(expires_at) => command.arg(expiry_millis(expires_at)),
+            None => command.arg(""),
+        };
+        command.arg(sets);
         for write in effective(writes) {
             if let Some(value) = write.value {
                 command.arg(HashField::from(write.key)).arg(value);
@@ -1079,7 +1083,7 @@ mod tests {
         );
         assert!(
             store
-                .update(&from, &[set("b", b"late")], in_a_minute())
+                .update(&from, &[set("b", b"late")], Some(in_a_minute()))
                 .await
                 .unwrap()
         );
@@ -1173,7 +1177,7 @@ mod tests {
             let (store, from) = (store.clone(), from.clone());
             tokio::spawn(async move {
                 store
-                    .update(&from, &[set("b", b"late")], in_a_minute())
+                    .update(&from, &[set("b", b"late")], Some(in_a_minute()))
                     .await
             })
         };
@@ -1205,7 +1209,7 @@ mod tests {
         assert!(!frozen);
         assert!(
             store
-                .update(&to, &[set("b", b"new")], in_a_minute())
+                .update(&to, &[set("b", b"new")], Some(in_a_minute()))
                 .await
                 .unwrap()
         );
@@ -1224,7 +1228,7 @@ mod tests {
             .unwrap();
         assert!(
             store
-                .update(&from, &[set("b", b"after")], in_a_minute())
+                .update(&from, &[set("b", b"after")], Some(in_a_minute()))
                 .await
                 .unwrap()
         );
@@ -1282,12 +1286,12 @@ mod tests {
             }
         };
         let expires = in_secs(70);
-        assert!(store.update(&from, &[], expires).await.unwrap());
+        assert!(store.update(&from, &[], Some(expires)).await.unwrap());
         check(from_key.clone(), from.clone(), expires).await;
         let expires = in_secs(80);
         assert!(
             store
-                .update(&from, &[set("b", b"2")], expires)
+                .update(&from, &[set("b", b"2")], Some(expires))
                 .await
                 .unwrap()
         );
@@ -1367,7 +1371,12 @@ mod tests {
         assert!(loaded.expires_at > in_secs(100 * 365 * 24 * 3600));
         // An update adds `__expires` (and the key's expiry) too.
         let expires = in_secs(65);
-        assert!(store.update(&id, &[set("a", b"1")], expires).await.unwrap());
+        assert!(
+            store
+                .update(&id, &[set("a", b"1")], Some(expires))
+                .await
+                .unwrap()
+        );
         assert_eq!(
             stored_expiry(&store, &key).await,
             (millis_text(expires), millis_int(expires))
@@ -1464,7 +1473,12 @@ mod tests {
             .collect();
         let fields: Vec<&str> = names.iter().map(String::as_str).collect();
         let (from, to, _from_key, _to_key) = session(&store).await;
-        assert!(store.update(&from, &writes, in_a_minute()).await.unwrap());
+        assert!(
+            store
+                .update(&from, &writes, Some(in_a_minute()))
+                .await
+                .unwrap()
+        );
         let loaded = store.load(&from, "ns", &fields).await.unwrap().unwrap();
         assert_eq!(
             owned(loaded.values),
@@ -1482,7 +1496,12 @@ mod tests {
             })
             .collect();
         changes.extend(names[1200..].iter().map(|name| set(name, b"new")));
-        assert!(store.update(&from, &changes, in_a_minute()).await.unwrap());
+        assert!(
+            store
+                .update(&from, &changes, Some(in_a_minute()))
+                .await
+                .unwrap()
+        );
         assert!(store.move_to(&from, &to, in_a_minute()).await.unwrap());
         let loaded = store.load(&to, "ns", &fields).await.unwrap().unwrap();
         let expected: Vec<Option<Vec<u8>>> = (0..1500)
@@ -1535,7 +1554,12 @@ mod tests {
         let loaded = store.load(&id, "ns", &["a", "b"]).await.unwrap().unwrap();
         assert_eq!(owned(loaded.values), vec![None, Some(b"2".to_vec())]);
         let writes = [remove_a, set("a", b"3"), set("b", b"4"), set("b", b"5")];
-        assert!(store.update(&id, &writes, in_a_minute()).await.unwrap());
+        assert!(
+            store
+                .update(&id, &writes, Some(in_a_minute()))
+                .await
+                .unwrap()
+        );
         let loaded = store.load(&id, "ns", &["a", "b"]).await.unwrap().unwrap();
         assert_eq!(
             owned(loaded.values),
@@ -1568,7 +1592,7 @@ mod tests {
                         // Writes to the old id still land, and it moves.
                         assert!(
                             store
-                                .update(&from, &[set("b", b"2")], in_a_minute())
+                                .update(&from, &[set("b", b"2")], Some(in_a_minute()))
                                 .await
                                 .unwrap()
                         );
@@ -1609,7 +1633,9 @@ mod tests {
             &[b"HSET", key.as_bytes(), FROZEN.as_bytes(), far.as_bytes()],
         )
         .await;
-        let result = store.update(&id, &[set("a", b"2")], in_a_minute()).await;
+        let result = store
+            .update(&id, &[set("a", b"2")], Some(in_a_minute()))
+            .await;
         assert!(
             matches!(result, Err(StoreError::Contention(_))),
             "{result:?}"

@@ -78,7 +78,11 @@ pub async fn move_keeps_every_acknowledged_write(store: &MongoStore, allow_conte
                 for i in 0..WRITES {
                     let value = format!("{w}-{i}");
                     let ok = store
-                        .update(from, &[set(NS, &field, value.as_bytes())], in_a_minute())
+                        .update(
+                            from,
+                            &[set(NS, &field, value.as_bytes())],
+                            Some(in_a_minute()),
+                        )
                         .await
                         .unwrap();
                     if i == 0 {
