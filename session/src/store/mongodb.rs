@@ -41,7 +41,7 @@
 //! | operation | what it sends | atomic |
 //! |---|---|---|
 //! | `load` | one `find_one` by `_id`, filtered on `expires_at > now`, projecting `data.<namespace>`, `created_at`, `expires_at` | yes |
-//! | `update` | one `update_one` filtered on `_id`, `expires_at > now` and not being moved: `$set` of `data.<ns>.<field>` for written fields and of `expires_at`, `$unset` of removed fields; never an upsert | yes (single document) |
+//! | `update` | one `update_one` filtered on `_id`, `expires_at > now` and not being moved: `$set` of `data.<ns>.<field>` for written fields and of `expires_at` when it moves, `$unset` of removed fields; never an upsert (with nothing to change, one `find_one` of `_id` under the same filter) | yes (single document) |
 //! | `touch` | one `update_one` (`$set` of `expires_at`), same filter | yes |
 //! | `create` | one `insert_one`; on a duplicate key, see below | yes for the insert |
 //! | `delete` | one `delete_one` by `_id` | yes |

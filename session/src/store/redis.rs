@@ -44,7 +44,7 @@
 //! |---|---|---|
 //! | [`load`](SessionStore::load) | `HMGET` of the marker, `__expires` and the requested fields (a session without `__expires`: then `PTTL`, a second round trip) | 1 (2) |
 //! | [`create`](SessionStore::create) | script: only if the key does not exist at all, one `HSET` of marker, `__expires` and fields, `PEXPIREAT` | 4 |
-//! | [`update`](SessionStore::update) | script: `HMGET` of the marker and the two move fields; only if the marker exists, one `HSET` of `__expires` and exactly the named fields, one `HDEL` of the removed ones (if any), `PEXPIREAT`. Nothing else is sent or rewritten, so a small change to a big session sends a few bytes | 4, 5 with removals (one or two more while a cluster move is under way) |
+//! | [`update`](SessionStore::update) | script: `HMGET` of the marker and the two move fields; only if the marker exists, one `HSET` of exactly the named fields (and of `__expires` when the expiry moves), one `HDEL` of the removed ones (if any), `PEXPIREAT` when the expiry moves. Nothing else is sent or rewritten, so a small change to a big session sends a few bytes | 3, or 4 when the expiry moves; one more with removals (one or two more while a cluster move is under way) |
 //! | [`touch`](SessionStore::touch) | script: only if the marker exists, `HSET` of `__expires`, `PEXPIREAT` | 4 |
 //! | [`delete`](SessionStore::delete) | `DEL` | 1 |
 //! | [`move_to`](SessionStore::move_to), single server, or both keys in one cluster slot | script: only if `from` has the marker and `to` does not exist, `RENAME`, `HSET` of `__expires`, `PEXPIREAT`. Atomic | 6 |
