@@ -405,9 +405,9 @@ impl RequestSession {
 
         // The store's expiry and the cookie's Max-Age move together, once
         // per refresh interval (or when the handler chose an expiry, or the
-        // cookie needs signing with the current key): the cookie is then
-        // never more than one interval behind the store, and most responses
-        // carry no Set-Cookie at all.
+        // cookie needs signing with the current key); in between, writes
+        // leave the stored expiry alone, so the cookie the browser holds
+        // stays right and most responses carry no Set-Cookie at all.
         let refresh = chosen_expiry.is_some()
             || matches!(self.presented, Presented::OldKey(_))
             || expiry.refresh_due(fresh_expiry, stored_expiry);
