@@ -37,7 +37,7 @@ async fn index(auth: TypedSession<Auth>, cart: TypedSession<Cart>) -> String {
     match auth.user() {
         Some(user) => format!(
             "logged in as {user} ({} logins), cart {:?}\n",
-            auth.logins, cart.items
+            auth.logins(), cart.items()
         ),
         None => format!("anonymous, cart {:?}\n", cart.items()),
     }
@@ -45,7 +45,7 @@ async fn index(auth: TypedSession<Auth>, cart: TypedSession<Cart>) -> String {
 
 async fn add(Path(item): Path<String>, mut cart: TypedSession<Cart>) -> String {
     cart.items_mut().push(item);
-    format!("cart {:?}\n", cart.items)
+    format!("cart {:?}\n", cart.items())
 }
 
 async fn login(Query(login): Query<Login>, mut auth: TypedSession<Auth>) -> String {

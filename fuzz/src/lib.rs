@@ -83,11 +83,16 @@ pub struct Representative {
     pub wide: u128,
 }
 
-/// Decodes `bytes` as a [`Representative`] with `codec`; when that works,
+/// Decodes `data`, stored under `codec`'s tag, as a [`Representative`]
+/// with `codec`; when that works,
 /// the value must re-encode, and re-encoding is stable: decoding the
 /// re-encoded bytes and encoding again gives the same bytes (bytes are
 /// compared, not values, so a NaN cannot fail the check).
-pub fn codec_round_trip(codec: &dyn Codec, bytes: &[u8]) {
+pub fn codec_round_trip<C: Codec>(codec: &C, data: &[u8]) {
+    let mut tagged = Vec::with_capacity(data.len() + 1);
+    tagged.push(codec.tag());
+    tagged.extend_from_slice(data);
+    let bytes = tagged.as_slice();
     let Ok(value) = decode_value::<Representative>(codec, bytes) else {
         return;
     };
@@ -111,8 +116,9 @@ pub struct Tree {
     pub children: Vec<Tree>,
 }
 
-/// The nesting target: the first byte picks the codec (bit 0: JSON); the
-/// rest is decoded as a [`Tree`] and as an `Option<Box<..>>` chain.
+/// The nesting target: the first byte picks the codec (bit 0: JSON, else
+/// MessagePack); the rest is decoded as a [`Tree`] and as an
+/// `Option<Box<..>>` chain.
 /// However deep the input nests, decoding must return (an error is fine);
 /// it must not overflow the stack.
 pub fn codec_nested(data: &[u8]) {
@@ -120,12 +126,14 @@ pub fn codec_nested(data: &[u8]) {
         return;
     };
     let codec: &dyn Codec = if selector & 1 == 0 {
-        &typed_sessions::codec::Bincode
+        &typed_sessions::MessagePack
     } else {
         &typed_sessions::codec::Json
     };
-    let _ = decode_value::<Tree>(codec, bytes);
-    let _ = decode_value::<Chain>(codec, bytes);
+    let mut tagged = vec![codec.tag()];
+    tagged.extend_from_slice(bytes);
+    let _ = decode_value::<Tree>(codec, &tagged);
+    let _ = decode_value::<Chain>(codec, &tagged);
 }
 
 /// A singly linked chain.
@@ -449,7 +457,7 @@ async fn stored(
 /// One app per codec over a shared canned store.
 pub struct StoredApps {
     pub store: CannedStore,
-    pub bincode: Router,
+    pub msgpack: Router,
     pub json: Router,
 }
 
@@ -460,7 +468,7 @@ pub fn stored_apps() -> &'static StoredApps {
         let router =
             |layer: SessionLayer| Router::new().route("/op/{op}", get(stored)).layer(layer);
         StoredApps {
-            bincode: router(SessionLayer::new(store.clone())),
+            msgpack: router(SessionLayer::new(store.clone())),
             json: router(SessionLayer::new(store.clone()).with_codec(typed_sessions::codec::Json)),
             store,
         }
@@ -502,7 +510,7 @@ pub fn stored_fields(data: &[u8]) {
     }
     let op = (selector >> 1) & 7;
     let router = if selector & 1 == 0 {
-        &apps.bincode
+        &apps.msgpack
     } else {
         &apps.json
     };

@@ -10,10 +10,12 @@
 //! `#[diagnostic::on_unimplemented]` message names the field:
 //!
 //! - stored field `f: F`: `const __TS_CODEC_f: __TsCodec<F> = __ts_codec_f::<F>();`
-//!   where `__ts_codec_f<T: __StoredField_f>` builds the encode/decode
-//!   function pointers (`__StoredField_f` requires `__private::StoredField`).
-//!   Encoding and decoding go through those pointers, so a type that is not
-//!   serde-compatible yields one error per missing trait, not one per use;
+//!   where `__ts_codec_f<T: __StoredField_f>` builds function pointers to
+//!   the lazy field's `get`, `get_mut`, `set`, `take` and its encoder
+//!   (`__StoredField_f` requires `__private::StoredField`). The accessors go
+//!   through those pointers, so a type that is not serde-compatible yields
+//!   one error per missing trait, not one per use. Each pointer is a
+//!   constant, monomorphized for the field's type: nothing is type-erased;
 //! - skipped field `f: F`: `__ts_shared_f::<F>()`, bounded on
 //!   `__SharedField_f: Send + Sync + 'static`;
 //! - field without `default = "..."`: `fn __ts_default_f() -> F` calls
@@ -105,30 +107,14 @@ fn expand(model: &Model<'_>, fields: &[Field<'_>]) -> TokenStream {
     let codec = any_stored.then(|| {
         quote! {
             struct __TsCodec<T> {
+                get: for<'a> fn(&'a #private::Lazy<T>, &#private::Loaded, ::core::primitive::usize, fn() -> T) -> &'a T,
+                get_mut: for<'a> fn(&'a mut #private::Lazy<T>, &mut #private::Loaded, ::core::primitive::usize, fn() -> T) -> &'a mut T,
+                set: fn(&mut #private::Lazy<T>, &mut #private::Loaded, ::core::primitive::usize, T),
+                take: fn(&mut #private::Lazy<T>, &mut #private::Loaded, ::core::primitive::usize, fn() -> T) -> T,
                 encode: fn(
-                    &#private::FieldEncoder<'_>,
-                    &T,
-                ) -> #private::Result<#private::Vec<::core::primitive::u8>, #private::CodecError>,
-                decode: fn(
-                    &mut #private::FieldDecoder<'_>,
-                    ::core::primitive::usize,
-                    fn() -> T,
-                ) -> T,
-            }
-
-            fn __ts_encode<T: #private::StoredField>(
-                encoder: &#private::FieldEncoder<'_>,
-                value: &T,
-            ) -> #private::Result<#private::Vec<::core::primitive::u8>, #private::CodecError> {
-                encoder.field(value)
-            }
-
-            fn __ts_decode<T: #private::StoredField>(
-                decoder: &mut #private::FieldDecoder<'_>,
-                index: ::core::primitive::usize,
-                default: fn() -> T,
-            ) -> T {
-                decoder.field(index, default)
+                    &#private::Loaded,
+                    &#private::Lazy<T>,
+                ) -> #private::Result<#private::Option<#private::Vec<::core::primitive::u8>>, #private::CodecError>,
             }
         }
     });
@@ -136,39 +122,33 @@ fn expand(model: &Model<'_>, fields: &[Field<'_>]) -> TokenStream {
     let accessors = fields
         .iter()
         .zip(&names)
-        .filter_map(|(field, names)| accessors(model, &private, field, names));
+        .filter_map(|(field, names)| accessors(model, field, names));
 
     let stored_names = model.stored().map(|(_, stored)| &stored.name);
 
-    let decode_fields = fields.iter().zip(&names).map(|(field, names)| {
-        let field_ident = field.ident;
-        let default_fn = &names.default_fn;
-        match &field.stored {
-            Some(stored) => {
-                let codec_const = &names.codec_const;
-                let index = Literal::usize_unsuffixed(stored.index);
-                quote!(#field_ident: (#codec_const.decode)(__decoder, #index, #default_fn))
-            }
-            None => quote!(#field_ident: #default_fn()),
-        }
+    let lazy_types = model.stored().map(|(field, _)| {
+        let ty = &field.ty;
+        quote!(#private::Lazy<#ty>)
     });
+    let lazy_inits = model.stored().map(|_| quote!(#private::Default::default()));
+    let lazy_members: Vec<syn::Index> = model
+        .stored()
+        .map(|(_, stored)| syn::Index::from(stored.index + 1))
+        .collect();
+
+    let field_idents: Vec<&syn::Ident> = fields.iter().map(|field| field.ident).collect();
+    let default_fns = names.iter().map(|names| &names.default_fn);
 
     let encode_arms = fields.iter().zip(&names).filter_map(|(field, names)| {
         let stored = field.stored.as_ref()?;
-        let field_ident = field.ident;
         let codec_const = &names.codec_const;
         let index = Literal::usize_unsuffixed(stored.index);
-        Some(quote!(#index => (#codec_const.encode)(__encoder, &self.#field_ident),))
-    });
-
-    let default_fields = fields.iter().zip(&names).map(|(field, names)| {
-        let field_ident = field.ident;
-        let default_fn = &names.default_fn;
-        quote!(#field_ident: #default_fn())
+        let member = syn::Index::from(stored.index + 1);
+        Some(quote!(#index => (#codec_const.encode)(&self.0, &self.#member),))
     });
 
     let companion_doc = format!(
-        "The tracked session state of `{ident}`, generated by `#[derive(SessionState)]`: `TypedSession<{ident}>` dereferences to it. It dereferences (read-only) to `{ident}` and has, for each stored field `f`, the accessors `f()`, `set_f()`, `f_mut()` and `take_f()`; every write goes through them, so that only the changed fields are written back."
+        "The tracked session state of `{ident}`, generated by `#[derive(SessionState)]`: `TypedSession<{ident}>` dereferences to it. It has, for each stored field `f`, the accessors `f()`, `set_f()`, `f_mut()` and `take_f()`: a field is decoded the first time it is read, and every write goes through them, so that only the changed fields are written back."
     );
 
     // `for<'__ts>` makes these bounds non-trivial, so they are checked where
@@ -182,20 +162,7 @@ fn expand(model: &Model<'_>, fields: &[Field<'_>]) -> TokenStream {
 
     let body = quote! {
         #[doc = #companion_doc]
-        #vis struct #companion(#private::Tracked<#ident>);
-
-        #[automatically_derived]
-        impl #private::Deref for #companion
-        where
-            #thread_safe
-        {
-            type Target = #ident;
-
-            #[inline]
-            fn deref(&self) -> &#ident {
-                self.0.get()
-            }
-        }
+        #vis struct #companion(#private::Loaded, #(#lazy_types,)*);
 
         #[automatically_derived]
         impl #private::Companion for #companion
@@ -205,23 +172,28 @@ fn expand(model: &Model<'_>, fields: &[Field<'_>]) -> TokenStream {
             type State = #ident;
 
             #[inline]
-            fn from_tracked(tracked: #private::Tracked<#ident>) -> Self {
-                Self(tracked)
+            fn from_loaded(loaded: #private::Loaded) -> Self {
+                Self(loaded, #(#lazy_inits,)*)
             }
 
             #[inline]
-            fn tracked(&self) -> &#private::Tracked<#ident> {
+            fn loaded(&self) -> &#private::Loaded {
                 &self.0
             }
 
-            #[inline]
-            fn tracked_mut(&mut self) -> &mut #private::Tracked<#ident> {
-                &mut self.0
+            fn reset(&mut self) {
+                self.0.reset();
+                #(self.#lazy_members.clear();)*
             }
 
-            #[inline]
-            fn into_tracked(self) -> #private::Tracked<#ident> {
-                self.0
+            fn encode_field(
+                &self,
+                __index: ::core::primitive::usize,
+            ) -> #private::Result<#private::Option<#private::Vec<::core::primitive::u8>>, #private::CodecError> {
+                match __index {
+                    #(#encode_arms)*
+                    _ => #private::Result::Ok(#private::Option::None),
+                }
             }
         }
 
@@ -236,6 +208,16 @@ fn expand(model: &Model<'_>, fields: &[Field<'_>]) -> TokenStream {
         #codec
         #(#checks)*
 
+        // The session never builds the struct (its fields live, decoded on
+        // demand, in the companion), so this reads and builds it once for
+        // the dead-code lint: the user's struct and fields stay "used".
+        fn __ts_struct_is_used(value: &#ident) -> #ident {
+            let _ = (#(&value.#field_idents,)*);
+            #ident {
+                #(#field_idents: #default_fns(),)*
+            }
+        }
+
         #[automatically_derived]
         impl #private::SessionState for #ident
         where
@@ -246,30 +228,6 @@ fn expand(model: &Model<'_>, fields: &[Field<'_>]) -> TokenStream {
             const NAMESPACE: &'static #str_ty = #namespace;
 
             const FIELDS: &'static [&'static #str_ty] = &[#(#stored_names),*];
-
-            fn __decode(__decoder: &mut #private::FieldDecoder<'_>) -> Self {
-                let _ = &__decoder;
-                Self {
-                    #(#decode_fields,)*
-                }
-            }
-
-            fn __encode_field(
-                &self,
-                __index: ::core::primitive::usize,
-                __encoder: &#private::FieldEncoder<'_>,
-            ) -> #private::Result<#private::Vec<::core::primitive::u8>, #private::CodecError> {
-                match __index {
-                    #(#encode_arms)*
-                    _ => __encoder.no_such_field(__index),
-                }
-            }
-
-            fn __default() -> Self {
-                Self {
-                    #(#default_fields,)*
-                }
-            }
         }
     };
     wrap(body)
@@ -358,8 +316,11 @@ fn field_checks(
 
             const fn #codec_fn<T: #stored_trait>() -> __TsCodec<T> {
                 __TsCodec {
-                    encode: __ts_encode::<T>,
-                    decode: __ts_decode::<T>,
+                    get: #private::Lazy::<T>::get,
+                    get_mut: #private::Lazy::<T>::get_mut,
+                    set: #private::Lazy::<T>::set,
+                    take: #private::Lazy::<T>::take,
+                    encode: #private::encode_current::<T>,
                 }
             }
 
@@ -392,18 +353,15 @@ fn field_checks(
 }
 
 /// The four accessors of a stored field (minus the ones whose names collide).
-fn accessors(
-    model: &Model<'_>,
-    private: &TokenStream,
-    field: &Field<'_>,
-    names: &FieldNames,
-) -> Option<TokenStream> {
+fn accessors(model: &Model<'_>, field: &Field<'_>, names: &FieldNames) -> Option<TokenStream> {
     let stored = field.stored.as_ref()?;
     let ident = field.ident;
     let plain = ident.unraw().to_string();
     let vis = field.vis;
     let ty = &field.ty;
     let index = Literal::usize_unsuffixed(stored.index);
+    let member = syn::Index::from(stored.index + 1);
+    let codec_const = &names.codec_const;
     let default_fn = &names.default_fn;
     let key = format!("{}.{}", model.namespace, stored.name);
     let default_text = match &field.default {
@@ -419,7 +377,7 @@ fn accessors(
         };
         match accessor {
             Accessor::Reader => {
-                let doc = format!("Reads the session field `{plain}` (stored as `{key}`).");
+                let doc = format!("Reads the session field `{plain}` (stored as `{key}`), decoding it from the stored bytes on first use.");
                 let extra = (!field_docs.is_empty()).then(|| quote!(#[doc = ""] #(#field_docs)*));
                 quote! {
                     #[doc = #doc]
@@ -427,7 +385,7 @@ fn accessors(
                     #[inline]
                     #[must_use]
                     #vis fn #method(&self) -> &#ty {
-                        &self.0.get().#ident
+                        (#codec_const.get)(&self.#member, &self.0, #index, #default_fn)
                     }
                 }
             }
@@ -439,7 +397,7 @@ fn accessors(
                     #[doc = #doc]
                     #[inline]
                     #vis fn #method(&mut self, value: #ty) {
-                        self.0.get_mut(#index).#ident = value;
+                        (#codec_const.set)(&mut self.#member, &mut self.0, #index, value)
                     }
                 }
             }
@@ -451,7 +409,7 @@ fn accessors(
                     #[doc = #doc]
                     #[inline]
                     #vis fn #method(&mut self) -> &mut #ty {
-                        &mut self.0.get_mut(#index).#ident
+                        (#codec_const.get_mut)(&mut self.#member, &mut self.0, #index, #default_fn)
                     }
                 }
             }
@@ -463,7 +421,7 @@ fn accessors(
                     #[doc = #doc]
                     #[inline]
                     #vis fn #method(&mut self) -> #ty {
-                        #private::replace(&mut self.0.get_mut(#index).#ident, #default_fn())
+                        (#codec_const.take)(&mut self.#member, &mut self.0, #index, #default_fn)
                     }
                 }
             }
@@ -498,35 +456,32 @@ fn stub(model: &Model<'_>) -> TokenStream {
 
     let body = quote! {
         #[doc(hidden)]
-        #vis struct #companion <#params> (#private::Tracked<#ident #ty_generics>) #struct_where;
-
-        #[automatically_derived]
-        impl #impl_generics #private::Deref for #companion #ty_generics #where_clause {
-            type Target = #ident #ty_generics;
-
-            fn deref(&self) -> &Self::Target {
-                ::core::unimplemented!()
-            }
-        }
+        #vis struct #companion <#params> (
+            #private::Loaded,
+            ::core::marker::PhantomData<#ident #ty_generics>,
+        ) #struct_where;
 
         #[automatically_derived]
         impl #impl_generics #private::Companion for #companion #ty_generics where #(#predicates,)* {
             type State = #ident #ty_generics;
 
-            fn from_tracked(tracked: #private::Tracked<Self::State>) -> Self {
-                Self(tracked)
+            fn from_loaded(loaded: #private::Loaded) -> Self {
+                Self(loaded, ::core::marker::PhantomData)
             }
 
-            fn tracked(&self) -> &#private::Tracked<Self::State> {
+            fn loaded(&self) -> &#private::Loaded {
                 &self.0
             }
 
-            fn tracked_mut(&mut self) -> &mut #private::Tracked<Self::State> {
-                &mut self.0
+            fn reset(&mut self) {
+                self.0.reset();
             }
 
-            fn into_tracked(self) -> #private::Tracked<Self::State> {
-                self.0
+            fn encode_field(
+                &self,
+                _: ::core::primitive::usize,
+            ) -> #private::Result<#private::Option<#private::Vec<::core::primitive::u8>>, #private::CodecError> {
+                #private::Result::Ok(#private::Option::None)
             }
         }
 
@@ -537,22 +492,6 @@ fn stub(model: &Model<'_>) -> TokenStream {
             const NAMESPACE: &'static ::core::primitive::str = #namespace;
 
             const FIELDS: &'static [&'static ::core::primitive::str] = &[];
-
-            fn __decode(_: &mut #private::FieldDecoder<'_>) -> Self {
-                ::core::unimplemented!()
-            }
-
-            fn __encode_field(
-                &self,
-                index: ::core::primitive::usize,
-                encoder: &#private::FieldEncoder<'_>,
-            ) -> #private::Result<#private::Vec<::core::primitive::u8>, #private::CodecError> {
-                encoder.no_such_field(index)
-            }
-
-            fn __default() -> Self {
-                ::core::unimplemented!()
-            }
         }
     };
     wrap(body)
@@ -567,7 +506,7 @@ fn companion_ident(model: &Model<'_>) -> syn::Ident {
 fn wrap(body: TokenStream) -> TokenStream {
     quote! {
         #[doc(hidden)]
-        #[allow(non_camel_case_types, non_snake_case, non_upper_case_globals, unused_qualifications)]
+        #[allow(non_camel_case_types, non_snake_case, non_upper_case_globals, unused_qualifications, dead_code)]
         const _: () = {
             #body
         };

@@ -1,12 +1,11 @@
 //! Layer configuration: expiry, cookie attributes, keys, and the checks that
 //! reject a contradictory configuration when the layer is built.
 
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use cookie::{Key, SameSite};
 
-use crate::codec::{Bincode, Codec};
+use crate::codec::{CodecChoice, FIRST_CUSTOM_TAG};
 
 /// The default inactivity limit: 30 days.
 pub const DEFAULT_INACTIVITY: Duration = Duration::from_secs(30 * 24 * 60 * 60);
@@ -144,6 +143,11 @@ pub enum ConfigError {
     /// A path or domain with characters a cookie attribute cannot hold.
     #[error("cookie {0} {1:?} has characters a cookie attribute cannot hold")]
     InvalidAttribute(&'static str, String),
+    /// A codec of the application's uses a tag reserved for the built-in codecs.
+    #[error(
+        "codec tag {0:#04x} is reserved for the built-in codecs; a codec of your own returns a tag from 0x20 up"
+    )]
+    ReservedCodecTag(u8),
 }
 
 /// Everything the layer needs per request, shared by all requests.
@@ -160,7 +164,7 @@ pub(crate) struct Config {
     /// `with_signing_keys` was called with an empty list.
     pub keys_missing: bool,
     pub absolute_timeout: Option<Duration>,
-    pub codec: Arc<dyn Codec>,
+    pub codec: CodecChoice,
     pub store_timeout: Duration,
 }
 
@@ -177,7 +181,7 @@ impl Default for Config {
             keys: Vec::new(),
             keys_missing: false,
             absolute_timeout: None,
-            codec: Arc::new(Bincode),
+            codec: CodecChoice::default(),
             store_timeout: DEFAULT_STORE_TIMEOUT,
         }
     }
@@ -230,6 +234,11 @@ impl Config {
         self.expiry.check()?;
         if let Some(timeout) = self.absolute_timeout {
             Expiry::OnInactivity(timeout).check()?;
+        }
+        if let CodecChoice::Custom(codec) = &self.codec
+            && codec.tag() < FIRST_CUSTOM_TAG
+        {
+            return Err(ConfigError::ReservedCodecTag(codec.tag()));
         }
         if self.store_timeout.is_zero() {
             return Err(ConfigError::ZeroExpiry);

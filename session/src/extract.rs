@@ -18,9 +18,11 @@ use crate::state::SessionState;
 ///
 /// It dereferences to the companion type `#[derive(SessionState)]`
 /// generates, so the accessors `f()`, `set_f()`, `f_mut()` and `take_f()`
-/// are called on it directly, and reads of the plain struct work too
-/// (`session.items.len()`). Writes go only through the tracked accessors;
-/// after the handler, the layer writes the changed fields back.
+/// are called on it directly (`session.items().len()`). A field is decoded
+/// the first time it is read, so a handler pays only for the fields it
+/// touches; `set_f()` replaces a value without decoding the old one. Every
+/// write goes through the tracked accessors; after the handler, the layer
+/// writes back the changed fields whose bytes differ from what was loaded.
 ///
 /// Session controls are associated functions (`TypedSession::id(&s)`), so
 /// they never shadow a generated accessor.
@@ -68,7 +70,7 @@ impl<T: SessionState> TypedSession<T> {
     /// removed on save unless set again in this request.
     pub fn reset(this: &mut Self) {
         if let Some(session) = &mut this.session {
-            session.tracked_mut().reset();
+            session.reset();
         }
     }
 
@@ -98,15 +100,15 @@ impl<T: SessionState> DerefMut for TypedSession<T> {
 impl<T: SessionState> Drop for TypedSession<T> {
     fn drop(&mut self) {
         if let Some(session) = self.session.take() {
-            self.request.park::<T>(session.into_tracked());
+            self.request.park::<T>(session);
         }
     }
 }
 
-impl<T: SessionState + std::fmt::Debug> std::fmt::Debug for TypedSession<T> {
+impl<T: SessionState> std::fmt::Debug for TypedSession<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TypedSession")
-            .field("state", &**self.companion())
+            .field("namespace", &T::NAMESPACE)
             .finish_non_exhaustive()
     }
 }
@@ -153,12 +155,12 @@ impl<S: Send + Sync, T: SessionState> FromRequestParts<S> for TypedSession<T> {
             .get::<Arc<RequestSession>>()
             .cloned()
             .ok_or(SessionRejection::MissingLayer)?;
-        let tracked = request.take::<T>().await.map_err(|error| match error {
+        let session = request.take::<T>().await.map_err(|error| match error {
             LoadError::Store(error) => SessionRejection::Store(error),
             other => SessionRejection::Misuse(other.to_string()),
         })?;
         Ok(Self {
-            session: Some(T::Session::from_tracked(tracked)),
+            session: Some(session),
             request,
         })
     }

@@ -11,7 +11,7 @@ use http::{HeaderValue, Request, Response, StatusCode, header};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::codec::Codec;
+use crate::codec::{Codec, CodecChoice};
 use crate::config::{Config, ConfigError, Expiry};
 use crate::cookies;
 use crate::request::{RequestSession, Shared};
@@ -32,7 +32,7 @@ use crate::store::SessionStore;
 ///
 /// Defaults: cookie `session`, `Expiry::OnInactivity(30 days)`, `Secure`,
 /// `HttpOnly`, `SameSite=Lax`, `Path=/`, no domain, unsigned ids, no
-/// absolute timeout, the bincode codec, and a 5 second limit on each store
+/// absolute timeout, the MessagePack codec, and a 5 second limit on each store
 /// call.
 #[derive(Clone)]
 pub struct SessionLayer {
@@ -127,9 +127,13 @@ impl SessionLayer {
         self
     }
 
-    /// The codec of stored values \[[`Bincode`](crate::Bincode)\].
+    /// The codec new values are written with \[[`MessagePack`](crate::MessagePack)\].
+    /// Stored values are read by the codec that wrote them (each carries its
+    /// codec's tag), so switching keeps existing sessions readable; each
+    /// field is rewritten in the new codec on its next write. See the
+    /// [`codec`](crate::codec) module for the stored format.
     pub fn with_codec(mut self, codec: impl Codec) -> Self {
-        self.config.codec = Arc::new(codec);
+        self.config.codec = CodecChoice::of(codec);
         self
     }
 

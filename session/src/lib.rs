@@ -43,9 +43,11 @@ mod request;
 mod state;
 pub mod store;
 
+#[cfg(feature = "bincode")]
+pub use codec::Bincode;
 #[cfg(feature = "json")]
 pub use codec::Json;
-pub use codec::{Bincode, Codec};
+pub use codec::{Codec, MessagePack};
 pub use config::{ConfigError, DEFAULT_INACTIVITY, DEFAULT_STORE_TIMEOUT, Expiry, MAX_EXPIRY};
 pub use cookie::{Key, SameSite};
 pub use extract::{SessionRejection, TypedSession};

@@ -4,16 +4,18 @@
 
 pub use core::default::Default;
 pub use core::mem::replace;
-pub use core::ops::Deref;
+pub use core::option::Option;
 pub use core::result::Result;
 pub use std::vec::Vec;
 
 pub use crate::codec::CodecError;
 pub use crate::state::SessionState;
 
+use std::sync::OnceLock;
+
 use bytes::Bytes;
 
-use crate::codec::{Codec, decode_value};
+use crate::codec::CodecChoice;
 
 /// A field type that can be stored in a session.
 #[diagnostic::on_unimplemented(
@@ -36,96 +38,48 @@ impl<T: serde::Serialize + serde::de::DeserializeOwned + Send + Sync + 'static> 
 pub trait DefaultField: Default {}
 impl<T: Default> DefaultField for T {}
 
-/// A state value together with the set of its fields that were changed.
+/// What a namespace was loaded with, and which of its fields were changed.
+/// The companion type holds one, beside a [`Lazy`] per stored field.
 #[derive(Debug)]
-pub struct Tracked<T> {
-    value: T,
+pub struct Loaded {
+    codec: CodecChoice,
+    namespace: &'static str,
+    names: &'static [&'static str],
+    /// The stored bytes of each field, as the store returned them.
+    values: Vec<Option<Bytes>>,
     changed: Vec<bool>,
+    /// `reset` was called: stored values are not read, and the ones not set
+    /// again are removed on save.
     cleared: bool,
 }
 
-impl<T: SessionState> Tracked<T> {
-    pub(crate) fn new(value: T) -> Self {
-        Self {
-            value,
-            changed: vec![false; T::FIELDS.len()],
-            cleared: false,
-        }
-    }
-
-    /// Reads the state.
-    #[inline]
-    pub fn get(&self) -> &T {
-        &self.value
-    }
-
-    /// Gives write access to the state and marks field `index` changed.
-    #[inline]
-    pub fn get_mut(&mut self, index: usize) -> &mut T {
-        if let Some(flag) = self.changed.get_mut(index) {
-            *flag = true;
-        }
-        &mut self.value
-    }
-
-    /// Every field back to its default; stored values are removed on save.
-    pub(crate) fn reset(&mut self) {
-        self.value = T::__default();
-        self.changed.iter_mut().for_each(|flag| *flag = false);
-        self.cleared = true;
-    }
-
-    pub(crate) fn is_changed(&self, index: usize) -> bool {
-        self.changed.get(index).copied().unwrap_or(false)
-    }
-
-    pub(crate) fn cleared(&self) -> bool {
-        self.cleared
-    }
-}
-
-/// The companion type the derive generates: a newtype over [`Tracked`]
-/// carrying the accessors.
-pub trait Companion: Deref<Target = Self::State> + Send + Sync + Sized + 'static {
-    /// The state type.
-    type State: SessionState<Session = Self>;
-    /// Wraps tracked state.
-    fn from_tracked(tracked: Tracked<Self::State>) -> Self;
-    /// The tracked state.
-    fn tracked(&self) -> &Tracked<Self::State>;
-    /// The tracked state, mutably.
-    fn tracked_mut(&mut self) -> &mut Tracked<Self::State>;
-    /// Unwraps the tracked state.
-    fn into_tracked(self) -> Tracked<Self::State>;
-}
-
-/// Decodes stored fields for [`SessionState::__decode`]: a missing field
-/// gets its default, a field that fails to decode is logged and gets its
-/// default too.
-pub struct FieldDecoder<'a> {
-    codec: &'a dyn Codec,
-    namespace: &'static str,
-    names: &'static [&'static str],
-    values: &'a [Option<Bytes>],
-}
-
-impl<'a> FieldDecoder<'a> {
-    pub(crate) fn new<T: SessionState>(codec: &'a dyn Codec, values: &'a [Option<Bytes>]) -> Self {
+impl Loaded {
+    pub(crate) fn new<T: SessionState>(codec: CodecChoice, values: Vec<Option<Bytes>>) -> Self {
         Self {
             codec,
             namespace: T::NAMESPACE,
             names: T::FIELDS,
+            changed: vec![false; values.len()],
             values,
+            cleared: false,
         }
     }
 
-    /// The value of stored field `index`, or `default()` when it is missing
-    /// or corrupt.
-    pub fn field<F: serde::de::DeserializeOwned>(&mut self, index: usize, default: fn() -> F) -> F {
+    /// A namespace with nothing stored, read with the default codec.
+    pub fn empty<T: SessionState>() -> Self {
+        Self::new::<T>(CodecChoice::default(), vec![None; T::FIELDS.len()])
+    }
+
+    /// The value of stored field `index`, decoded from its loaded bytes, or
+    /// `default()` when it is missing or corrupt (logged).
+    fn decode<F: StoredField>(&self, index: usize, default: fn() -> F) -> F {
+        if self.cleared {
+            return default();
+        }
         let Some(Some(bytes)) = self.values.get(index) else {
             return default();
         };
-        match decode_value::<F>(self.codec, bytes) {
+        match self.codec.decode::<F>(bytes) {
             Ok(value) => value,
             Err(error) => {
                 tracing::warn!(
@@ -138,25 +92,124 @@ impl<'a> FieldDecoder<'a> {
             }
         }
     }
+
+    fn mark(&mut self, index: usize) {
+        if let Some(flag) = self.changed.get_mut(index) {
+            *flag = true;
+        }
+    }
+
+    pub(crate) fn is_changed(&self, index: usize) -> bool {
+        self.changed.get(index).copied().unwrap_or(false)
+    }
+
+    pub(crate) fn cleared(&self) -> bool {
+        self.cleared
+    }
+
+    pub(crate) fn stored(&self, index: usize) -> Option<&[u8]> {
+        self.values.get(index).and_then(Option::as_deref)
+    }
+
+    /// Every field back to its default; stored values are removed on save.
+    /// The companion also empties its [`Lazy`] cells.
+    pub fn reset(&mut self) {
+        self.changed.iter_mut().for_each(|flag| *flag = false);
+        self.cleared = true;
+    }
 }
 
-/// Encodes one field for [`SessionState::__encode_field`].
-pub struct FieldEncoder<'a> {
-    codec: &'a dyn Codec,
+/// One stored field, decoded from the loaded bytes the first time it is
+/// read, never if it is not.
+pub struct Lazy<F>(OnceLock<F>);
+
+impl<F> Default for Lazy<F> {
+    fn default() -> Self {
+        Self(OnceLock::new())
+    }
 }
 
-impl<'a> FieldEncoder<'a> {
-    pub(crate) fn new(codec: &'a dyn Codec) -> Self {
-        Self { codec }
+impl<F: std::fmt::Debug> std::fmt::Debug for Lazy<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0.get() {
+            Some(value) => value.fmt(f),
+            None => f.write_str("<not decoded>"),
+        }
+    }
+}
+
+impl<F> Lazy<F> {
+    /// The value held, if the field was read or written.
+    #[inline]
+    pub fn current(&self) -> Option<&F> {
+        self.0.get()
     }
 
-    /// Encodes one field value.
-    pub fn field<F: serde::Serialize>(&self, value: &F) -> Result<Vec<u8>, CodecError> {
-        self.codec.encode(value)
+    /// Forgets the value, so the next read decodes again (after a reset,
+    /// decoding gives the default).
+    #[inline]
+    pub fn clear(&mut self) {
+        self.0 = OnceLock::new();
+    }
+}
+
+impl<F: StoredField> Lazy<F> {
+    /// Reads the field, decoding it on first use.
+    #[inline]
+    pub fn get(&self, loaded: &Loaded, index: usize, default: fn() -> F) -> &F {
+        self.0.get_or_init(|| loaded.decode(index, default))
     }
 
-    /// The error for an index the state does not have.
-    pub fn no_such_field(&self, index: usize) -> Result<Vec<u8>, CodecError> {
-        Err(CodecError(format!("no stored field with index {index}")))
+    /// Mutable access; marks the field changed.
+    #[inline]
+    pub fn get_mut(&mut self, loaded: &mut Loaded, index: usize, default: fn() -> F) -> &mut F {
+        loaded.mark(index);
+        if self.0.get().is_none() {
+            self.0 = OnceLock::from(loaded.decode(index, default));
+        }
+        match self.0.get_mut() {
+            Some(value) => value,
+            None => unreachable!("the cell was filled just above"),
+        }
     }
+
+    /// Replaces the field without decoding the old value; marks it changed.
+    #[inline]
+    pub fn set(&mut self, loaded: &mut Loaded, index: usize, value: F) {
+        loaded.mark(index);
+        self.0 = OnceLock::from(value);
+    }
+
+    /// The field's value, leaving its default; marks it changed.
+    #[inline]
+    pub fn take(&mut self, loaded: &mut Loaded, index: usize, default: fn() -> F) -> F {
+        replace(self.get_mut(loaded, index, default), default())
+    }
+}
+
+/// The companion type the derive generates: the [`Loaded`] state and one
+/// [`Lazy`] per stored field, carrying the accessors.
+pub trait Companion: Send + Sync + Sized + 'static {
+    /// The state type.
+    type State: SessionState<Session = Self>;
+    /// The companion of a freshly loaded namespace; nothing is decoded yet.
+    fn from_loaded(loaded: Loaded) -> Self;
+    /// The loaded state and change flags.
+    fn loaded(&self) -> &Loaded;
+    /// Every field back to its default; stored values are removed on save.
+    fn reset(&mut self);
+    /// Encodes stored field `index` if it holds a value (it always does once
+    /// changed).
+    fn encode_field(&self, index: usize) -> Result<Option<Vec<u8>>, CodecError>;
+}
+
+/// Encodes a field's value if it has one, for [`Companion::encode_field`].
+#[inline]
+pub fn encode_current<F: StoredField>(
+    loaded: &Loaded,
+    lazy: &Lazy<F>,
+) -> Result<Option<Vec<u8>>, CodecError> {
+    lazy.current()
+        .map(|value| loaded.codec.encode(value))
+        .transpose()
 }

@@ -15,7 +15,7 @@ use crate::codec::CodecError;
 use crate::config::{Config, Expiry};
 use crate::cookies::{Presented, SetCookie};
 use crate::id::SessionId;
-use crate::private::{FieldDecoder, FieldEncoder, Tracked};
+use crate::private::{Companion, Loaded};
 use crate::state::SessionState;
 use crate::store::{FieldKey, FieldWrite, SessionStore, StoreError};
 
@@ -91,41 +91,36 @@ pub(crate) enum Action {
     Destroy,
 }
 
-/// Type-erased access to a namespace's tracked state.
-trait ErasedTracked: Send + Sync {
+/// Type-erased access to a namespace's companion while it is parked.
+trait ErasedSession: Send + Sync {
     fn into_any(self: Box<Self>) -> Box<dyn Any>;
-    /// Pushes this namespace's writes, comparing with the loaded bytes.
-    fn writes(
-        &self,
-        loaded: &[Option<Bytes>],
-        encoder: &FieldEncoder<'_>,
-        out: &mut Vec<(FieldKey<'static>, Option<Vec<u8>>)>,
-    ) -> Result<(), CodecError>;
+    /// Pushes this namespace's writes: the changed fields whose encoding
+    /// differs from the loaded bytes, and the removals a reset asks for.
+    fn writes(&self, out: &mut Vec<(FieldKey<'static>, Option<Vec<u8>>)>)
+    -> Result<(), CodecError>;
 }
 
-impl<T: SessionState> ErasedTracked for Tracked<T> {
+impl<C: Companion> ErasedSession for C {
     fn into_any(self: Box<Self>) -> Box<dyn Any> {
         self
     }
 
     fn writes(
         &self,
-        loaded: &[Option<Bytes>],
-        encoder: &FieldEncoder<'_>,
         out: &mut Vec<(FieldKey<'static>, Option<Vec<u8>>)>,
     ) -> Result<(), CodecError> {
-        for (index, field) in T::FIELDS.iter().enumerate() {
-            let key = FieldKey {
-                namespace: T::NAMESPACE,
-                field,
-            };
-            let stored = loaded.get(index).and_then(Option::as_deref);
-            if self.is_changed(index) {
-                let bytes = self.get().__encode_field(index, encoder)?;
-                if stored != Some(bytes.as_slice()) {
+        let loaded = self.loaded();
+        let namespace = <C::State as SessionState>::NAMESPACE;
+        for (index, field) in <C::State as SessionState>::FIELDS.iter().enumerate() {
+            let key = FieldKey { namespace, field };
+            let stored = loaded.stored(index);
+            if loaded.is_changed(index) {
+                if let Some(bytes) = self.encode_field(index)?
+                    && stored != Some(bytes.as_slice())
+                {
                     out.push((key, Some(bytes)));
                 }
-            } else if self.cleared() && stored.is_some() {
+            } else if loaded.cleared() && stored.is_some() {
                 out.push((key, None));
             }
         }
@@ -138,9 +133,8 @@ struct Slot {
     namespace: &'static str,
     type_id: TypeId,
     type_name: &'static str,
-    loaded: Vec<Option<Bytes>>,
-    /// The state while no `TypedSession` holds it.
-    parked: Option<Box<dyn ErasedTracked>>,
+    /// The namespace while no `TypedSession` holds it.
+    parked: Option<Box<dyn ErasedSession>>,
 }
 
 struct State {
@@ -213,7 +207,7 @@ impl RequestSession {
 
     /// Takes namespace `T` out of the request's session, loading it from the
     /// store (one round trip) the first time.
-    pub(crate) async fn take<T: SessionState>(&self) -> Result<Tracked<T>, LoadError> {
+    pub(crate) async fn take<T: SessionState>(&self) -> Result<T::Session, LoadError> {
         let existence = {
             let mut state = self.state.lock();
             state.used = true;
@@ -257,10 +251,6 @@ impl RequestSession {
             }
         };
         let loaded = loaded.unwrap_or_else(|| vec![None; T::FIELDS.len()]);
-        let value = T::__decode(&mut FieldDecoder::new::<T>(
-            &*self.shared.config.codec,
-            &loaded,
-        ));
         let mut state = self.state.lock();
         if matches!(state.existence, Existence::Unknown) || matches!(existence, Existence::Absent) {
             state.existence = existence;
@@ -273,13 +263,15 @@ impl RequestSession {
             namespace: T::NAMESPACE,
             type_id: TypeId::of::<T>(),
             type_name: std::any::type_name::<T>(),
-            loaded,
             parked: None,
         });
-        Ok(Tracked::new(value))
+        Ok(T::Session::from_loaded(Loaded::new::<T>(
+            self.shared.config.codec.clone(),
+            loaded,
+        )))
     }
 
-    fn unpark<T: SessionState>(slot: &mut Slot) -> Result<Tracked<T>, LoadError> {
+    fn unpark<T: SessionState>(slot: &mut Slot) -> Result<T::Session, LoadError> {
         if slot.type_id != TypeId::of::<T>() {
             return Err(LoadError::NamespaceClash(slot.type_name, T::NAMESPACE));
         }
@@ -289,15 +281,15 @@ impl RequestSession {
             .ok_or(LoadError::InUse(std::any::type_name::<T>()))?;
         parked
             .into_any()
-            .downcast::<Tracked<T>>()
-            .map(|tracked| *tracked)
+            .downcast::<T::Session>()
+            .map(|session| *session)
             .map_err(|_| LoadError::NamespaceClash(slot.type_name, T::NAMESPACE))
     }
 
     /// Hands a namespace back when its `TypedSession` is dropped.
-    pub(crate) fn park<T: SessionState>(&self, tracked: Tracked<T>) {
+    pub(crate) fn park<T: SessionState>(&self, session: T::Session) {
         if let Some(slot) = self.state.lock().slot_mut(T::NAMESPACE) {
-            slot.parked = Some(Box::new(tracked));
+            slot.parked = Some(Box::new(session));
         }
     }
 
@@ -325,10 +317,9 @@ impl RequestSession {
         let (existence, action, chosen_expiry, writes) = {
             let state = self.state.lock();
             let mut writes = Vec::new();
-            let encoder = FieldEncoder::new(&*self.shared.config.codec);
             for slot in &state.slots {
                 match &slot.parked {
-                    Some(tracked) => tracked.writes(&slot.loaded, &encoder, &mut writes)?,
+                    Some(session) => session.writes(&mut writes)?,
                     None => tracing::warn!(
                         namespace = slot.namespace,
                         "a TypedSession<{}> was still alive after the handler returned; its changes are not saved",

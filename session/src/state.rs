@@ -1,7 +1,6 @@
 //! The [`SessionState`] trait that `#[derive(SessionState)]` implements.
 
-use crate::codec::CodecError;
-use crate::private::{Companion, FieldDecoder, FieldEncoder};
+use crate::private::Companion;
 
 /// A struct whose fields are stored as one namespace of a session.
 ///
@@ -9,7 +8,8 @@ use crate::private::{Companion, FieldDecoder, FieldEncoder};
 /// also generates the companion type that
 /// [`TypedSession<Self>`](crate::TypedSession) dereferences to, with the
 /// tracked accessors `f()`, `set_f()`, `f_mut()` and `take_f()` for each
-/// stored field `f`.
+/// stored field `f`. A field is decoded from the stored bytes the first
+/// time it is read; one the handler never reads is never decoded.
 ///
 /// ```
 /// use typed_sessions::SessionState;
@@ -44,20 +44,4 @@ pub trait SessionState: Sized + Send + Sync + 'static {
     /// The stored names of the stored fields, in declaration order. Field
     /// indices used by the other items refer to this list.
     const FIELDS: &'static [&'static str];
-
-    /// Builds the state from the loaded bytes of each stored field.
-    #[doc(hidden)]
-    fn __decode(decoder: &mut FieldDecoder<'_>) -> Self;
-
-    /// Encodes the stored field with index `index`.
-    #[doc(hidden)]
-    fn __encode_field(
-        &self,
-        index: usize,
-        encoder: &FieldEncoder<'_>,
-    ) -> Result<Vec<u8>, CodecError>;
-
-    /// The state with every field at its default.
-    #[doc(hidden)]
-    fn __default() -> Self;
 }

@@ -110,7 +110,7 @@ async fn count(mut s: TypedSession<Counter>) -> String {
 }
 
 async fn read(s: TypedSession<Counter>) -> String {
-    s.visits.to_string()
+    s.visits().to_string()
 }
 
 async fn none() -> &'static str {
@@ -138,7 +138,18 @@ async fn wide_set(Path(i): Path<u32>, mut s: TypedSession<Wide>) -> &'static str
 
 async fn wide_get(s: TypedSession<Wide>) -> String {
     [
-        s.f0, s.f1, s.f2, s.f3, s.f4, s.f5, s.f6, s.f7, s.f8, s.f9, s.f10, s.f11,
+        s.f0(),
+        s.f1(),
+        s.f2(),
+        s.f3(),
+        s.f4(),
+        s.f5(),
+        s.f6(),
+        s.f7(),
+        s.f8(),
+        s.f9(),
+        s.f10(),
+        s.f11(),
     ]
     .map(|v| v.to_string())
     .join(",")
@@ -151,14 +162,14 @@ async fn big_init(mut s: TypedSession<Big>) -> &'static str {
 
 async fn big_small(mut s: TypedSession<Big>) -> String {
     *s.small_mut() += 1;
-    format!("{} {}", s.small, s.blob.len())
+    format!("{} {}", s.small(), s.blob().len())
 }
 
 async fn login(mut auth: TypedSession<Auth>, mut cart: TypedSession<Cart>) -> String {
     auth.set_user(Some("ada".to_owned()));
     cart.items_mut().push("book".to_owned());
     TypedSession::cycle_id(&mut auth);
-    format!("{} {}", cart.items.len(), cart.note())
+    format!("{} {}", cart.items().len(), cart.note())
 }
 
 async fn whoami(auth: TypedSession<Auth>, cart: TypedSession<Cart>) -> String {
@@ -167,7 +178,7 @@ async fn whoami(auth: TypedSession<Auth>, cart: TypedSession<Cart>) -> String {
 
 async fn cycle(mut s: TypedSession<Counter>) -> String {
     TypedSession::cycle_id(&mut s);
-    s.visits.to_string()
+    s.visits().to_string()
 }
 
 async fn logout(mut s: TypedSession<Counter>) -> &'static str {
@@ -183,7 +194,7 @@ async fn slow_count(State(gate): State<Arc<Gate>>, mut s: TypedSession<Counter>)
 }
 
 async fn prefs(mut s: TypedSession<Prefs>) -> String {
-    let before = format!("{:?} {} {}", s.user_id(), s.theme(), s.scratch);
+    let before = format!("{:?} {}", s.user_id(), s.theme());
     s.set_user_id(Some(7));
     s.set_theme("dark".to_owned());
     before
@@ -196,7 +207,7 @@ async fn evolve_v1(mut s: TypedSession<EvolveV1>) -> &'static str {
 }
 
 async fn evolve_v2(mut s: TypedSession<EvolveV2>) -> String {
-    let answer = format!("{} {:?}", s.kept, s.added);
+    let answer = format!("{} {:?}", s.kept(), s.added());
     s.added_mut().push(1);
     answer
 }
@@ -207,7 +218,7 @@ async fn twice(_a: TypedSession<Counter>, _b: TypedSession<Counter>) -> &'static
 
 async fn reset(mut s: TypedSession<Cart>) -> String {
     TypedSession::reset(&mut s);
-    format!("{:?} {}", s.items, s.note)
+    format!("{:?} {}", s.items(), s.note())
 }
 
 async fn take(mut s: TypedSession<Cart>) -> String {

@@ -45,8 +45,8 @@ pub enum Behavior {
     HugeTotal,
     /// Load: every value replaced by bytes no codec reads as the field.
     Undecodable,
-    /// Load: every value is a bincode length prefix of `u64::MAX` (a claim
-    /// of an absurd allocation).
+    /// Load: the first value is `u64::MAX`, every other one a string
+    /// claiming 4 GiB (a claim of an absurd allocation).
     HugePrefix,
     /// Load: the session as stored, but with an expiry in the past.
     Expired,
@@ -150,13 +150,16 @@ async fn after<T>(behavior: Behavior, result: Result<T, StoreError>) -> Result<T
     }
 }
 
-/// A value that is not a valid encoding of any usual field type: a
-/// truncated varint in bincode, not JSON at all.
-const UNDECODABLE: &[u8] = &[0xfd, 0xff, 0xff, b'{', 0];
+/// A value that is not a valid encoding of any usual field type: the
+/// MessagePack tag, then a marker MessagePack never uses.
+const UNDECODABLE: &[u8] = &[0x01, 0xc1, 0xff, 0xff, b'{', 0];
 
-/// Bincode's varint encoding of `u64::MAX`: as a length prefix, a claim of
-/// 16 EiB.
-const HUGE_PREFIX: &[u8] = &[0xfd, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff];
+/// MessagePack's `u64::MAX`: a valid number, for the first field.
+const MAX_NUMBER: &[u8] = &[0x01, 0xcf, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff];
+
+/// A MessagePack string claiming 4 GiB: a length prefix the value cannot
+/// back, for every other field.
+const HUGE_PREFIX: &[u8] = &[0x01, 0xdb, 0xff, 0xff, 0xff, 0xff];
 
 fn garble(behavior: Behavior, mut found: LoadedFields) -> LoadedFields {
     match behavior {
@@ -186,8 +189,9 @@ fn garble(behavior: Behavior, mut found: LoadedFields) -> LoadedFields {
             }
         }
         Behavior::HugePrefix => {
-            for value in &mut found.values {
-                *value = Some(HUGE_PREFIX.into());
+            for (index, value) in found.values.iter_mut().enumerate() {
+                let bytes = if index == 0 { MAX_NUMBER } else { HUGE_PREFIX };
+                *value = Some(bytes.into());
             }
         }
         Behavior::Expired => found.expires_at = SystemTime::now() - Duration::from_secs(3600),

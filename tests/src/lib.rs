@@ -6,15 +6,17 @@
 pub mod app;
 pub mod browser;
 pub mod cases;
+pub mod format_cases;
 pub mod stores;
 
-/// Expands to a module `http_suite` with one `#[tokio::test]` per case of
-/// [`cases`], each calling `$make.await` for a fresh store value (stores may
-/// share one backend: every case uses its own sessions).
+/// Expands to one module per group of cases (`cases`, `format_cases`, ...)
+/// with one `#[tokio::test]` per case, each calling `$make.await` for a
+/// fresh store value (stores may share one backend: every case uses its own
+/// sessions).
 #[macro_export]
 macro_rules! http_suite {
     ($make:expr) => {
-        $crate::http_suite!(@cases $make;
+        $crate::http_suite!(@cases $make, cases;
             counter_round_trip,
             default_cookie_attributes_and_headers,
             builder_options_reach_the_cookie,
@@ -39,9 +41,14 @@ macro_rules! http_suite {
             writes_refresh_the_cookie_once_per_interval,
             streaming_responses_pass_through,
         );
+        $crate::http_suite!(@cases $make, format_cases;
+            values_survive_changes_inside_field_types,
+            switching_codecs_keeps_sessions_and_rewrites_on_write,
+            untouched_fields_are_never_decoded,
+        );
     };
-    (@cases $make:expr; $($case:ident),* $(,)?) => {
-        mod http_suite {
+    (@cases $make:expr, $module:ident; $($case:ident),* $(,)?) => {
+        mod $module {
             #[allow(unused_imports)]
             use super::*;
             $(
@@ -49,7 +56,7 @@ macro_rules! http_suite {
                 async fn $case() {
                     let store: ::std::sync::Arc<dyn ::typed_sessions::SessionStore> =
                         ::std::sync::Arc::new($make.await);
-                    $crate::cases::$case(store).await;
+                    $crate::$module::$case(store).await;
                 }
             )*
         }

@@ -75,15 +75,14 @@ impl View {
     }
 }
 
-fn view(prop: &Prop, side: Option<&Side>) -> View {
-    assert_eq!(prop.scratch, 0, "a skipped field is never stored");
+fn view(prop: &TypedSession<Prop>, side: Option<&TypedSession<Side>>) -> View {
     View {
-        count: prop.count,
-        name: prop.name.clone(),
-        tags: prop.list.clone(),
-        seven: prop.seven,
-        flag: prop.flag,
-        n: side.map_or(0, |s| s.n),
+        count: *prop.count(),
+        name: prop.name().clone(),
+        tags: prop.list().clone(),
+        seven: *prop.seven(),
+        flag: *prop.flag(),
+        n: side.map_or(0, |s| *s.n()),
     }
 }
 
@@ -228,7 +227,7 @@ async fn run_plan_both(
     side: TypedSession<Side>,
 ) -> impl IntoResponse {
     let mut side = Some(side);
-    let before = view(&prop, side.as_deref().map(|s| &**s));
+    let before = view(&prop, side.as_ref());
     let is_new = TypedSession::is_new(&prop);
     let has_id = TypedSession::id(&prop).is_some();
     for op in &step.ops {
@@ -239,7 +238,7 @@ async fn run_plan_both(
         Control::Cycle => TypedSession::cycle_id(&mut prop),
         Control::Destroy => TypedSession::destroy(&mut prop),
     }
-    let after = view(&prop, side.as_deref().map(|s| &**s));
+    let after = view(&prop, side.as_ref());
     Extension(Seen {
         before,
         after,
@@ -675,7 +674,10 @@ async fn write_one(
             6 => *a.f6_mut() += v,
             7 => *a.f7_mut() += v,
             8 => b.g0_mut().push(v as u8),
-            _ => *b.g1_mut() = Some(format!("{}+{v}", b.g1.as_deref().unwrap_or(""))),
+            _ => {
+                let old = b.g1().as_deref().unwrap_or("").to_owned();
+                *b.g1_mut() = Some(format!("{old}+{v}"));
+            }
         }
     } else {
         match w.field {
@@ -704,9 +706,18 @@ struct All {
 
 async fn read_all(a: TypedSession<Conc>, b: TypedSession<Conc2>) -> Extension<All> {
     Extension(All {
-        f: [a.f0, a.f1, a.f2, a.f3, a.f4, a.f5, a.f6, a.f7],
-        g0: b.g0.clone(),
-        g1: b.g1.clone(),
+        f: [
+            *a.f0(),
+            *a.f1(),
+            *a.f2(),
+            *a.f3(),
+            *a.f4(),
+            *a.f5(),
+            *a.f6(),
+            *a.f7(),
+        ],
+        g0: b.g0().clone(),
+        g1: b.g1().clone(),
     })
 }
 

@@ -22,7 +22,8 @@ use axum::Router;
 use axum::routing::get;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
-use typed_sessions::codec::{Bincode, MAX_MESSAGE, decode_value, encode_value};
+use typed_sessions::MessagePack;
+use typed_sessions::codec::{MAX_MESSAGE, decode_value, encode_value};
 use typed_sessions::{
     Expiry, FieldKey, FieldWrite, MemoryStore, SessionId, SessionLayer, SessionState, SessionStore,
     TypedSession,
@@ -48,11 +49,15 @@ pub struct F {
 
 async fn bump(mut s: TypedSession<F>) -> String {
     *s.visits_mut() += 1;
-    s.visits.to_string()
+    s.visits().to_string()
 }
 
 async fn read(s: TypedSession<F>) -> String {
-    format!("{} {}", s.visits, TypedSession::is_new(&s))
+    format!("{} {}", s.visits(), TypedSession::is_new(&s))
+}
+
+async fn read_note(s: TypedSession<F>) -> String {
+    format!("{} {:?}", s.visits(), s.note())
 }
 
 async fn logout(mut s: TypedSession<F>) -> &'static str {
@@ -68,7 +73,7 @@ async fn cycle_only(mut s: TypedSession<F>) -> &'static str {
 async fn bump_and_cycle(mut s: TypedSession<F>) -> String {
     *s.visits_mut() += 1;
     TypedSession::cycle_id(&mut s);
-    s.visits.to_string()
+    s.visits().to_string()
 }
 
 /// Captured log output.
@@ -114,6 +119,7 @@ fn rig() -> Rig {
     let router = Router::new()
         .route("/bump", get(bump))
         .route("/read", get(read))
+        .route("/note", get(read_note))
         .route("/logout", get(logout))
         .route("/cycle", get(cycle_only))
         .route("/bump-cycle", get(bump_and_cycle))
@@ -136,7 +142,7 @@ impl Rig {
     /// read refreshes it), and makes it the client's.
     async fn seed(&mut self, visits: u64) -> SessionId {
         let id = SessionId::generate().unwrap();
-        let bytes = encode_value(&Bincode, &visits).unwrap();
+        let bytes = encode_value(&MessagePack, &visits).unwrap();
         let now = SystemTime::now();
         self.store
             .create(
@@ -161,7 +167,10 @@ impl Rig {
     async fn stored(&self, id: &SessionId) -> Option<(u64, SystemTime)> {
         let loaded = self.store.load(id, "f", &["visits"]).await.unwrap()?;
         let bytes = loaded.values[0].as_ref().unwrap();
-        Some((decode_value(&Bincode, bytes).unwrap(), loaded.expires_at))
+        Some((
+            decode_value(&MessagePack, bytes).unwrap(),
+            loaded.expires_at,
+        ))
     }
 
     fn plan(&self, change: impl FnOnce(&mut Plan)) {
@@ -490,16 +499,15 @@ async fn undecodable_fields_read_as_defaults_and_are_overwritten() {
 
 #[tokio::test]
 async fn absurd_length_prefixes_are_refused_not_allocated() {
-    // Every field's bytes are bincode's varint u64::MAX: a valid `visits`
-    // (u64::MAX), and for `note` (a String) a length prefix of 16 EiB, which
-    // the codec refuses without allocating.
+    // `visits` is stored as u64::MAX, and `note` (a String) with a length
+    // prefix of 4 GiB, which the codec refuses without allocating.
     let mut rig = rig();
     rig.seed(5).await;
     rig.plan(|p| p.load = Behavior::HugePrefix);
     rig.logs.take();
-    let (answer, _) = rig.get("/read").await;
+    let (answer, _) = rig.get("/note").await;
     assert_eq!(answer.status, 200);
-    assert_eq!(answer.body, format!("{} false", u64::MAX));
+    assert_eq!(answer.body, format!("{} \"\"", u64::MAX));
     let logs = rig.logs.take();
     assert!(
         logs.contains("WARN") && logs.contains("field=\"note\""),
@@ -583,14 +591,17 @@ pub struct TreeState {
 }
 
 async fn tree(s: TypedSession<TreeState>) -> String {
-    s.root.children.len().to_string()
+    s.root().children.len().to_string()
 }
 
-/// Bincode for a `Node` nested `depth` levels: each level is a one-element
-/// vector.
+/// A stored MessagePack `Node` nested `depth` levels: each level is a map
+/// whose `children` is a one-element array.
 fn nested(depth: usize) -> Vec<u8> {
-    let mut bytes = vec![1u8; depth];
-    bytes.push(0);
+    let mut bytes = vec![typed_sessions::codec::TAG_MESSAGE_PACK];
+    for level in 0..=depth {
+        bytes.extend_from_slice(b"\x81\xa8children");
+        bytes.push(if level == depth { 0x90 } else { 0x91 });
+    }
     bytes
 }
 
@@ -657,11 +668,15 @@ fn deeply_nested_stored_value_is_refused_not_a_stack_overflow() {
     );
 }
 
-/// Bincode for a chain of `Option<Box<Link>>` `depth` links long, ending in
-/// a byte that is no valid option tag: an error `depth` levels down.
+/// A stored MessagePack chain of `Option<Box<Link>>` `depth` links long,
+/// ending in the string "xyz" where a link belongs: an error `depth` levels
+/// down.
 fn broken_chain(depth: usize) -> Vec<u8> {
-    let mut bytes = vec![1u8; depth];
-    bytes.push(0x23);
+    let mut bytes = vec![typed_sessions::codec::TAG_MESSAGE_PACK];
+    for _ in 0..depth {
+        bytes.extend_from_slice(b"\x81\xa4next");
+    }
+    bytes.extend_from_slice(b"\xa3xyz");
     bytes
 }
 
@@ -676,7 +691,7 @@ pub struct Link {
 /// memory (the fuzzer's 10-byte input ran for minutes).
 #[test]
 fn error_messages_stay_small_at_depth() {
-    let error = decode_value::<Link>(&Bincode, &broken_chain(5)).unwrap_err();
+    let error = decode_value::<Link>(&MessagePack, &broken_chain(5)).unwrap_err();
     let len = error.to_string().len();
     assert!(len <= 4 * MAX_MESSAGE, "a {len}-byte error message");
 }
@@ -684,13 +699,13 @@ fn error_messages_stay_small_at_depth() {
 #[test]
 fn decode_limits_bound_depth_and_errors_and_keep_ordinary_values() {
     // Deep nesting: refused with a short error, no overflow.
-    let error = decode_value::<Node>(&Bincode, &nested(100_000)).unwrap_err();
+    let error = decode_value::<Node>(&MessagePack, &nested(100_000)).unwrap_err();
     assert!(error.to_string().contains("nested deeper than"), "{error}");
     assert!(error.to_string().len() <= MAX_MESSAGE + 3);
     // Within the limit, nesting works. Each struct and each sequence is a
     // level (as each `{` and `[` is for serde_json's limit of 128), so a
     // `Node` takes two per nesting.
-    let value = decode_value::<Node>(&Bincode, &nested(60)).unwrap();
+    let value = decode_value::<Node>(&MessagePack, &nested(60)).unwrap();
     let mut depth = 0;
     let mut node = &value;
     while let Some(child) = node.children.first() {
@@ -700,12 +715,12 @@ fn decode_limits_bound_depth_and_errors_and_keep_ordinary_values() {
     assert_eq!(depth, 60);
     // Errors deep down stay small and keep their cause.
     for depth in [5, 12, 40, 1000] {
-        let error = decode_value::<Link>(&Bincode, &broken_chain(depth)).unwrap_err();
+        let error = decode_value::<Link>(&MessagePack, &broken_chain(depth)).unwrap_err();
         let message = error.to_string();
         assert!(message.len() <= MAX_MESSAGE + 3, "depth {depth}: {message}");
         if depth < 60 {
             assert!(
-                message.contains("35"),
+                message.contains("xyz"),
                 "depth {depth}: the cause is lost: {message}"
             );
         }
@@ -723,8 +738,11 @@ fn decode_limits_bound_depth_and_errors_and_keep_ordinary_values() {
         Some(vec![(-1, 'x')]),
         [("k".to_owned(), true)].into(),
     );
-    let bytes = encode_value(&Bincode, &sample).unwrap();
-    assert_eq!(decode_value::<Sample>(&Bincode, &bytes).unwrap(), sample);
+    let bytes = encode_value(&MessagePack, &sample).unwrap();
+    assert_eq!(
+        decode_value::<Sample>(&MessagePack, &bytes).unwrap(),
+        sample
+    );
     #[derive(Debug, PartialEq, Serialize, Deserialize)]
     enum E {
         A,
@@ -733,8 +751,8 @@ fn decode_limits_bound_depth_and_errors_and_keep_ordinary_values() {
         D(u8, u8),
     }
     for value in [E::A, E::B(3), E::C { x: vec![1, 2] }, E::D(4, 5)] {
-        let bytes = encode_value(&Bincode, &value).unwrap();
-        assert_eq!(decode_value::<E>(&Bincode, &bytes).unwrap(), value);
+        let bytes = encode_value(&MessagePack, &value).unwrap();
+        assert_eq!(decode_value::<E>(&MessagePack, &bytes).unwrap(), value);
     }
 }
 
@@ -744,10 +762,10 @@ fn decode_limits_bound_depth_and_errors_and_keep_ordinary_values() {
 #[test]
 fn json_nesting_is_already_bounded() {
     use typed_sessions::Json;
-    let deep = "[".repeat(100_000);
+    let deep = "\u{3}".to_owned() + &"[".repeat(100_000);
     let error = decode_value::<Node>(&Json, deep.as_bytes()).unwrap_err();
     assert!(error.to_string().len() < 1024, "{error}");
-    let chain = "{\"next\":".repeat(100) + "7" + &"}".repeat(100);
+    let chain = "\u{3}".to_owned() + &"{\"next\":".repeat(100) + "7" + &"}".repeat(100);
     let error = decode_value::<Link>(&Json, chain.as_bytes()).unwrap_err();
     assert!(
         error.to_string().len() < 4096,

@@ -67,13 +67,13 @@ mod json_codec {
             .unwrap();
         assert_eq!(
             counter.values,
-            vec![Some(typed_sessions::store::Bytes::from_static(b"2"))]
+            vec![Some(typed_sessions::store::Bytes::from_static(b"\x032"))]
         );
         let cart = store.load(&id, "cart", &["items"]).await.unwrap().unwrap();
         assert_eq!(
             cart.values,
             vec![Some(typed_sessions::store::Bytes::from_static(
-                br#"["book"]"#
+                b"\x03[\"book\"]"
             ))]
         );
     }
@@ -124,7 +124,7 @@ mod upgrade {
             .route("/upgrade", get(echo_upgrade))
             .route(
                 "/read",
-                get(|s: TypedSession<Counter>| async move { s.visits.to_string() }),
+                get(|s: TypedSession<Counter>| async move { s.visits().to_string() }),
             )
             .layer(SessionLayer::new(MemoryStore::default()));
         let server = serve_router(router, Arc::new(Gate::default())).await;

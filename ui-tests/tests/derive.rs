@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
-use typed_sessions::__private::Companion;
+use typed_sessions::__private::{Companion, Loaded};
 use typed_sessions::SessionState;
 
 /// An item in the cart.
@@ -63,16 +63,23 @@ fn namespace_and_fields() {
 
 #[test]
 fn defaults() {
-    let cart = Cart::__default();
-    assert!(cart.items.is_empty());
-    assert_eq!(cart.user_id, None);
-    assert_eq!(cart.theme, "light");
-    assert_eq!(cart.scratch, 0);
-    assert_eq!(cart.computed, 42);
-    let counter = Counter::__default();
-    assert_eq!(counter.visits, 0);
-    assert_eq!(counter.r#type, None);
-    let Empty {} = Empty::__default();
+    let cart = <Cart as SessionState>::Session::from_loaded(Loaded::empty::<Cart>());
+    assert!(cart.items().is_empty());
+    assert_eq!(*cart.user_id(), None);
+    assert_eq!(cart.theme(), "light");
+    let counter = <Counter as SessionState>::Session::from_loaded(Loaded::empty::<Counter>());
+    assert_eq!(*counter.visits(), 0);
+    assert_eq!(*counter.r#type(), None);
+    let _ = <Empty as SessionState>::Session::from_loaded(Loaded::empty::<Empty>());
+    // The skipped fields stay in the struct, outside the session.
+    let plain = Cart {
+        items: Vec::new(),
+        user_id: None,
+        theme: default_theme(),
+        scratch: 0,
+        computed: answer(),
+    };
+    assert_eq!(plain.scratch + plain.computed, 42);
 }
 
 /// Compiles only if the companion has every accessor with the right types;
@@ -93,10 +100,7 @@ fn accessors(
     cart.set_user_id(Some(1));
     let _: &mut String = cart.theme_mut();
     let _: String = cart.take_theme();
-    // Deref to the state, read-only.
-    let _: u32 = cart.scratch + cart.computed;
-    let _: &Cart = cart;
-    let _ = cart.tracked();
+    let _ = cart.loaded();
     *counter.visits_mut() += 1;
     let _ = counter.r#type();
     counter.set_type(None);

@@ -43,10 +43,8 @@ async fn handler(mut session: TypedSession<Cart>) -> String {
     let flash = session.take_flash();
     let _: Vec<String> = session.take_items();
     format!(
-        "{} {} {} {:?} {:?} {}",
-        session.scratch,
-        session.fallback_theme,
-        session.items.len(),
+        "{} {:?} {:?} {}",
+        session.items().len(),
         session.user_id(),
         flash,
         TypedSession::is_new(&session),

@@ -13,6 +13,9 @@ struct Odd {
     tracked: u8,
     into_tracked: u8,
     get: u8,
+    loaded: u8,
+    reset: u8,
+    encode_field: u8,
     r#fn: u8,
     #[serde(rename = "ignored_by_the_derive")]
     #[allow(dead_code)]
@@ -49,6 +52,8 @@ mod shadowing {
     struct usize;
     struct str;
     struct Tracked;
+    struct Lazy;
+    struct Loaded;
     mod core {}
     mod typed_sessions {}
 
@@ -72,7 +77,11 @@ async fn odd(mut session: TypedSession<Odd>) -> u8 {
     session.set_fn(2);
     let _ = session.r#fn();
     session.set_next(None);
-    *session.get() + *session.plain()
+    session.set_loaded(3);
+    *session.reset_mut() += 1;
+    TypedSession::reset(&mut session);
+    let _ = session.take_encode_field();
+    *session.get() + *session.plain() + *session.loaded()
 }
 
 async fn bare(mut session: TypedSession<shadowing::Bare>) -> u64 {
