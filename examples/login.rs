@@ -37,7 +37,8 @@ async fn index(auth: TypedSession<Auth>, cart: TypedSession<Cart>) -> String {
     match auth.user() {
         Some(user) => format!(
             "logged in as {user} ({} logins), cart {:?}\n",
-            auth.logins(), cart.items()
+            auth.logins(),
+            cart.items()
         ),
         None => format!("anonymous, cart {:?}\n", cart.items()),
     }

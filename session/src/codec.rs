@@ -34,6 +34,11 @@
 //!
 //! Values are encoded and decoded with the field's concrete type for the
 //! built-in codecs; only a codec of your own goes through [`erased_serde`].
+//!
+//! serde hands a `Vec<u8>` to every format as a sequence of numbers, which
+//! MessagePack stores as one to two bytes per element; mark large byte
+//! buffers `#[serde(with = "serde_bytes")]` (crate `serde_bytes`) to store
+//! them as one binary value.
 
 use std::any::TypeId;
 use std::fmt;

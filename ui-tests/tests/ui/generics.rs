@@ -17,7 +17,7 @@ struct Fixed<const N: usize> {
 }
 
 async fn handler(session: TypedSession<Generic<u64>>) -> String {
-    format!("{}", session.value)
+    format!("{:?}", TypedSession::id(&session))
 }
 
 fn main() {

@@ -18,7 +18,6 @@ pub struct Cart {
 async fn handler(mut session: TypedSession<Cart>) -> usize {
     session.set_theme("dark".to_owned());
     session.more_items_mut().push("x".to_owned());
-    let _ = session.user_id;
     session.items().len()
 }
 

@@ -2,6 +2,7 @@
 #![deny(warnings)]
 
 use serde::{Deserialize, Serialize};
+use typed_sessions::__private::{Companion, Loaded};
 use typed_sessions::{SessionState, TypedSession};
 
 // Fields named like the companion's trait methods, a raw keyword, doc
@@ -109,6 +110,9 @@ fn main() {
             "tracked",
             "into_tracked",
             "get",
+            "loaded",
+            "reset",
+            "encode_field",
             "fn",
             "plain",
             "next"
@@ -116,8 +120,10 @@ fn main() {
     );
     assert!(OnlySkipped::FIELDS.is_empty());
     assert!(NoFields::FIELDS.is_empty());
-    assert_eq!(OnlySkipped::__default().computed, 0);
-    assert_eq!(<shadowing::Bare as SessionState>::__default().start, 1);
+    let bare = <shadowing::Bare as SessionState>::Session::from_loaded(
+        Loaded::empty::<shadowing::Bare>(),
+    );
+    assert_eq!(*bare.start(), 1);
     assert_eq!(Local::NAMESPACE, "local");
     let _ = (odd, bare, local);
 }
