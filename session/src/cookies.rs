@@ -13,6 +13,9 @@ use crate::id::{ID_LEN, SessionId};
 /// Cookie values longer than this are not even looked at: an id is 32
 /// characters, a signed one 76.
 const MAX_VALUE_LEN: usize = 128;
+/// `Cookie` headers longer than this are ignored as a whole: not read, so
+/// neither used nor answered with a removal cookie.
+const MAX_HEADER_LEN: usize = 16 * 1024;
 
 /// What a request's cookies say about its session.
 #[derive(Debug, PartialEq, Eq)]
@@ -54,6 +57,10 @@ pub(crate) fn presented_id(headers: &HeaderMap, config: &Config) -> Presented {
     let mut ours = false;
     let mut ambiguous = false;
     for header in headers.get_all(header::COOKIE) {
+        if header.len() > MAX_HEADER_LEN {
+            tracing::info!(bytes = header.len(), "oversized Cookie header ignored");
+            continue;
+        }
         for (pair_name, value) in pairs(header.as_bytes()) {
             if pair_name != name {
                 continue;
