@@ -56,8 +56,8 @@ use crate::store::SessionStore;
 ///   that only know `Expires`), rounded down so that a cookie never
 ///   outlives its session; `Expiry::OnSessionEnd` cookies carry neither.
 ///   Once an `Expiry::AtDateTime` date has passed (or `set_expiry` names a
-///   past date), no session is created, and a presented session is ended
-///   and its cookie removed.
+///   date less than a second away), no session is created, and a session a
+///   handler takes is ended and its cookie removed.
 ///
 /// # One layer per request
 ///
