@@ -6,9 +6,12 @@
 //! curl -b jar -c jar http://127.0.0.1:8000/   # 1, then 2, then 3
 //! ```
 //!
-//! It serves plain HTTP on localhost, so it turns the cookie's `Secure`
-//! attribute off: browsers and curl do not send Secure cookies over plain
-//! HTTP. Keep the default (`Secure`) behind HTTPS.
+//! It serves plain HTTP, so it turns the cookie's `Secure` attribute off.
+//! On `localhost` and `127.0.0.1` Chromium and curl would send a `Secure`
+//! cookie back over plain HTTP anyway, but Python's `http.cookiejar` (and
+//! `requests`) would not, nor would any browser on a non-loopback `http://`
+//! host (a LAN address, a container name). Keep the default (`Secure`)
+//! behind HTTPS.
 
 use axum::{Router, routing::get};
 use typed_sessions::{MemoryStore, SessionLayer, SessionState, TypedSession};

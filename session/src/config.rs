@@ -85,13 +85,16 @@ impl Expiry {
         }
     }
 
-    fn check(&self) -> Result<(), ConfigError> {
+    /// Checks the expiry as configured at `now`. A date is checked against
+    /// the moment it was configured, never again: once it passes, sessions
+    /// end (see [`Config::lifetime`]), the application keeps running.
+    fn check(&self, now: SystemTime) -> Result<(), ConfigError> {
         match *self {
             Self::OnInactivity(limit) if limit.is_zero() => Err(ConfigError::ZeroExpiry),
             Self::OnInactivity(limit) if limit > MAX_EXPIRY => {
                 Err(ConfigError::ExpiryTooLong(limit))
             }
-            Self::AtDateTime(at) => match at.duration_since(SystemTime::now()) {
+            Self::AtDateTime(at) => match at.duration_since(now) {
                 Err(_) => Err(ConfigError::ExpiryInPast),
                 Ok(ahead) if ahead > MAX_EXPIRY => Err(ConfigError::ExpiryTooLong(ahead)),
                 Ok(_) => Ok(()),
@@ -103,7 +106,9 @@ impl Expiry {
 
 /// A configuration the layer refuses to run with. Reported by
 /// [`SessionLayer::validate`](crate::SessionLayer::validate), and by a panic
-/// when the layer is applied to a service.
+/// when the layer is applied to a service. Every check runs once, when the
+/// builder method is called: an `AtDateTime` that was in the future then and
+/// has passed since is not an error (the sessions it governs have ended).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ConfigError {
@@ -131,8 +136,8 @@ pub enum ConfigError {
     /// A zero expiry or absolute timeout.
     #[error("a session expiry of zero would end every session at once")]
     ZeroExpiry,
-    /// An `AtDateTime` expiry in the past.
-    #[error("the expiry date is in the past")]
+    /// An `AtDateTime` expiry already past when it was configured.
+    #[error("the expiry date was already past when it was configured")]
     ExpiryInPast,
     /// An expiry longer than [`MAX_EXPIRY`].
     #[error("an expiry of {0:?} is longer than the 400 days browsers keep a cookie")]
@@ -154,7 +159,10 @@ pub enum ConfigError {
 #[derive(Clone)]
 pub(crate) struct Config {
     pub cookie_name: String,
+    /// Set through [`set_expiry`](Self::set_expiry), which checks it.
     pub expiry: Expiry,
+    /// What `set_expiry` found wrong with `expiry`.
+    pub expiry_error: Option<ConfigError>,
     pub secure: bool,
     pub http_only: bool,
     pub same_site: SameSite,
@@ -173,6 +181,7 @@ impl Default for Config {
         Self {
             cookie_name: "session".to_owned(),
             expiry: Expiry::default(),
+            expiry_error: None,
             secure: true,
             http_only: true,
             same_site: SameSite::Lax,
@@ -199,6 +208,30 @@ fn is_attribute_value(text: &str) -> bool {
 }
 
 impl Config {
+    pub(crate) fn expiry(&self) -> Expiry {
+        self.expiry
+    }
+
+    /// Sets the expiry, checking it against the present moment now rather
+    /// than on every later check: `check` must give the same answer for the
+    /// life of the layer, or a layer applied per request or per connection
+    /// would start failing when the date passes.
+    pub(crate) fn set_expiry(&mut self, expiry: Expiry) {
+        self.expiry = expiry;
+        self.expiry_error = expiry.check(SystemTime::now()).err();
+    }
+
+    /// The lifetime a cookie issued `now` for a session expiring at
+    /// `expires_at` may have: whole seconds, rounded down so that the cookie
+    /// never outlives the session. `None` when less than a second is left:
+    /// such a session is as good as ended.
+    pub(crate) fn lifetime(expires_at: SystemTime, now: SystemTime) -> Option<u64> {
+        let seconds = expires_at.duration_since(now).ok()?.as_secs();
+        (seconds > 0).then_some(seconds)
+    }
+
+    /// Checks the configuration for contradictions. Nothing here depends on
+    /// the time it runs at.
     pub(crate) fn check(&self) -> Result<(), ConfigError> {
         let name = &self.cookie_name;
         if !is_token(name) {
@@ -231,9 +264,11 @@ impl Config {
         if self.keys_missing {
             return Err(ConfigError::NoSigningKeys);
         }
-        self.expiry.check()?;
+        if let Some(error) = &self.expiry_error {
+            return Err(error.clone());
+        }
         if let Some(timeout) = self.absolute_timeout {
-            Expiry::OnInactivity(timeout).check()?;
+            Expiry::OnInactivity(timeout).check(SystemTime::UNIX_EPOCH)?;
         }
         if let CodecChoice::Custom(codec) = &self.codec
             && codec.tag() < FIRST_CUSTOM_TAG
@@ -319,16 +354,20 @@ mod tests {
             Err(ConfigError::InvalidAttribute(..))
         ));
         assert!(matches!(
-            with(|c| c.expiry = Expiry::OnInactivity(Duration::ZERO)),
+            with(|c| c.set_expiry(Expiry::OnInactivity(Duration::ZERO))),
             Err(ConfigError::ZeroExpiry)
         ));
         assert!(matches!(
-            with(|c| c.expiry = Expiry::OnInactivity(Duration::MAX)),
+            with(|c| c.set_expiry(Expiry::OnInactivity(Duration::MAX))),
             Err(ConfigError::ExpiryTooLong(_))
         ));
         assert!(matches!(
-            with(|c| c.expiry = Expiry::AtDateTime(SystemTime::UNIX_EPOCH)),
+            with(|c| c.set_expiry(Expiry::AtDateTime(SystemTime::UNIX_EPOCH))),
             Err(ConfigError::ExpiryInPast)
+        ));
+        assert!(matches!(
+            with(|c| c.set_expiry(Expiry::AtDateTime(SystemTime::now() + MAX_EXPIRY * 2))),
+            Err(ConfigError::ExpiryTooLong(_))
         ));
         assert!(matches!(
             with(|c| c.absolute_timeout = Some(Duration::ZERO)),
@@ -360,6 +399,26 @@ mod tests {
         assert!(!fixed.refresh_due(fresh, fresh - Duration::from_millis(999)));
         assert!(!fixed.refresh_due(fresh, fresh + Duration::from_millis(999)));
         assert!(fixed.refresh_due(fresh, fresh - Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn a_date_is_checked_when_configured_not_when_it_passes() {
+        let mut config = Config::default();
+        let soon = SystemTime::now() + Duration::from_millis(20);
+        config.set_expiry(Expiry::AtDateTime(soon));
+        std::thread::sleep(Duration::from_millis(30));
+        assert!(SystemTime::now() > soon);
+        assert_eq!(config.check(), Ok(()));
+    }
+
+    #[test]
+    fn cookie_lifetime_never_outlives_the_session() {
+        let now = SystemTime::now();
+        let lifetime = |ms| Config::lifetime(now + Duration::from_millis(ms), now);
+        assert_eq!(lifetime(3_999), Some(3));
+        assert_eq!(lifetime(1_000), Some(1));
+        assert_eq!(lifetime(999), None);
+        assert_eq!(Config::lifetime(now - Duration::from_secs(1), now), None);
     }
 
     #[test]

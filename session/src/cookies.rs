@@ -7,13 +7,14 @@ use std::time::{Duration, SystemTime};
 use cookie::{Cookie, CookieJar};
 use http::{HeaderMap, HeaderValue, header};
 
-use crate::config::{Config, Expiry};
+use crate::config::Config;
 use crate::id::{ID_LEN, SessionId};
 
 /// Cookie values longer than this are not even looked at: an id is 32
 /// characters, a signed one 76.
 const MAX_VALUE_LEN: usize = 128;
-/// `Cookie` headers longer than this are ignored as a whole.
+/// `Cookie` headers longer than this are ignored as a whole: not read, so
+/// neither used nor answered with a removal cookie.
 const MAX_HEADER_LEN: usize = 16 * 1024;
 
 /// What a request's cookies say about its session.
@@ -46,24 +47,29 @@ impl Presented {
 /// domains, or planted by a sibling subdomain). Exactly one distinct valid id
 /// is accepted; otherwise the request is treated as having none, since the
 /// server cannot tell which one it issued.
+///
+/// The header is read as bytes: other cookies on the same domain (another
+/// application's, an analytics or language cookie) may hold any bytes,
+/// UTF-8 or not, and must not hide ours. Only our own value must be text.
 pub(crate) fn presented_id(headers: &HeaderMap, config: &Config) -> Presented {
+    let name = config.cookie_name.as_bytes();
     let mut found: Option<(SessionId, bool)> = None;
     let mut ours = false;
     let mut ambiguous = false;
-    for value in headers.get_all(header::COOKIE) {
-        if value.len() > MAX_HEADER_LEN {
-            ours = true;
+    for header in headers.get_all(header::COOKIE) {
+        if header.len() > MAX_HEADER_LEN {
+            tracing::info!(bytes = header.len(), "oversized Cookie header ignored");
             continue;
         }
-        let Ok(text) = value.to_str() else {
-            continue;
-        };
-        for cookie in Cookie::split_parse(text).flatten() {
-            if cookie.name() != config.cookie_name {
+        for (pair_name, value) in pairs(header.as_bytes()) {
+            if pair_name != name {
                 continue;
             }
             ours = true;
-            let Some((id, current_key)) = verify(cookie.value(), config) else {
+            let Some((id, current_key)) = std::str::from_utf8(value)
+                .ok()
+                .and_then(|value| verify(value, config))
+            else {
                 continue;
             };
             match &found {
@@ -86,6 +92,17 @@ pub(crate) fn presented_id(headers: &HeaderMap, config: &Config) -> Presented {
         }
         None => Presented::Nothing,
     }
+}
+
+/// The `name=value` pairs of one `Cookie` header, as bytes, with the
+/// whitespace around names and values trimmed. A pair without `=` is
+/// skipped, as the `cookie` crate does.
+fn pairs(header: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
+    header.split(|&byte| byte == b';').filter_map(|pair| {
+        let equals = pair.iter().position(|&byte| byte == b'=')?;
+        let (name, value) = pair.split_at(equals);
+        Some((name.trim_ascii(), value.get(1..)?.trim_ascii()))
+    })
 }
 
 /// The id in a cookie value, and whether it is signed with the current key
@@ -142,9 +159,9 @@ fn base_cookie(value: String, config: &Config) -> Cookie<'static> {
 
 /// The `Set-Cookie` values of one layer.
 ///
-/// Only the id and `Max-Age` change from response to response, so the
-/// `cookie` crate formats the attributes (and the whole removal cookie) once,
-/// when the layer is built, rather than on every response.
+/// Only the id, `Max-Age` and `Expires` change from response to response,
+/// so the `cookie` crate formats the attributes (and the whole removal
+/// cookie) once, when the layer is built, rather than on every response.
 pub(crate) struct SetCookie {
     /// `; HttpOnly; SameSite=Lax; Secure; Path=/…` as the crate writes them.
     attributes: String,
@@ -168,34 +185,34 @@ impl SetCookie {
         }
     }
 
-    /// The value that hands `id` to the client, expiring at `expires_at`
-    /// (the store's expiry) unless the expiry is the browser session.
+    /// The value that hands `id` to the client, issued `now`: with
+    /// `Max-Age` and the `Expires` it implies when `max_age` (whole seconds)
+    /// is given, as a browser-session cookie otherwise.
     pub(crate) fn issue(
         &self,
         id: &SessionId,
-        expiry: &Expiry,
-        expires_at: SystemTime,
+        max_age: Option<u64>,
+        now: SystemTime,
         config: &Config,
     ) -> Option<HeaderValue> {
         let mut out = String::with_capacity(
-            config.cookie_name.len() + MAX_VALUE_LEN + self.attributes.len() + 20,
+            config.cookie_name.len() + MAX_VALUE_LEN + self.attributes.len() + 60,
         );
         out.push_str(&config.cookie_name);
         out.push('=');
         push_value(&mut out, id, config);
         out.push_str(&self.attributes);
-        if !matches!(expiry, Expiry::OnSessionEnd) {
-            let remaining = expires_at
-                .duration_since(SystemTime::now())
-                .unwrap_or(Duration::ZERO);
-            // Round to the nearest second: the store's expiry was computed a
-            // moment ago, and flooring would turn a 1 s expiry into a removal.
-            let seconds = remaining
-                .saturating_add(Duration::from_millis(500))
-                .as_secs()
-                .max(1);
+        if let Some(seconds) = max_age {
             // Infallible: writing to a `String` does not fail.
             let _ = write!(out, "; Max-Age={seconds}");
+            // Clients that only know `Expires` would otherwise keep the
+            // cookie for the browser session. `HttpDate` cannot represent
+            // times before 1970 (a clock that wrong gets `Max-Age` alone).
+            if let Some(expires) = now.checked_add(Duration::from_secs(seconds))
+                && expires.duration_since(SystemTime::UNIX_EPOCH).is_ok()
+            {
+                let _ = write!(out, "; Expires={}", httpdate::HttpDate::from(expires));
+            }
         }
         HeaderValue::try_from(out).ok()
     }
@@ -362,18 +379,21 @@ mod tests {
                 ..Config::default()
             },
         ];
-        let in_an_hour = SystemTime::now() + Duration::from_secs(3600);
+        let now = SystemTime::now();
         for config in configs {
             let format = SetCookie::new(&config);
-            let sliding = Expiry::OnInactivity(Duration::from_secs(3600));
-            for (expiry, max_age) in [(sliding, Some(3600)), (Expiry::OnSessionEnd, None)] {
-                let header = format.issue(&id, &expiry, in_an_hour, &config).unwrap();
+            for max_age in [Some(3600), None] {
+                let header = format.issue(&id, max_age, now, &config).unwrap();
                 let issued = Cookie::parse(header.to_str().unwrap().to_owned()).unwrap();
                 let mut value = String::new();
                 push_value(&mut value, &id, &config);
                 let mut expected = base_cookie(value, &config);
                 if let Some(seconds) = max_age {
-                    expected.set_max_age(cookie::time::Duration::seconds(seconds));
+                    expected.set_max_age(cookie::time::Duration::seconds(seconds as i64));
+                    let expires =
+                        cookie::time::OffsetDateTime::from(now + Duration::from_secs(seconds));
+                    // `Expires` has whole seconds.
+                    expected.set_expires(expires.replace_nanosecond(0).unwrap());
                 }
                 assert_eq!(issued.to_string(), expected.to_string());
                 let presented = format!("{}={}", issued.name(), issued.value());
@@ -381,5 +401,48 @@ mod tests {
                 assert_eq!(presented_id(&headers, &config), Presented::Id(id.clone()));
             }
         }
+    }
+
+    #[test]
+    fn neighbours_with_any_bytes_do_not_hide_ours() {
+        let config = Config::default();
+        let id = SessionId::generate().unwrap();
+        let ours = format!("session={}", id.as_str());
+        let neighbours: [&[u8]; 4] = [
+            "city=Zürich".as_bytes(),
+            "lang=日本語".as_bytes(),
+            b"raw=\xff\xfe\xc3",
+            b"flag",
+        ];
+        for neighbour in neighbours {
+            let before = [neighbour, b"; ", ours.as_bytes()].concat();
+            let after = [ours.as_bytes(), b"; ", neighbour].concat();
+            for one_header in [&before, &after] {
+                assert_eq!(
+                    presented_id(&headers(&[one_header]), &config),
+                    Presented::Id(id.clone()),
+                    "{one_header:?}"
+                );
+            }
+            for separate in [[neighbour, ours.as_bytes()], [ours.as_bytes(), neighbour]] {
+                assert_eq!(
+                    presented_id(&headers(&separate), &config),
+                    Presented::Id(id.clone()),
+                    "{separate:?}"
+                );
+            }
+        }
+        // Our own value must still be a well-formed id.
+        let mangled = format!("session={}\u{e9}", &id.as_str()[..31]);
+        assert_eq!(
+            presented_id(&headers(&[mangled.as_bytes()]), &config),
+            Presented::Rejected
+        );
+        // A name that merely contains ours is not ours.
+        let longer = format!("xsession={}; session_old=x", id.as_str());
+        assert_eq!(
+            presented_id(&headers(&[longer.as_bytes()]), &config),
+            Presented::Nothing
+        );
     }
 }

@@ -364,14 +364,32 @@ impl RequestSession {
             });
         }
 
-        let expiry = chosen_expiry.unwrap_or(config.expiry);
+        let expiry = chosen_expiry.unwrap_or(config.expiry());
         let Some((id, created_at, stored_expiry)) = live else {
-            if writes.is_empty() {
-                return Ok(None);
+            let expires_at = expiry.expires_at(now, self.deadline(now));
+            // After an `AtDateTime` has passed, a session would be dead on
+            // arrival: none is created.
+            if writes.is_empty() || Config::lifetime(expires_at, now).is_none() {
+                // A presented cookie was refused: malformed, or its id
+                // unknown to the store (or past its absolute timeout).
+                let refused = !matches!(self.presented, Presented::Nothing)
+                    && matches!(existence, Existence::Absent);
+                return Ok(if refused { cookie.removal() } else { None });
             }
-            return self.create(&writes, expiry, now).await.map(Some);
+            return self
+                .create(&writes, expiry, expires_at, now)
+                .await
+                .map(Some);
         };
         let fresh_expiry = expiry.expires_at(now, self.deadline(created_at));
+        if Config::lifetime(fresh_expiry, now).is_none() {
+            // Its date has passed (or the handler set one that has): the
+            // session ends now rather than outliving its cookie or being
+            // kept alive by one that outlives it.
+            self.shared.call(store.delete(id)).await?;
+            tracing::info!(session = %id.log_tag(), "session reached its expiry date; ended");
+            return Ok(cookie.removal());
+        }
 
         if action == Action::CycleId {
             let new_id = SessionId::generate()?;
@@ -391,7 +409,7 @@ impl RequestSession {
                 return Ok(self.vanished(id));
             }
             tracing::info!(from = %id.log_tag(), to = %new_id.log_tag(), "session id cycled");
-            return Ok(cookie.issue(&new_id, &expiry, fresh_expiry, config));
+            return Ok(self.issue(&new_id, expiry, fresh_expiry, now));
         }
 
         // The store's expiry and the cookie's Max-Age move together, once
@@ -415,7 +433,7 @@ impl RequestSession {
             return Ok(self.vanished(id));
         }
         Ok(if refresh {
-            cookie.issue(id, &expiry, fresh_expiry, config)
+            self.issue(id, expiry, fresh_expiry, now)
         } else {
             None
         })
@@ -425,9 +443,9 @@ impl RequestSession {
         &self,
         writes: &[FieldWrite<'_>],
         expiry: Expiry,
+        expires_at: SystemTime,
         now: SystemTime,
     ) -> Result<HeaderValue, SaveError> {
-        let expires_at = expiry.expires_at(now, self.deadline(now));
         // A collision of 192-bit random ids does not happen; the retry only
         // keeps a broken random source from overwriting anything.
         for _ in 0..3 {
@@ -439,8 +457,8 @@ impl RequestSession {
             {
                 Ok(()) => {
                     tracing::info!(session = %id.log_tag(), "session created");
-                    return (self.shared.cookie)
-                        .issue(&id, &expiry, expires_at, &self.shared.config)
+                    return self
+                        .issue(&id, expiry, expires_at, now)
                         .ok_or(SaveError::Cookie);
                 }
                 Err(StoreError::IdExists) => continue,
@@ -448,6 +466,39 @@ impl RequestSession {
             }
         }
         Err(StoreError::IdExists.into())
+    }
+
+    /// The cookie that hands `id` to the client, for a session expiring at
+    /// `expires_at` (computed at `now`): `Max-Age` and `Expires` never reach
+    /// past the session, and `OnSessionEnd` sends neither.
+    fn issue(
+        &self,
+        id: &SessionId,
+        expiry: Expiry,
+        expires_at: SystemTime,
+        now: SystemTime,
+    ) -> Option<HeaderValue> {
+        let max_age = match expiry {
+            Expiry::OnSessionEnd => None,
+            Expiry::OnInactivity(_) | Expiry::AtDateTime(_) => {
+                match Config::lifetime(expires_at, now) {
+                    Some(seconds) => Some(seconds),
+                    // Checked by the caller; a dead session gets no cookie.
+                    None => return self.shared.cookie.removal(),
+                }
+            }
+        };
+        (self.shared.cookie).issue(id, max_age, now, &self.shared.config)
+    }
+
+    /// The removal cookie for a cookie refused without the store
+    /// (malformed, badly signed, ambiguous), so the client stops sending it;
+    /// `None` otherwise.
+    pub(crate) fn malformed_cookie_removal(&self) -> Option<HeaderValue> {
+        match self.presented {
+            Presented::Rejected => self.shared.cookie.removal(),
+            Presented::Nothing | Presented::Id(_) | Presented::OldKey(_) => None,
+        }
     }
 
     /// The session was deleted or moved while this request ran: its changes

@@ -7,6 +7,7 @@ pub mod app;
 pub mod browser;
 pub mod cases;
 pub mod format_cases;
+pub mod http_cases;
 pub mod stores;
 
 /// Expands to one module per group of cases (`cases`, `format_cases`, ...)
@@ -45,6 +46,18 @@ macro_rules! http_suite {
             values_survive_changes_inside_field_types,
             switching_codecs_keeps_sessions_and_rewrites_on_write,
             untouched_fields_are_never_decoded,
+        );
+        $crate::http_suite!(@cases $make, http_cases;
+            expiry_date_passing_over_axum_serve,
+            expiry_date_passing_in_process,
+            set_expiry_to_a_dead_date_issues_no_cookie,
+            refused_cookies_are_removed,
+            expired_session_cookie_is_removed,
+            issued_cookies_carry_expires,
+            server_errors_save_nothing,
+            store_error_during_save_is_a_500,
+            stacked_layers_fail_loudly,
+            non_ascii_neighbour_cookies_do_not_hide_ours,
         );
     };
     (@cases $make:expr, $module:ident; $($case:ident),* $(,)?) => {

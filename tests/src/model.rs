@@ -486,6 +486,9 @@ pub async fn check_sequence(store: Arc<dyn SessionStore>, steps: &[Step]) {
             }
             (Control::Destroy, None) if sent.is_some() => Some(CookieChange::Removed),
             (Control::Destroy, None) => Some(CookieChange::None),
+            // A refused cookie (garbage, or an id the store does not
+            // hold) is removed.
+            (_, None) if sets.is_empty() && sent.is_some() => Some(CookieChange::Removed),
             (_, None) if sets.is_empty() => Some(CookieChange::None),
             (_, None) => {
                 // A new session; removals do not reach the store.
