@@ -135,7 +135,7 @@ use mongodb::options::{ClientOptions, IndexOptions};
 use mongodb::{Client, ClientSession, Collection, IndexModel};
 use tokio::sync::OnceCell;
 
-use super::{FieldWrite, LoadedFields, SessionStore, StoreError};
+use super::{EXPIRY_FIELD, FORWARD_WINDOW, FieldWrite, LoadedFields, SessionStore, StoreError};
 use crate::id::SessionId;
 
 /// Default bound on each store call, see [`MongoStore::with_timeout`].
@@ -472,7 +472,7 @@ impl MongoStore {
         // step fails: the whole transaction is aborted.
         let Some(source) = self
             .collection
-            .find_one_and_delete(writable_filter(from, DateTime::now()))
+            .find_one_and_replace(writable_filter(from, DateTime::now()), forward_document(to))
             .projection(doc! { "data": 1, "created_at": 1 })
             .session(&mut *session)
             .await?
@@ -544,8 +544,13 @@ impl MongoStore {
                 Some(data) => filter.insert("data", data.clone()),
                 None => filter.insert("data", doc! { "$exists": false }),
             };
-            let deleted = self.collection.delete_one(filter).await.map_err(backend)?;
-            if deleted.deleted_count > 0 {
+            // Retired by becoming the forward to `to`.
+            let replaced = self
+                .collection
+                .replace_one(filter, forward_document(to))
+                .await
+                .map_err(backend)?;
+            if replaced.matched_count > 0 {
                 return Ok(true);
             }
             let current = self
@@ -695,6 +700,7 @@ impl SessionStore for MongoStore {
             let projection = doc! {
                 "_id": 0,
                 format!("data.{namespace}"): 1,
+                format!("data.{}.{}", EXPIRY_FIELD.namespace, EXPIRY_FIELD.field): 1,
                 "created_at": 1,
                 "expires_at": 1,
             };
@@ -718,6 +724,12 @@ impl SessionStore for MongoStore {
                 );
                 return Ok(None);
             };
+            let expiry = match namespace_fields(id, EXPIRY_FIELD.namespace, &doc)
+                .and_then(|fields| fields.get(EXPIRY_FIELD.field))
+            {
+                Some(Bson::Binary(value)) => Some(value.bytes.clone().into()),
+                _ => None,
+            };
             let stored = namespace_fields(id, namespace, &doc);
             let values = fields
                 .iter()
@@ -737,6 +749,7 @@ impl SessionStore for MongoStore {
                 })
                 .collect();
             Ok(Some(LoadedFields {
+                expiry,
                 created_at: system_time(*created_at),
                 expires_at: system_time(*expires_at),
                 values,
@@ -843,6 +856,33 @@ impl SessionStore for MongoStore {
         })
         .await
     }
+
+    async fn forwarded(&self, id: &SessionId) -> Result<Option<SessionId>, StoreError> {
+        self.timed(async {
+            let found = self
+                .collection
+                .find_one(doc! { "_id": id.as_str(), "forward.until": { "$gt": DateTime::now() } })
+                .projection(doc! { "_id": 0, "forward.to": 1 })
+                .await
+                .map_err(backend)?;
+            Ok(found
+                .as_ref()
+                .and_then(|doc| doc.get_document("forward").ok())
+                .and_then(|forward| forward.get_str("to").ok())
+                .and_then(SessionId::parse))
+        })
+        .await
+    }
+}
+
+/// What the old document becomes when `move_to` retires it: a forward to
+/// `to` until the window ends, without `created_at` (so it is never a live
+/// session) and with `expires_at` at the window's end (so the TTL index
+/// removes it).
+fn forward_document(to: &SessionId) -> Document {
+    let now = SystemTime::now();
+    let until = bson_time(now.checked_add(FORWARD_WINDOW).unwrap_or(now));
+    doc! { "forward": { "to": to.as_str(), "until": until }, "expires_at": until }
 }
 
 /// Commits, retrying a commit whose result is unknown (bounded).

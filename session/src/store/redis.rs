@@ -133,7 +133,9 @@ use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::Slot;
 use redis::{Cmd, RedisError, RedisWrite, Script, ToRedisArgs, Value};
 
-use super::{FieldKey, FieldWrite, LoadedFields, SessionStore, StoreError};
+use super::{
+    EXPIRY_FIELD, FORWARD_WINDOW, FieldKey, FieldWrite, LoadedFields, SessionStore, StoreError,
+};
 use super::{from_unix_millis, unix_millis};
 use crate::id::SessionId;
 
@@ -172,6 +174,12 @@ const EXPIRES: &str = "__expires";
 /// The hash field with which a cluster move holds off writes (a lease end,
 /// server Unix milliseconds); never copied to the new key.
 const FROZEN: &str = "__frozen";
+
+/// The hash fields of the forward a move leaves at the old key: the new id,
+/// and the end of the forward window (Unix milliseconds). The old key then
+/// has no marker, so it is not a session.
+const FORWARD: &str = "__forward";
+const FORWARD_UNTIL: &str = "__forward_until";
 
 /// ARGV: creation time, expiry, then field/value pairs. One `HSET` of
 /// everything (in chunks of 1000 arguments beyond that: Lua's `unpack` has a
@@ -239,8 +247,9 @@ return 1
     )
 });
 
-/// KEYS: from, to (one slot). ARGV: expiry. 1 moved, 0 `from` missing,
-/// -1 `to` exists.
+/// KEYS: from, to (one slot). ARGV: expiry, the new id, the end of the
+/// forward window. 1 moved (leaving the forward at `from`), 0 `from`
+/// missing, -1 `to` exists.
 static RENAME: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
@@ -249,6 +258,8 @@ if redis.call('EXISTS', KEYS[2]) == 1 then return -1 end
 redis.call('RENAME', KEYS[1], KEYS[2])
 redis.call('HSET', KEYS[2], '__expires', ARGV[1])
 redis.call('PEXPIREAT', KEYS[2], ARGV[1])
+redis.call('HSET', KEYS[1], '__forward', ARGV[2], '__forward_until', ARGV[3])
+redis.call('PEXPIREAT', KEYS[1], ARGV[3])
 return 1
 ",
     )
@@ -295,15 +306,16 @@ return 1
     )
 });
 
-/// Cluster move, step 3 on `from`. ARGV: token. 1 done (now, or by an
-/// earlier attempt of this step), 0 written meanwhile, -1 gone.
+/// Cluster move, step 3 on `from`. ARGV: token, the new id, the end of the
+/// forward window. 1 done (now, or by an earlier attempt of this step), 0
+/// written meanwhile, -1 gone. The tombstone it leaves carries the forward.
 static FINISH: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 if redis.call('HGET', KEYS[1], '__moving') == ARGV[1] then
   if redis.call('HEXISTS', KEYS[1], '__created') == 1 then
     redis.call('DEL', KEYS[1])
-    redis.call('HSET', KEYS[1], '__moving', ARGV[1])
+    redis.call('HSET', KEYS[1], '__moving', ARGV[1], '__forward', ARGV[2], '__forward_until', ARGV[3])
     redis.call('PEXPIRE', KEYS[1], 60000)
   end
   return 1
@@ -621,7 +633,7 @@ impl RedisStore {
             let Some(fields) = self.copy_out(from_key, token, lease).await? else {
                 return Ok(false);
             };
-            let result = self.copy_in_and_finish(from_key, to_key, token, expires_at, &fields);
+            let result = self.copy_in_and_finish(from_key, to_key, to, token, expires_at, &fields);
             let step = match result.await {
                 Ok(step) => step,
                 Err(error) => {
@@ -665,6 +677,7 @@ impl RedisStore {
         &self,
         from_key: &str,
         to_key: &str,
+        to: &SessionId,
         token: &str,
         expires_at: u64,
         fields: &[Value],
@@ -672,7 +685,7 @@ impl RedisStore {
         if !self.copy_in(to_key, token, expires_at, fields).await? {
             return Err(StoreError::IdExists);
         }
-        self.finish(from_key, token).await
+        self.finish(from_key, token, to).await
     }
 
     /// Cluster move, step 1: marks `from` with `token` (and with a lease,
@@ -720,9 +733,18 @@ impl RedisStore {
 
     /// Cluster move, step 3: deletes `from` if nothing wrote to it since
     /// step 1.
-    async fn finish(&self, from_key: &str, token: &str) -> Result<Step, StoreError> {
+    async fn finish(
+        &self,
+        from_key: &str,
+        token: &str,
+        to: &SessionId,
+    ) -> Result<Step, StoreError> {
         let mut command = evalsha(&FINISH, 1);
-        command.arg(from_key).arg(token);
+        command
+            .arg(from_key)
+            .arg(token)
+            .arg(to.as_str())
+            .arg(forward_until());
         Ok(match self.eval_int(&FINISH, &command).await? {
             1 => Step::Done,
             0 => Step::Retry,
@@ -800,23 +822,29 @@ impl SessionStore for RedisStore {
         fields: &[&str],
     ) -> Result<Option<LoadedFields>, StoreError> {
         let mut command = redis::cmd("HMGET");
-        command.arg(self.key_arg(id)).arg(MARKER).arg(EXPIRES);
+        command
+            .arg(self.key_arg(id))
+            .arg(MARKER)
+            .arg(EXPIRES)
+            .arg(HashField::from(EXPIRY_FIELD));
         for field in fields {
             command.arg(HashField(namespace, field));
         }
         let items = match self.query(&command).await.map_err(backend)? {
-            Value::Array(items) if items.len() == fields.len() + 2 => items,
+            Value::Array(items) if items.len() == fields.len() + 3 => items,
             Value::Array(items) => {
                 return Err(StoreError::Malformed(format!(
                     "asked Redis for {} hash fields, got {}",
-                    fields.len() + 2,
+                    fields.len() + 3,
                     items.len()
                 )));
             }
             other => return Err(unexpected("the session's hash fields", &other)),
         };
         let mut items = items.into_iter();
-        let (Some(created), Some(expires)) = (items.next(), items.next()) else {
+        let (Some(created), Some(expires), Some(expiry)) =
+            (items.next(), items.next(), items.next())
+        else {
             return Err(StoreError::Malformed("a short HMGET reply".into()));
         };
         if matches!(created, Value::Nil) {
@@ -860,14 +888,14 @@ impl SessionStore for RedisStore {
         } else {
             expires_at
         };
-        let values = items
-            .map(|value| match value {
-                Value::Nil => Ok(None),
-                Value::BulkString(bytes) => Ok(Some(bytes.into())),
-                other => Err(unexpected("a field value", &other)),
-            })
-            .collect::<Result<_, _>>()?;
+        let value = |value| match value {
+            Value::Nil => Ok(None),
+            Value::BulkString(bytes) => Ok(Some(bytes.into())),
+            other => Err(unexpected("a field value", &other)),
+        };
+        let values = items.map(value).collect::<Result<_, _>>()?;
         Ok(Some(LoadedFields {
+            expiry: value(expiry)?,
             created_at,
             expires_at,
             values,
@@ -979,13 +1007,48 @@ impl SessionStore for RedisStore {
                 .await;
         }
         let mut command = evalsha(&RENAME, 2);
-        command.arg(&from_key).arg(&to_key).arg(expires_at);
+        command
+            .arg(&from_key)
+            .arg(&to_key)
+            .arg(expires_at)
+            .arg(to.as_str())
+            .arg(forward_until());
         match self.eval_int(&RENAME, &command).await? {
             1 => Ok(true),
             0 => Ok(false),
             _ => Err(StoreError::IdExists),
         }
     }
+
+    async fn forwarded(&self, id: &SessionId) -> Result<Option<SessionId>, StoreError> {
+        let mut command = redis::cmd("HMGET");
+        command
+            .arg(self.key_arg(id))
+            .arg(MARKER)
+            .arg(FORWARD)
+            .arg(FORWARD_UNTIL);
+        let Value::Array(items) = self.query(&command).await.map_err(backend)? else {
+            return Err(StoreError::Malformed("a short HMGET reply".into()));
+        };
+        let [Value::Nil, Value::BulkString(to), until] = items.as_slice() else {
+            // A live session (then nothing forwards from it) or no forward.
+            return Ok(None);
+        };
+        if !parse_millis(until).is_some_and(|until| until > SystemTime::now()) {
+            return Ok(None);
+        }
+        let to = std::str::from_utf8(to).ok().and_then(SessionId::parse);
+        if to.is_none() {
+            tracing::warn!(session = %id.log_tag(), "unreadable forward `{FORWARD}` ignored");
+        }
+        Ok(to)
+    }
+}
+
+/// The end of the forward window of a move made now, in Unix milliseconds
+/// by the application's clock (as `__expires`).
+fn forward_until() -> u64 {
+    expiry_millis(SystemTime::now() + FORWARD_WINDOW)
 }
 
 /// The steps of a cross-slot cluster move, interleaved with other calls in
@@ -1087,7 +1150,10 @@ mod tests {
                 .await
                 .unwrap()
         );
-        assert_eq!(store.finish(&from_key, "t1").await.unwrap(), Step::Retry);
+        assert_eq!(
+            store.finish(&from_key, "t1", &to).await.unwrap(),
+            Step::Retry
+        );
         store.discard(&to_key, "t1").await.unwrap();
         assert_eq!(store.load(&to, "ns", &["a"]).await.unwrap(), None);
         // The whole move now carries the late write over.
@@ -1112,7 +1178,10 @@ mod tests {
                 .unwrap()
         );
         store.delete(&from).await.unwrap();
-        assert_eq!(store.finish(&from_key, "t1").await.unwrap(), Step::Gone);
+        assert_eq!(
+            store.finish(&from_key, "t1", &to).await.unwrap(),
+            Step::Gone
+        );
         store.discard(&to_key, "t1").await.unwrap();
         assert_eq!(value(&store, &to, "a").await, None);
     }
@@ -1154,12 +1223,21 @@ mod tests {
                 .await
                 .unwrap()
         );
-        assert_eq!(store.finish(&from_key, "t1").await.unwrap(), Step::Done);
-        assert_eq!(store.finish(&from_key, "t1").await.unwrap(), Step::Done);
+        assert_eq!(
+            store.finish(&from_key, "t1", &to).await.unwrap(),
+            Step::Done
+        );
+        assert_eq!(
+            store.finish(&from_key, "t1", &to).await.unwrap(),
+            Step::Done
+        );
         assert_eq!(value(&store, &to, "a").await, Some(Some(b"1".to_vec())));
         assert_eq!(value(&store, &from, "a").await, None);
         // Another move's token does not match the tombstone.
-        assert_eq!(store.finish(&from_key, "t2").await.unwrap(), Step::Gone);
+        assert_eq!(
+            store.finish(&from_key, "t2", &to).await.unwrap(),
+            Step::Gone
+        );
     }
 
     /// While a retrying move holds writes off, an update waits; once the
@@ -1190,7 +1268,10 @@ mod tests {
                 .await
                 .unwrap()
         );
-        assert_eq!(store.finish(&from_key, "t1").await.unwrap(), Step::Done);
+        assert_eq!(
+            store.finish(&from_key, "t1", &to).await.unwrap(),
+            Step::Done
+        );
         assert!(
             !writer.await.unwrap().unwrap(),
             "write landed on a moved session"
@@ -1236,7 +1317,10 @@ mod tests {
             value(&store, &from, "b").await,
             Some(Some(b"after".to_vec()))
         );
-        assert_eq!(store.finish(&from_key, "t1").await.unwrap(), Step::Retry);
+        assert_eq!(
+            store.finish(&from_key, "t1", &to).await.unwrap(),
+            Step::Retry
+        );
     }
 
     /// A command on the store's own connection.
