@@ -859,17 +859,39 @@ impl SessionStore for MongoStore {
 
     async fn forwarded(&self, id: &SessionId) -> Result<Option<SessionId>, StoreError> {
         self.timed(async {
-            let found = self
-                .collection
-                .find_one(doc! { "_id": id.as_str(), "forward.until": { "$gt": DateTime::now() } })
-                .projection(doc! { "_id": 0, "forward.to": 1 })
-                .await
-                .map_err(backend)?;
-            Ok(found
-                .as_ref()
-                .and_then(|doc| doc.get_document("forward").ok())
-                .and_then(|forward| forward.get_str("to").ok())
-                .and_then(SessionId::parse))
+            // A write refused because a move without transactions had marked
+            // the session (step 1) asks here while the move runs: wait for
+            // the move to end (it does within its lease), then read its
+            // forward.
+            let mut pause = Duration::from_millis(2);
+            loop {
+                let found = self
+                    .collection
+                    .find_one(doc! { "_id": id.as_str() })
+                    .projection(doc! { "_id": 0, "forward": 1, "moving": 1, "created_at": 1 })
+                    .await
+                    .map_err(backend)?;
+                let Some(found) = found else {
+                    return Ok(None);
+                };
+                let now = DateTime::now();
+                let live_until = |doc: &Document| {
+                    matches!(doc.get("until"), Some(Bson::DateTime(until)) if *until > now)
+                };
+                if let Ok(forward) = found.get_document("forward") {
+                    return Ok(live_until(forward)
+                        .then(|| forward.get_str("to").ok().and_then(SessionId::parse))
+                        .flatten());
+                }
+                let moving = found
+                    .get_document("moving")
+                    .is_ok_and(|moving| live_until(moving));
+                if !moving || !found.contains_key("created_at") {
+                    return Ok(None);
+                }
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_millis(50));
+            }
         })
         .await
     }
