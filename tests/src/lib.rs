@@ -6,6 +6,7 @@
 pub mod app;
 pub mod browser;
 pub mod cases;
+pub mod expiry_cases;
 pub mod format_cases;
 pub mod stores;
 
@@ -45,6 +46,14 @@ macro_rules! http_suite {
             values_survive_changes_inside_field_types,
             switching_codecs_keeps_sessions_and_rewrites_on_write,
             untouched_fields_are_never_decoded,
+        );
+        $crate::http_suite!(@cases $make, expiry_cases;
+            remembered_expiry_survives_later_requests_and_cycles,
+            remembered_expiry_slides_with_its_own_limit,
+            remembered_expiry_is_bounded_by_the_absolute_timeout,
+            writers_racing_a_login_lose_nothing,
+            old_id_cannot_read_the_new_session,
+            logout_still_wins_over_writers_racing_a_login,
         );
     };
     (@cases $make:expr, $module:ident; $($case:ident),* $(,)?) => {
