@@ -8,6 +8,7 @@ use axum::Router;
 use axum::extract::{Path, State};
 use axum::routing::get;
 use tokio::sync::{Semaphore, watch};
+use typed_sessions::store::FORWARD_WINDOW;
 use typed_sessions::{Expiry, SessionId, SessionLayer, SessionStore, TypedSession};
 
 use crate::app::{Auth, Counter, Gate, Server, Wide, serve_router};
@@ -127,10 +128,7 @@ async fn serve(layer: SessionLayer) -> (Server, Arc<Race>) {
         .route("/wide/{i}/slow", get(slow_wide))
         .with_state(race.clone())
         .layer(layer);
-    (
-        serve_router(router, Arc::new(Gate::default())).await,
-        race,
-    )
+    (serve_router(router, Arc::new(Gate::default())).await, race)
 }
 
 fn id_of(cookie: &str) -> SessionId {
@@ -227,7 +225,10 @@ pub async fn remembered_expiry_survives_later_requests_and_cycles(store: Store) 
     // A login that chose nothing: the layer's default throughout.
     let mut browser = Browser::new(&server.base);
     browser.get("/count").await;
-    assert_eq!(max_age(&issued(&browser.get("/login/none").await)), Some(7200));
+    assert_eq!(
+        max_age(&issued(&browser.get("/login/none").await)),
+        Some(7200)
+    );
     assert_eq!(max_age(&issued(&browser.get("/cycle").await)), Some(7200));
     assert!(stored_expiry(&store, &browser).await < SystemTime::now() + default);
 }
@@ -250,7 +251,10 @@ pub async fn remembered_expiry_slides_with_its_own_limit(store: Store) {
     );
     let expires = stored_expiry(&store, &browser).await;
     assert!(expires > logged_in + SHORT, "the expiry did not slide");
-    assert!(expires <= SystemTime::now() + SHORT, "moved past its own limit");
+    assert!(
+        expires <= SystemTime::now() + SHORT,
+        "moved past its own limit"
+    );
 }
 
 /// The absolute timeout caps a remembered expiry, on the login response and
@@ -326,7 +330,10 @@ pub async fn old_id_cannot_read_the_new_session(store: Store) {
     let writers = start_writers(&server, &race, &old, 1).await;
     issued(&browser.get("/login/none").await);
     race.release.send_replace(true);
-    assert_eq!(writers.into_iter().next().unwrap().await.unwrap().status, 200);
+    assert_eq!(
+        writers.into_iter().next().unwrap().await.unwrap().status,
+        200
+    );
     assert_eq!(browser.get("/wide").await.body, "1,0,0,0,0,0,0,0,0,0,0,0");
 
     let mut stale = Browser::new(&server.base);
@@ -363,4 +370,24 @@ pub async fn logout_still_wins_over_writers_racing_a_login(store: Store) {
         let loaded = store.load(&id_of(id), "wide", &["f0"]).await.unwrap();
         assert!(loaded.is_none(), "a session came back");
     }
+}
+
+/// A tab that loaded the session before a login but writes only after the
+/// forward window is answered, but its change is dropped (and logged), as
+/// after a logout: the old id is long dead by then.
+pub async fn writes_after_the_forward_window_are_dropped(store: Store) {
+    let (server, race) = serve(SessionLayer::new(store)).await;
+    let mut browser = Browser::new(&server.base);
+    browser.get("/count").await;
+    let old = browser.cookie.clone().unwrap();
+    let writers = start_writers(&server, &race, &old, 1).await;
+    issued(&browser.get("/login/none").await);
+    // The window is a time limit: nothing signals its end.
+    tokio::time::sleep(FORWARD_WINDOW + Duration::from_millis(1100)).await;
+    race.release.send_replace(true);
+    let reply = writers.into_iter().next().unwrap().await.unwrap();
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(reply.set_cookie(), None);
+    assert_eq!(browser.get("/wide").await.body, "0,0,0,0,0,0,0,0,0,0,0,0");
+    assert_eq!(browser.get("/whoami").await.body, "Some(\"ada\")");
 }

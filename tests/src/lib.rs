@@ -54,6 +54,7 @@ macro_rules! http_suite {
             writers_racing_a_login_lose_nothing,
             old_id_cannot_read_the_new_session,
             logout_still_wins_over_writers_racing_a_login,
+            writes_after_the_forward_window_are_dropped,
         );
     };
     (@cases $make:expr, $module:ident; $($case:ident),* $(,)?) => {

@@ -106,8 +106,14 @@ const MAX_RELATIVE_TTL: u64 = 30 * 24 * 60 * 60;
 ///   way never loses the session: the old id keeps it until the final
 ///   delete succeeds; a failure after the `add` may leave a copy under the
 ///   new id, which nobody was told about and which expires with its TTL.
-///   After the move, a slower writer of the old id finds no item (its
-///   `gets` misses or its `cas` fails) and gets `false`.
+///   The final step does not delete the old item but replaces it (with
+///   the CAS token) by a *forward*: a record that expired at the epoch, so
+///   nothing reads it as a session, holding `__forward.to` (the new id) and
+///   `__forward.until` (the end of [`FORWARD_WINDOW`], Unix milliseconds,
+///   big-endian), with a memcached TTL to match.
+///   After the move, a slower writer of the old id finds no live session
+///   (its `gets` finds the forward, or its `cas` fails) and gets `false`;
+///   [`forwarded`](SessionStore::forwarded) is one `get`.
 ///
 /// # Expiry
 ///

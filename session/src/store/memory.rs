@@ -23,7 +23,10 @@ const SWEEP_EVERY: u32 = 256;
 /// Sessions held in a sharded map in this process's memory: the embedded
 /// default, for development, tests and single-process deployments.
 ///
-/// Every operation takes one shard's lock and is atomic. An expired session
+/// Every operation takes one shard's lock (a move, the locks of both ids'
+/// shards, taken in shard order) and is atomic. A move leaves its forward
+/// (see [`SessionStore::forwarded`]) in a small table of its own, swept as
+/// it grows, before it releases the locks. An expired session
 /// is never returned; expired sessions are swept shard by shard, amortised
 /// over writes, so no call pauses the whole store. Sessions are lost when the
 /// process exits, and are not shared between processes.

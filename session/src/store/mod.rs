@@ -24,7 +24,7 @@
 //!   current program does not know, keeps its bytes.
 //! - **The remembered expiry.** The layer keeps the expiry a session chose
 //!   with `TypedSession::set_expiry` in the reserved field [`EXPIRY_FIELD`]
-//!   (namespace `__session`; the derive refuses namespaces starting with
+//!   (namespace `__`, field `expiry`; the derive refuses namespaces starting with
 //!   `__`). A store writes, removes and moves it like any other field, and
 //!   [`load`](SessionStore::load) returns its bytes in
 //!   [`LoadedFields::expiry`] with the requested fields, in the same round
@@ -73,9 +73,10 @@ pub struct FieldKey<'a> {
 
 /// The reserved field that holds the expiry a session chose with
 /// `TypedSession::set_expiry` (see the [module docs](self)). Its bytes are
-/// the layer's, opaque to a store.
+/// the layer's, opaque to a store. The names are short because a load asks
+/// for the field on every request (Redis: `__.expiry` in each `HMGET`).
 pub const EXPIRY_FIELD: FieldKey<'static> = FieldKey {
-    namespace: "__session",
+    namespace: "__",
     field: "expiry",
 };
 

@@ -14,6 +14,17 @@
 //! }
 //! ```
 //!
+//! The remembered expiry ([`EXPIRY_FIELD`](super::EXPIRY_FIELD)) is the field
+//! `data.__.expiry`; `load` projects it with the namespace. A moved
+//! session's old document becomes, in the step that retires it (inside the
+//! transaction, or step 3 below), the forward
+//! `{_id, forward: {to: "<new id>", until: Date}, expires_at: until}` for
+//! [`FORWARD_WINDOW`](super::FORWARD_WINDOW): it has no `created_at`, so no
+//! filter takes it for a session, and the TTL index removes it.
+//! [`forwarded`](SessionStore::forwarded) reads it with one `find_one`; if the
+//! session is still marked by a move without transactions (whose mark
+//! refuses writes), it waits, polling, for that move to end.
+//!
 //! Values are the codec's bytes as BSON `Binary` (generic subtype); times are
 //! BSON dates (millisecond precision).
 //!
@@ -61,7 +72,8 @@
 //!
 //! **`move_to`** (the layer's `cycle_id`):
 //! - on a replica set or sharded cluster (transactions supported, detected once
-//!   with `hello`), one transaction takes `from` (`find_one_and_delete`, its
+//!   with `hello`), one transaction takes `from` (`find_one_and_replace` by
+//!   the forward, its
 //!   first operation, so concurrent updates of `from` wait for it and then
 //!   find no session) and inserts `to`; it is retried on transient
 //!   transaction errors (at most 5 times, then [`StoreError::Contention`]).
@@ -75,7 +87,7 @@
 //!      is acknowledged and then lost; `load` still reads it. A second,
 //!      concurrent `move_to` of the same session returns `false`;
 //!   2. `insert_one` of `to` with `from`'s `data` and `created_at`;
-//!   3. `delete_one` of `from` if it still carries this move's mark and the
+//!   3. `replace_one` of `from` by the forward if it still carries this move's mark and the
 //!      `data` that was copied. If `from` was deleted meanwhile (a concurrent
 //!      `destroy`), the delete wins: `to` is deleted again and the result is
 //!      `false`. If its `data` changed after all (possible only on a server

@@ -10,7 +10,16 @@
 //! | `__created` | the marker: the session exists; its creation time in Unix milliseconds, as decimal text |
 //! | `__expires` | the session's expiry in Unix milliseconds, as decimal text: the same value the store passes to `PEXPIREAT` |
 //! | `{namespace}.{field}` | the encoded bytes of one field, exactly as the codec produced them |
+//! | `__.expiry` | the remembered expiry ([`EXPIRY_FIELD`](super::EXPIRY_FIELD)): an ordinary field, loaded with every namespace |
 //! | `__moving`, `__frozen` | transient, only on Redis Cluster while [`move_to`](SessionStore::move_to) copies the session to another node (see below) |
+//!
+//! After a move, the old key holds no marker but, for
+//! [`FORWARD_WINDOW`](super::FORWARD_WINDOW), the forward:
+//! `__forward` (the new id) and `__forward_until` (the window's end, Unix
+//! milliseconds by the application's clock), written by the script that
+//! retires the old key, with the key's expiry at the window's end (on a
+//! cluster, the 60 s of the tombstone below; `__forward_until` decides).
+//! [`forwarded`](SessionStore::forwarded) is one `HMGET`.
 //!
 //! Field names always contain a dot and the internal names never do, so
 //! they cannot collide. The key's Redis expiry (`PEXPIREAT`, millisecond
@@ -47,7 +56,7 @@
 //! | [`update`](SessionStore::update) | script: `HMGET` of the marker and the two move fields; only if the marker exists, one `HSET` of exactly the named fields (and of `__expires` when the expiry moves), one `HDEL` of the removed ones (if any), `PEXPIREAT` when the expiry moves. Nothing else is sent or rewritten, so a small change to a big session sends a few bytes | 3, or 4 when the expiry moves; one more with removals (one or two more while a cluster move is under way) |
 //! | [`touch`](SessionStore::touch) | script: only if the marker exists, `HSET` of `__expires`, `PEXPIREAT` | 4 |
 //! | [`delete`](SessionStore::delete) | `DEL` | 1 |
-//! | [`move_to`](SessionStore::move_to), single server, or both keys in one cluster slot | script: only if `from` has the marker and `to` does not exist, `RENAME`, `HSET` of `__expires`, `PEXPIREAT`. Atomic | 6 |
+//! | [`move_to`](SessionStore::move_to), single server, or both keys in one cluster slot | script: only if `from` has the marker and `to` does not exist, `RENAME`, `HSET` of `__expires`, `PEXPIREAT`, then the forward at `from` (`HSET`, `PEXPIREAT`). Atomic | 8 |
 //!
 //! Because `update` and `touch` check the marker inside the script, a write of
 //! a slow request that lands after a `delete` or `move_to` of its session
@@ -69,6 +78,11 @@
 //!    if `to` does not exist;
 //! 3. *finish*: if `from` still carries the token, delete it, leaving a
 //!    field-less tombstone for 60 s so that a retried *finish* is recognised.
+//!    The tombstone carries the forward. The forward lives at the old key,
+//!    in the old key's slot, so it is written atomically with the delete
+//!    and no step spans two slots; a racing write of the old id finds no
+//!    marker, reads the forward from the old key's node and is applied to
+//!    the new key on its own.
 //!
 //! Every `update` that writes to a session clears `__moving`, so a write to
 //! the old id between steps 1 and 3 is never lost: step 3 sees the token
@@ -1301,7 +1315,7 @@ mod tests {
     #[tokio::test]
     async fn lease_of_a_dead_mover_runs_out() {
         let store = cluster().await;
-        let (from, _to, from_key, _to_key) = session(&store).await;
+        let (from, to, from_key, _to_key) = session(&store).await;
         store
             .copy_out(&from_key, "t1", Some(Duration::from_millis(300)))
             .await
