@@ -636,7 +636,7 @@ impl SessionStore for MemcacheStore {
         let until = field(b"until")
             .and_then(|v| <[u8; 8]>::try_from(v).ok())
             .map(u64::from_be_bytes);
-        if !until.is_some_and(|until| until > unix_millis(SystemTime::now())) {
+        if until.is_none_or(|until| until <= unix_millis(SystemTime::now())) {
             return Ok(None);
         }
         Ok(field(b"to")

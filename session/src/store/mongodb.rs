@@ -14,12 +14,12 @@
 //! }
 //! ```
 //!
-//! The remembered expiry ([`EXPIRY_FIELD`](super::EXPIRY_FIELD)) is the field
+//! The remembered expiry ([`EXPIRY_FIELD`]) is the field
 //! `data.__.expiry`; `load` projects it with the namespace. A moved
 //! session's old document becomes, in the step that retires it (inside the
 //! transaction, or step 3 below), the forward
 //! `{_id, forward: {to: "<new id>", until: Date}, expires_at: until}` for
-//! [`FORWARD_WINDOW`](super::FORWARD_WINDOW): it has no `created_at`, so no
+//! [`FORWARD_WINDOW`]: it has no `created_at`, so no
 //! filter takes it for a session, and the TTL index removes it.
 //! [`forwarded`](SessionStore::forwarded) reads it with one `find_one`; if the
 //! session is still marked by a move without transactions (whose mark
@@ -897,7 +897,7 @@ impl SessionStore for MongoStore {
                 }
                 let moving = found
                     .get_document("moving")
-                    .is_ok_and(|moving| live_until(moving));
+                    .is_ok_and(live_until);
                 if !moving || !found.contains_key("created_at") {
                     return Ok(None);
                 }

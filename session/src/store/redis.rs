@@ -10,11 +10,11 @@
 //! | `__created` | the marker: the session exists; its creation time in Unix milliseconds, as decimal text |
 //! | `__expires` | the session's expiry in Unix milliseconds, as decimal text: the same value the store passes to `PEXPIREAT` |
 //! | `{namespace}.{field}` | the encoded bytes of one field, exactly as the codec produced them |
-//! | `__.expiry` | the remembered expiry ([`EXPIRY_FIELD`](super::EXPIRY_FIELD)): an ordinary field, loaded with every namespace |
+//! | `__.expiry` | the remembered expiry ([`EXPIRY_FIELD`]): an ordinary field, loaded with every namespace |
 //! | `__moving`, `__frozen` | transient, only on Redis Cluster while [`move_to`](SessionStore::move_to) copies the session to another node (see below) |
 //!
 //! After a move, the old key holds no marker but, for
-//! [`FORWARD_WINDOW`](super::FORWARD_WINDOW), the forward:
+//! [`FORWARD_WINDOW`], the forward:
 //! `__forward` (the new id) and `__forward_until` (the window's end, Unix
 //! milliseconds by the application's clock), written by the script that
 //! retires the old key, with the key's expiry at the window's end (on a
@@ -1048,7 +1048,7 @@ impl SessionStore for RedisStore {
             // A live session (then nothing forwards from it) or no forward.
             return Ok(None);
         };
-        if !parse_millis(until).is_some_and(|until| until > SystemTime::now()) {
+        if parse_millis(until).is_none_or(|until| until <= SystemTime::now()) {
             return Ok(None);
         }
         let to = std::str::from_utf8(to).ok().and_then(SessionId::parse);
