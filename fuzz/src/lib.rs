@@ -377,6 +377,7 @@ impl SessionStore for CannedStore {
             created_at: now,
             expires_at: now + std::time::Duration::from_secs(3600),
             values: values.into_iter().map(|v| v.map(Into::into)).collect(),
+            expiry: None,
         }))
     }
     async fn create(

@@ -19,6 +19,9 @@ use std::time::{Duration, SystemTime};
 use crate::id::SessionId;
 use crate::store::{Bytes, FieldKey, FieldWrite, LoadedFields, SessionStore, StoreError};
 
+mod forwards;
+pub use forwards::*;
+
 /// Expands to a module `conformance` with one `#[tokio::test]` per case of
 /// the suite, each calling `$make.await` for its store. `$make` is an
 /// expression of a future that yields the store, e.g. `async { MyStore::new() }`.
@@ -38,6 +41,11 @@ macro_rules! store_conformance_tests {
             move_keeps_data_and_retires_old_id,
             concurrent_writers_of_different_fields_all_survive,
             values_are_binary_safe_and_large,
+            remembered_expiry_loads_with_any_namespace,
+            move_leaves_a_forward_that_is_not_a_session,
+            delete_leaves_no_forward,
+            forward_ends_with_its_window,
+            writes_racing_a_move_all_survive,
         );
     };
     (@cases $make:expr; $($case:ident),* $(,)?) => {

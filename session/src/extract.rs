@@ -74,7 +74,40 @@ impl<T: SessionState> TypedSession<T> {
         }
     }
 
-    /// Overrides the layer's expiry for this response's write and cookie.
+    /// Sets this session's expiry from now on, in place of the layer's
+    /// [`with_expiry`](crate::SessionLayer::with_expiry): "remember me".
+    ///
+    /// The choice is stored with the session (the reserved field
+    /// [`EXPIRY_FIELD`](crate::store::EXPIRY_FIELD), loaded in the same
+    /// round trip as the namespace), so every later request of the session,
+    /// on any server sharing the store, follows it: sliding refreshes, the
+    /// cookie's `Max-Age` (none for [`Expiry::OnSessionEnd`]) and the
+    /// store's expiry. It survives [`cycle_id`](Self::cycle_id) (call both
+    /// in a login handler) and is always capped by
+    /// [`with_absolute_timeout`](crate::SessionLayer::with_absolute_timeout).
+    /// The response that sets it sends the cookie. A session that never
+    /// called it follows the layer's expiry, whatever that is configured to
+    /// at the time.
+    ///
+    /// ```
+    /// use typed_sessions::{Expiry, SessionState, TypedSession};
+    ///
+    /// #[derive(SessionState)]
+    /// struct Auth {
+    ///     user: Option<String>,
+    /// }
+    ///
+    /// async fn login(mut auth: TypedSession<Auth>, remember_me: bool) {
+    ///     auth.set_user(Some("ada".to_owned()));
+    ///     let expiry = if remember_me {
+    ///         Expiry::OnInactivity(std::time::Duration::from_secs(30 * 24 * 60 * 60))
+    ///     } else {
+    ///         Expiry::OnSessionEnd
+    ///     };
+    ///     TypedSession::set_expiry(&mut auth, expiry);
+    ///     TypedSession::cycle_id(&mut auth);
+    /// }
+    /// ```
     pub fn set_expiry(this: &mut Self, expiry: Expiry) {
         this.request.set_expiry(expiry);
     }

@@ -39,6 +39,7 @@ mod cookies;
 mod extract;
 mod id;
 mod layer;
+mod remembered;
 mod request;
 mod state;
 pub mod store;

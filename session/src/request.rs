@@ -17,7 +17,7 @@ use crate::cookies::{Presented, SetCookie};
 use crate::id::SessionId;
 use crate::private::{Companion, Loaded};
 use crate::state::SessionState;
-use crate::store::{FieldKey, FieldWrite, SessionStore, StoreError};
+use crate::store::{EXPIRY_FIELD, FieldKey, FieldWrite, SessionStore, StoreError};
 
 /// What the layer shares with every request.
 pub(crate) struct Shared {
@@ -78,6 +78,8 @@ enum Existence {
     Live {
         created_at: SystemTime,
         expires_at: SystemTime,
+        /// The expiry an earlier request chose with `set_expiry`.
+        remembered: Option<Expiry>,
     },
     /// The request came without a usable id, or the store does not know it.
     Absent,
@@ -234,6 +236,7 @@ impl RequestSession {
                         Existence::Live {
                             created_at: found.created_at,
                             expires_at: found.expires_at,
+                            remembered: remembered(id, found.expiry.as_deref()),
                         },
                         Some(found.values),
                     ),
@@ -345,9 +348,10 @@ impl RequestSession {
                 Existence::Live {
                     created_at,
                     expires_at,
+                    remembered,
                 },
                 Some(id),
-            ) => Some((id, created_at, expires_at)),
+            ) => Some((id, created_at, expires_at, remembered)),
             _ => None,
         };
 
@@ -364,8 +368,14 @@ impl RequestSession {
             });
         }
 
-        let expiry = chosen_expiry.unwrap_or(config.expiry());
-        let Some((id, created_at, stored_expiry)) = live else {
+        // A chosen expiry is stored with the session (once, while it
+        // differs from the stored one) and every later request follows it.
+        let remembered = live.and_then(|(.., remembered)| remembered);
+        let expiry = chosen_expiry.or(remembered).unwrap_or(config.expiry());
+        let chosen_bytes = chosen_expiry
+            .filter(|chosen| Some(*chosen) != remembered)
+            .map(|chosen| crate::remembered::encode(&chosen));
+        let Some((id, created_at, stored_expiry, _)) = live else {
             let expires_at = expiry.expires_at(now, self.deadline(now));
             // After an `AtDateTime` has passed, a session would be dead on
             // arrival: none is created.
@@ -375,6 +385,13 @@ impl RequestSession {
                 let refused = !matches!(self.presented, Presented::Nothing)
                     && matches!(existence, Existence::Absent);
                 return Ok(if refused { cookie.removal() } else { None });
+            }
+            let mut writes = writes;
+            if let Some(bytes) = &chosen_bytes {
+                writes.push(FieldWrite {
+                    key: EXPIRY_FIELD,
+                    value: Some(bytes),
+                });
             }
             return self
                 .create(&writes, expiry, expires_at, now)
@@ -390,6 +407,16 @@ impl RequestSession {
             tracing::info!(session = %id.log_tag(), "session reached its expiry date; ended");
             return Ok(cookie.removal());
         }
+        // The handler's own writes, without the remembered expiry: what a
+        // write that lost a race with a login carries over to the new id.
+        let own_writes = writes.len();
+        let mut writes = writes;
+        if let Some(bytes) = &chosen_bytes {
+            writes.push(FieldWrite {
+                key: EXPIRY_FIELD,
+                value: Some(bytes),
+            });
+        }
 
         if action == Action::CycleId {
             let new_id = SessionId::generate()?;
@@ -399,7 +426,8 @@ impl RequestSession {
                     .call(store.update(id, &writes, Some(fresh_expiry)))
                     .await?
             {
-                return Ok(self.vanished(id));
+                // Another login cycled the id first: its cookie stands.
+                return self.forward(id, &writes[..own_writes]).await;
             }
             if !self
                 .shared
@@ -427,7 +455,7 @@ impl RequestSession {
                 .call(store.update(id, &writes, new_expiry))
                 .await?
             {
-                return Ok(self.vanished(id));
+                return self.forward(id, &writes[..own_writes]).await;
             }
         } else if refresh && !self.shared.call(store.touch(id, fresh_expiry)).await? {
             return Ok(self.vanished(id));
@@ -501,6 +529,33 @@ impl RequestSession {
         }
     }
 
+    /// An update of `id` found no session: if a login moved it within the
+    /// forward window, the handler's writes go to the session under its new
+    /// id (an ordinary update, so a session deleted since stays deleted);
+    /// otherwise they are dropped. No cookie either way: the old id is dead
+    /// and the login's response carries the new one.
+    async fn forward(
+        &self,
+        id: &SessionId,
+        writes: &[FieldWrite<'_>],
+    ) -> Result<Option<HeaderValue>, SaveError> {
+        let store = &*self.shared.store;
+        if writes.is_empty() {
+            return Ok(self.vanished(id));
+        }
+        let Some(to) = self.shared.call(store.forwarded(id)).await? else {
+            return Ok(self.vanished(id));
+        };
+        if !self.shared.call(store.update(&to, writes, None)).await? {
+            return Ok(self.vanished(id));
+        }
+        tracing::info!(
+            from = %id.log_tag(), to = %to.log_tag(),
+            "session id cycled while this request ran; its changes went to the new id"
+        );
+        Ok(None)
+    }
+
     /// The session was deleted or moved while this request ran: its changes
     /// are dropped rather than resurrecting it.
     fn vanished(&self, id: &SessionId) -> Option<HeaderValue> {
@@ -510,6 +565,18 @@ impl RequestSession {
         );
         None
     }
+}
+
+/// The expiry a session chose earlier, from the bytes of [`EXPIRY_FIELD`];
+/// bytes this build cannot read are logged and ignored (the layer's
+/// default applies, and the next `set_expiry` overwrites them).
+fn remembered(id: &SessionId, bytes: Option<&[u8]>) -> Option<Expiry> {
+    let bytes = bytes?;
+    let expiry = crate::remembered::decode(bytes);
+    if expiry.is_none() {
+        tracing::warn!(session = %id.log_tag(), "unreadable remembered expiry ignored");
+    }
+    expiry
 }
 
 /// The most bytes one namespace may load: a store that returns more is

@@ -332,8 +332,8 @@ async fn cluster_move_within_one_slot_uses_rename() {
 
 /// A cross-slot cluster move copies the session as it is: every field of
 /// every namespace, byte for byte, and the creation time; the old key keeps
-/// only a short-lived, field-less tombstone that no operation treats as a
-/// session.
+/// only a short-lived, field-less tombstone, carrying the forward to the new
+/// id, that no operation treats as a session.
 #[tokio::test]
 async fn cluster_move_across_slots_copies_everything() {
     let store = cluster().await;
@@ -366,8 +366,10 @@ async fn cluster_move_across_slots_copies_everything() {
     );
     assert_eq!(store.load(&from, "a", &["x"]).await.unwrap(), None);
     let mut con = raw_cluster().await;
-    let old: Vec<String> = con.hkeys(store.key(&from)).await.unwrap();
-    assert_eq!(old, vec!["__moving".to_owned()]);
+    let mut old: Vec<String> = con.hkeys(store.key(&from)).await.unwrap();
+    old.sort();
+    assert_eq!(old, ["__forward", "__forward_until", "__moving"]);
+    assert_eq!(store.forwarded(&from).await.unwrap(), Some(to.clone()));
     let ttl: i64 = con.pttl(store.key(&from)).await.unwrap();
     assert!((0..=60_000).contains(&ttl), "tombstone ttl {ttl}");
     let create = store

@@ -187,6 +187,7 @@ fn garble(behavior: Behavior, mut found: LoadedFields) -> LoadedFields {
             for value in &mut found.values {
                 *value = Some(UNDECODABLE.into());
             }
+            found.expiry = Some(UNDECODABLE.into());
         }
         Behavior::HugePrefix => {
             for (index, value) in found.values.iter_mut().enumerate() {
@@ -300,5 +301,9 @@ impl SessionStore for Chaos {
         }
         let result = self.inner.move_to(from, to, expires_at).await;
         after(behavior, result).await
+    }
+
+    async fn forwarded(&self, id: &SessionId) -> Result<Option<SessionId>, StoreError> {
+        self.inner.forwarded(id).await
     }
 }

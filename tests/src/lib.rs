@@ -6,6 +6,7 @@
 pub mod app;
 pub mod browser;
 pub mod cases;
+pub mod expiry_cases;
 pub mod format_cases;
 pub mod http_cases;
 pub mod stores;
@@ -58,6 +59,15 @@ macro_rules! http_suite {
             store_error_during_save_is_a_500,
             stacked_layers_fail_loudly,
             non_ascii_neighbour_cookies_do_not_hide_ours,
+        );
+        $crate::http_suite!(@cases $make, expiry_cases;
+            remembered_expiry_survives_later_requests_and_cycles,
+            remembered_expiry_slides_with_its_own_limit,
+            remembered_expiry_is_bounded_by_the_absolute_timeout,
+            writers_racing_a_login_lose_nothing,
+            old_id_cannot_read_the_new_session,
+            logout_still_wins_over_writers_racing_a_login,
+            writes_after_the_forward_window_are_dropped,
         );
     };
     (@cases $make:expr, $module:ident; $($case:ident),* $(,)?) => {

@@ -98,6 +98,9 @@ impl SessionStore for Recording {
         self.calls.lock().push(Call::Move);
         self.inner.move_to(from, to, expires_at).await
     }
+    async fn forwarded(&self, id: &SessionId) -> Result<Option<SessionId>, StoreError> {
+        self.inner.forwarded(id).await
+    }
 }
 
 /// What [`Faulty`] does on a call.
@@ -204,5 +207,8 @@ impl SessionStore for Faulty {
         let fault = self.faults.lock().moves;
         apply(fault).await?;
         self.inner.move_to(from, to, expires_at).await
+    }
+    async fn forwarded(&self, id: &SessionId) -> Result<Option<SessionId>, StoreError> {
+        self.inner.forwarded(id).await
     }
 }

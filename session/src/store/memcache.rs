@@ -13,7 +13,9 @@ use async_trait::async_trait;
 pub use memcache::exp::{AsyncMetaClient, MetaClientBuilder};
 use memcache::exp::{Delete, Get, GetStatus, Meta, MutationStatus, Set, Ttl};
 
-use super::{FieldWrite, LoadedFields, SessionStore, StoreError, unix_millis};
+use super::{
+    EXPIRY_FIELD, FORWARD_WINDOW, FieldWrite, LoadedFields, SessionStore, StoreError, unix_millis,
+};
 use crate::id::SessionId;
 
 mod local;
@@ -104,8 +106,14 @@ const MAX_RELATIVE_TTL: u64 = 30 * 24 * 60 * 60;
 ///   way never loses the session: the old id keeps it until the final
 ///   delete succeeds; a failure after the `add` may leave a copy under the
 ///   new id, which nobody was told about and which expires with its TTL.
-///   After the move, a slower writer of the old id finds no item (its
-///   `gets` misses or its `cas` fails) and gets `false`.
+///   The final step does not delete the old item but replaces it (with
+///   the CAS token) by a *forward*: a record that expired at the epoch, so
+///   nothing reads it as a session, holding `__forward.to` (the new id) and
+///   `__forward.until` (the end of [`FORWARD_WINDOW`], Unix milliseconds,
+///   big-endian), with a memcached TTL to match.
+///   After the move, a slower writer of the old id finds no live session
+///   (its `gets` finds the forward, or its `cas` fails) and gets `false`;
+///   [`forwarded`](SessionStore::forwarded) is one `get`.
 ///
 /// # Expiry
 ///
@@ -499,17 +507,16 @@ impl SessionStore for MemcacheStore {
         let Some(record) = self.live(id, &bytes, SystemTime::now()) else {
             return Ok(None);
         };
-        let values = fields
-            .iter()
-            .map(|name| {
-                record
-                    .fields
-                    .iter()
-                    .find(|f| f.namespace == namespace.as_bytes() && f.name == name.as_bytes())
-                    .map(|f| bytes::Bytes::copy_from_slice(f.value))
-            })
-            .collect();
+        let value = |namespace: &str, name: &str| {
+            record
+                .fields
+                .iter()
+                .find(|f| f.namespace == namespace.as_bytes() && f.name == name.as_bytes())
+                .map(|f| bytes::Bytes::copy_from_slice(f.value))
+        };
+        let values = fields.iter().map(|name| value(namespace, name)).collect();
         Ok(Some(LoadedFields {
+            expiry: value(EXPIRY_FIELD.namespace, EXPIRY_FIELD.field),
             created_at: super::from_unix_millis(record.created_at),
             expires_at: super::from_unix_millis(record.expires_at),
             values,
@@ -578,23 +585,90 @@ impl SessionStore for MemcacheStore {
             let value =
                 record::with_header(record.created_at, unix_millis(expires_at), record.body);
             let to_cas = self.create_item(to, &to_key, &value, expires_at).await?;
-            match self.delete_item(&from_key, Some(cas)).await? {
-                MutationStatus::Applied => return Ok(true),
-                MutationStatus::CasMismatch => {
+            // The old item becomes the forward, only if unchanged since read.
+            let now = SystemTime::now();
+            let until = now.checked_add(FORWARD_WINDOW).unwrap_or(now);
+            let forward = forward_record(to, until);
+            match self
+                .write(from, &from_key, forward, until, Some(cas))
+                .await?
+            {
+                Written::Stored(_) => return Ok(true),
+                Written::Conflict => {
                     // A concurrent write changed the old session after it was
                     // read: drop the stale copy and move again.
                     self.delete_item(&to_key, Some(to_cas)).await?;
                     backoff(attempt, started).await;
                 }
-                _ => {
+                Written::Gone => {
                     // Deleted or moved concurrently: the session is gone.
                     self.delete_item(&to_key, Some(to_cas)).await?;
                     return Ok(false);
+                }
+                Written::Exists => {
+                    return Err(StoreError::Malformed(
+                        "memcached answered a cas like an add".to_owned(),
+                    ));
                 }
             }
         }
         Err(StoreError::Contention(MAX_ATTEMPTS))
     }
+
+    async fn forwarded(&self, id: &SessionId) -> Result<Option<SessionId>, StoreError> {
+        let Some((bytes, _)) = self.read(&self.key(id), false).await? else {
+            return Ok(None);
+        };
+        // Anything else there (a session, garbage) is no forward.
+        let Ok(record) = record::parse(&bytes) else {
+            return Ok(None);
+        };
+        if record.expires_at != 0 {
+            return Ok(None);
+        }
+        let field = |name: &[u8]| {
+            record
+                .fields
+                .iter()
+                .find(|f| f.namespace == FORWARD_NAMESPACE && f.name == name)
+                .map(|f| f.value)
+        };
+        let until = field(b"until")
+            .and_then(|v| <[u8; 8]>::try_from(v).ok())
+            .map(u64::from_be_bytes);
+        if until.is_none_or(|until| until <= unix_millis(SystemTime::now())) {
+            return Ok(None);
+        }
+        Ok(field(b"to")
+            .and_then(|to| std::str::from_utf8(to).ok())
+            .and_then(SessionId::parse))
+    }
+}
+
+/// The namespace of the two fields of a forward record.
+const FORWARD_NAMESPACE: &[u8] = b"__forward";
+
+/// The item `move_to` leaves at the old key: a record that expired at the
+/// epoch (so nothing reads it as a session) with the new id in
+/// `__forward.to` and the end of the window, Unix milliseconds as a
+/// big-endian u64, in `__forward.until`. Its memcached TTL ends with the
+/// window.
+fn forward_record(to: &SessionId, until: SystemTime) -> Vec<u8> {
+    let until = unix_millis(until).to_be_bytes();
+    let fields = [
+        record::Field {
+            namespace: FORWARD_NAMESPACE,
+            name: b"to",
+            value: to.as_str().as_bytes(),
+        },
+        record::Field {
+            namespace: FORWARD_NAMESPACE,
+            name: b"until",
+            value: &until,
+        },
+    ];
+    // Two short fields are far below any item size limit.
+    record::encode(0, 0, &fields, usize::MAX).unwrap_or_default()
 }
 
 /// Memcached's TTL for a session expiring at `expires_at`: one second past

@@ -10,8 +10,10 @@ use bytes::Bytes;
 use foldhash::fast::RandomState;
 use parking_lot::Mutex;
 
-use super::{FieldWrite, LoadedFields, SessionStore, StoreError};
+use super::{EXPIRY_FIELD, FieldWrite, LoadedFields, SessionStore, StoreError};
 use crate::id::SessionId;
+
+mod forwards;
 
 const SHARDS: usize = 64;
 /// A shard is swept of expired sessions once every this many writes to it,
@@ -21,13 +23,17 @@ const SWEEP_EVERY: u32 = 256;
 /// Sessions held in a sharded map in this process's memory: the embedded
 /// default, for development, tests and single-process deployments.
 ///
-/// Every operation takes one shard's lock and is atomic. An expired session
+/// Every operation takes one shard's lock (a move, the locks of both ids'
+/// shards, taken in shard order) and is atomic. A move leaves its forward
+/// (see [`SessionStore::forwarded`]) in a small table of its own, swept as
+/// it grows, before it releases the locks. An expired session
 /// is never returned; expired sessions are swept shard by shard, amortised
 /// over writes, so no call pauses the whole store. Sessions are lost when the
 /// process exits, and are not shared between processes.
 pub struct MemoryStore {
     shards: Box<[Shard]>,
     hasher: RandomState,
+    forwards: forwards::Forwards,
 }
 
 /// Keys are ids the server generated from 192 random bits, and namespace and
@@ -91,6 +97,7 @@ impl Default for MemoryStore {
         Self {
             shards: (0..SHARDS).map(|_| Shard::default()).collect(),
             hasher: RandomState::default(),
+            forwards: forwards::Forwards::default(),
         }
     }
 }
@@ -120,8 +127,11 @@ impl MemoryStore {
     }
 
     fn shard(&self, id: &SessionId) -> &Shard {
-        let index = self.hasher.hash_one(id.as_str()) as usize % self.shards.len();
-        &self.shards[index]
+        &self.shards[self.shard_index(id)]
+    }
+
+    fn shard_index(&self, id: &SessionId) -> usize {
+        self.hasher.hash_one(id.as_str()) as usize % self.shards.len()
     }
 
     /// Runs `write` under the shard's lock, sweeping the shard now and then.
@@ -154,7 +164,13 @@ impl SessionStore for MemoryStore {
             return Ok(None);
         };
         let stored = record.namespaces.get(namespace);
+        let expiry = record
+            .namespaces
+            .get(EXPIRY_FIELD.namespace)
+            .and_then(|fields| fields.get(EXPIRY_FIELD.field))
+            .cloned();
         Ok(Some(LoadedFields {
+            expiry,
             created_at: record.created_at,
             expires_at: record.expires_at,
             values: fields
@@ -211,7 +227,10 @@ impl SessionStore for MemoryStore {
     }
 
     async fn delete(&self, id: &SessionId) -> Result<(), StoreError> {
-        self.write(id, |sessions, _| sessions.remove(id.as_str()));
+        self.write(id, |sessions, _| {
+            sessions.remove(id.as_str());
+            self.forwards.remove(id);
+        });
         Ok(())
     }
 
@@ -221,31 +240,60 @@ impl SessionStore for MemoryStore {
         to: &SessionId,
         expires_at: SystemTime,
     ) -> Result<bool, StoreError> {
-        // Two shards: take the record out of one and put it into the other.
-        // In between, neither id holds it; a concurrent request of the old id
-        // then finds no session, which is what it would find a moment later.
-        let Some(mut record) = self.write(from, |sessions, now| {
-            sessions.remove(from.as_str()).filter(|r| r.is_live(now))
-        }) else {
+        // Both shards are locked (in index order, so two moves cannot
+        // deadlock) for the whole move, and the forward is in place before
+        // they are released: a concurrent write of `from` either lands
+        // before the move and is moved with the session, or finds the
+        // forward and the session already under `to`.
+        let now = SystemTime::now();
+        let (from_index, to_index) = (self.shard_index(from), self.shard_index(to));
+        if from_index == to_index {
+            let mut sessions = self.shards[from_index].sessions.lock();
+            self.move_locked(&mut sessions, None, from, to, expires_at, now)
+        } else {
+            let low = self.shards[from_index.min(to_index)].sessions.lock();
+            let high = self.shards[from_index.max(to_index)].sessions.lock();
+            let (mut from_map, mut to_map) = if from_index < to_index {
+                (low, high)
+            } else {
+                (high, low)
+            };
+            self.move_locked(&mut from_map, Some(&mut to_map), from, to, expires_at, now)
+        }
+    }
+
+    async fn forwarded(&self, id: &SessionId) -> Result<Option<SessionId>, StoreError> {
+        Ok(self.forwards.get(id, SystemTime::now()))
+    }
+}
+
+impl MemoryStore {
+    /// `move_to` under the locks of both shards; `to_map` is `None` when
+    /// both ids are in one shard.
+    fn move_locked(
+        &self,
+        from_map: &mut Map<Record>,
+        to_map: Option<&mut Map<Record>>,
+        from: &SessionId,
+        to: &SessionId,
+        expires_at: SystemTime,
+        now: SystemTime,
+    ) -> Result<bool, StoreError> {
+        if !from_map.get(from.as_str()).is_some_and(|r| r.is_live(now)) {
+            return Ok(false);
+        }
+        let taken = |map: &Map<Record>| map.get(to.as_str()).is_some_and(|r| r.is_live(now));
+        if to_map.as_deref().map_or_else(|| taken(from_map), taken) {
+            return Err(StoreError::IdExists);
+        }
+        let Some(mut record) = from_map.remove(from.as_str()) else {
             return Ok(false);
         };
         record.expires_at = expires_at;
-        let refused = self.write(to, |sessions, now| {
-            if sessions.get(to.as_str()).is_some_and(|r| r.is_live(now)) {
-                return Some(record);
-            }
-            sessions.insert(to.as_str().to_owned(), record);
-            None
-        });
-        match refused {
-            None => Ok(true),
-            Some(record) => {
-                // Never lose the session: put it back where it was.
-                self.write(from, |sessions, _| {
-                    sessions.insert(from.as_str().to_owned(), record)
-                });
-                Err(StoreError::IdExists)
-            }
-        }
+        to_map
+            .unwrap_or(from_map)
+            .insert(to.as_str().to_owned(), record);
+        self.forwards.insert(from, to, now);
+        Ok(true)
     }
 }

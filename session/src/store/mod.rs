@@ -22,8 +22,31 @@
 //! - **Field level.** An update changes exactly the fields it names; every
 //!   other stored field, including fields of other namespaces and fields the
 //!   current program does not know, keeps its bytes.
+//! - **The remembered expiry.** The layer keeps the expiry a session chose
+//!   with `TypedSession::set_expiry` in the reserved field [`EXPIRY_FIELD`]
+//!   (namespace `__`, field `expiry`; the derive refuses namespaces starting with
+//!   `__`). A store writes, removes and moves it like any other field, and
+//!   [`load`](SessionStore::load) returns its bytes in
+//!   [`LoadedFields::expiry`] with the requested fields, in the same round
+//!   trip. A session stored without it follows the layer's configured
+//!   expiry.
+//! - **Forwards.** [`move_to`](SessionStore::move_to) leaves a forward from
+//!   the old id to the new one for [`FORWARD_WINDOW`], atomically with the
+//!   move where the backend allows (at the latest before `move_to`
+//!   returns), and [`forwarded`](SessionStore::forwarded) reads it. A forward
+//!   is not a session: `load`, `update`, `touch` and `move_to` of the old id
+//!   find nothing, so the old id never reads the new session. The layer
+//!   uses it only after an [`update`](SessionStore::update) of the old id
+//!   reported `false`: it then applies the same writes to the new id with
+//!   an ordinary `update` (which, as always, never re-creates a deleted
+//!   session). So a write of a request that loaded the session just before
+//!   a concurrent login cycled its id is kept, not answered 200 and lost.
+//!   [`delete`](SessionStore::delete) leaves no forward, and deleting an id
+//!   also deletes a forward from it. A store without forwards (the default
+//!   `forwarded`, returning `None`) still keeps every other rule; such racing
+//!   writes are then dropped and logged.
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 /// The bytes of a loaded field (re-exported from the `bytes` crate).
@@ -48,6 +71,21 @@ pub struct FieldKey<'a> {
     pub field: &'a str,
 }
 
+/// The reserved field that holds the expiry a session chose with
+/// `TypedSession::set_expiry` (see the [module docs](self)). Its bytes are
+/// the layer's, opaque to a store. The names are short because a load asks
+/// for the field on every request (Redis: `__.expiry` in each `HMGET`).
+pub const EXPIRY_FIELD: FieldKey<'static> = FieldKey {
+    namespace: "__",
+    field: "expiry",
+};
+
+/// How long the forward that [`SessionStore::move_to`] leaves behind lasts:
+/// for this long after a login cycled the id, writes of requests that still
+/// hold the old id are applied to the session under its new id; after it,
+/// they are dropped (and logged), as after a `destroy`.
+pub const FORWARD_WINDOW: Duration = Duration::from_secs(10);
+
 /// One change to one field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FieldWrite<'a> {
@@ -68,6 +106,9 @@ pub struct LoadedFields {
     /// `None` for a field that is not stored. `Bytes` lets a store hand out
     /// what it holds without copying it.
     pub values: Vec<Option<Bytes>>,
+    /// The stored bytes of [`EXPIRY_FIELD`], whatever the namespace loaded;
+    /// `None` when the session has none.
+    pub expiry: Option<Bytes>,
 }
 
 /// Errors a store reports. The layer turns every one of them into a
@@ -155,7 +196,9 @@ pub trait SessionStore: Send + Sync + 'static {
     async fn delete(&self, id: &SessionId) -> Result<(), StoreError>;
 
     /// Moves a session, fields and creation time, to the unused id `to`, with
-    /// the new expiry; afterwards `from` no longer exists.
+    /// the new expiry; afterwards `from` no longer exists, and a forward from
+    /// `from` to `to` lasts for [`FORWARD_WINDOW`] (see
+    /// [`forwarded`](Self::forwarded)).
     ///
     /// Returns `Ok(false)`, changing nothing, when `from` no longer exists.
     /// A failure must never lose the session: a store that cannot do this
@@ -166,6 +209,16 @@ pub trait SessionStore: Send + Sync + 'static {
         to: &SessionId,
         expires_at: SystemTime,
     ) -> Result<bool, StoreError>;
+
+    /// The id a session moved to from `id` within the last
+    /// [`FORWARD_WINDOW`], if [`move_to`](Self::move_to) left a forward that
+    /// neither ran out nor was deleted. It says nothing about whether that
+    /// session still exists. The default, for a store without forwards, is
+    /// `None`.
+    async fn forwarded(&self, id: &SessionId) -> Result<Option<SessionId>, StoreError> {
+        let _ = id;
+        Ok(None)
+    }
 }
 
 #[async_trait]
@@ -208,6 +261,9 @@ impl<S: SessionStore + ?Sized> SessionStore for std::sync::Arc<S> {
         expires_at: SystemTime,
     ) -> Result<bool, StoreError> {
         (**self).move_to(from, to, expires_at).await
+    }
+    async fn forwarded(&self, id: &SessionId) -> Result<Option<SessionId>, StoreError> {
+        (**self).forwarded(id).await
     }
 }
 

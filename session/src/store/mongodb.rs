@@ -14,6 +14,17 @@
 //! }
 //! ```
 //!
+//! The remembered expiry ([`EXPIRY_FIELD`]) is the field
+//! `data.__.expiry`; `load` projects it with the namespace. A moved
+//! session's old document becomes, in the step that retires it (inside the
+//! transaction, or step 3 below), the forward
+//! `{_id, forward: {to: "<new id>", until: Date}, expires_at: until}` for
+//! [`FORWARD_WINDOW`]: it has no `created_at`, so no
+//! filter takes it for a session, and the TTL index removes it.
+//! [`forwarded`](SessionStore::forwarded) reads it with one `find_one`; if the
+//! session is still marked by a move without transactions (whose mark
+//! refuses writes), it waits, polling, for that move to end.
+//!
 //! Values are the codec's bytes as BSON `Binary` (generic subtype); times are
 //! BSON dates (millisecond precision).
 //!
@@ -61,7 +72,8 @@
 //!
 //! **`move_to`** (the layer's `cycle_id`):
 //! - on a replica set or sharded cluster (transactions supported, detected once
-//!   with `hello`), one transaction takes `from` (`find_one_and_delete`, its
+//!   with `hello`), one transaction takes `from` (`find_one_and_replace` by
+//!   the forward, its
 //!   first operation, so concurrent updates of `from` wait for it and then
 //!   find no session) and inserts `to`; it is retried on transient
 //!   transaction errors (at most 5 times, then [`StoreError::Contention`]).
@@ -75,7 +87,7 @@
 //!      is acknowledged and then lost; `load` still reads it. A second,
 //!      concurrent `move_to` of the same session returns `false`;
 //!   2. `insert_one` of `to` with `from`'s `data` and `created_at`;
-//!   3. `delete_one` of `from` if it still carries this move's mark and the
+//!   3. `replace_one` of `from` by the forward if it still carries this move's mark and the
 //!      `data` that was copied. If `from` was deleted meanwhile (a concurrent
 //!      `destroy`), the delete wins: `to` is deleted again and the result is
 //!      `false`. If its `data` changed after all (possible only on a server
@@ -135,7 +147,7 @@ use mongodb::options::{ClientOptions, IndexOptions};
 use mongodb::{Client, ClientSession, Collection, IndexModel};
 use tokio::sync::OnceCell;
 
-use super::{FieldWrite, LoadedFields, SessionStore, StoreError};
+use super::{EXPIRY_FIELD, FORWARD_WINDOW, FieldWrite, LoadedFields, SessionStore, StoreError};
 use crate::id::SessionId;
 
 /// Default bound on each store call, see [`MongoStore::with_timeout`].
@@ -472,7 +484,7 @@ impl MongoStore {
         // step fails: the whole transaction is aborted.
         let Some(source) = self
             .collection
-            .find_one_and_delete(writable_filter(from, DateTime::now()))
+            .find_one_and_replace(writable_filter(from, DateTime::now()), forward_document(to))
             .projection(doc! { "data": 1, "created_at": 1 })
             .session(&mut *session)
             .await?
@@ -544,8 +556,13 @@ impl MongoStore {
                 Some(data) => filter.insert("data", data.clone()),
                 None => filter.insert("data", doc! { "$exists": false }),
             };
-            let deleted = self.collection.delete_one(filter).await.map_err(backend)?;
-            if deleted.deleted_count > 0 {
+            // Retired by becoming the forward to `to`.
+            let replaced = self
+                .collection
+                .replace_one(filter, forward_document(to))
+                .await
+                .map_err(backend)?;
+            if replaced.matched_count > 0 {
                 return Ok(true);
             }
             let current = self
@@ -695,6 +712,7 @@ impl SessionStore for MongoStore {
             let projection = doc! {
                 "_id": 0,
                 format!("data.{namespace}"): 1,
+                format!("data.{}.{}", EXPIRY_FIELD.namespace, EXPIRY_FIELD.field): 1,
                 "created_at": 1,
                 "expires_at": 1,
             };
@@ -718,6 +736,12 @@ impl SessionStore for MongoStore {
                 );
                 return Ok(None);
             };
+            let expiry = match namespace_fields(id, EXPIRY_FIELD.namespace, &doc)
+                .and_then(|fields| fields.get(EXPIRY_FIELD.field))
+            {
+                Some(Bson::Binary(value)) => Some(value.bytes.clone().into()),
+                _ => None,
+            };
             let stored = namespace_fields(id, namespace, &doc);
             let values = fields
                 .iter()
@@ -737,6 +761,7 @@ impl SessionStore for MongoStore {
                 })
                 .collect();
             Ok(Some(LoadedFields {
+                expiry,
                 created_at: system_time(*created_at),
                 expires_at: system_time(*expires_at),
                 values,
@@ -843,6 +868,55 @@ impl SessionStore for MongoStore {
         })
         .await
     }
+
+    async fn forwarded(&self, id: &SessionId) -> Result<Option<SessionId>, StoreError> {
+        self.timed(async {
+            // A write refused because a move without transactions had marked
+            // the session (step 1) asks here while the move runs: wait for
+            // the move to end (it does within its lease), then read its
+            // forward.
+            let mut pause = Duration::from_millis(2);
+            loop {
+                let found = self
+                    .collection
+                    .find_one(doc! { "_id": id.as_str() })
+                    .projection(doc! { "_id": 0, "forward": 1, "moving": 1, "created_at": 1 })
+                    .await
+                    .map_err(backend)?;
+                let Some(found) = found else {
+                    return Ok(None);
+                };
+                let now = DateTime::now();
+                let live_until = |doc: &Document| {
+                    matches!(doc.get("until"), Some(Bson::DateTime(until)) if *until > now)
+                };
+                if let Ok(forward) = found.get_document("forward") {
+                    return Ok(live_until(forward)
+                        .then(|| forward.get_str("to").ok().and_then(SessionId::parse))
+                        .flatten());
+                }
+                let moving = found
+                    .get_document("moving")
+                    .is_ok_and(live_until);
+                if !moving || !found.contains_key("created_at") {
+                    return Ok(None);
+                }
+                tokio::time::sleep(pause).await;
+                pause = (pause * 2).min(Duration::from_millis(50));
+            }
+        })
+        .await
+    }
+}
+
+/// What the old document becomes when `move_to` retires it: a forward to
+/// `to` until the window ends, without `created_at` (so it is never a live
+/// session) and with `expires_at` at the window's end (so the TTL index
+/// removes it).
+fn forward_document(to: &SessionId) -> Document {
+    let now = SystemTime::now();
+    let until = bson_time(now.checked_add(FORWARD_WINDOW).unwrap_or(now));
+    doc! { "forward": { "to": to.as_str(), "until": until }, "expires_at": until }
 }
 
 /// Commits, retrying a commit whose result is unknown (bounded).

@@ -10,7 +10,16 @@
 //! | `__created` | the marker: the session exists; its creation time in Unix milliseconds, as decimal text |
 //! | `__expires` | the session's expiry in Unix milliseconds, as decimal text: the same value the store passes to `PEXPIREAT` |
 //! | `{namespace}.{field}` | the encoded bytes of one field, exactly as the codec produced them |
+//! | `__.expiry` | the remembered expiry ([`EXPIRY_FIELD`]): an ordinary field, loaded with every namespace |
 //! | `__moving`, `__frozen` | transient, only on Redis Cluster while [`move_to`](SessionStore::move_to) copies the session to another node (see below) |
+//!
+//! After a move, the old key holds no marker but, for
+//! [`FORWARD_WINDOW`], the forward:
+//! `__forward` (the new id) and `__forward_until` (the window's end, Unix
+//! milliseconds by the application's clock), written by the script that
+//! retires the old key, with the key's expiry at the window's end (on a
+//! cluster, the 60 s of the tombstone below; `__forward_until` decides).
+//! [`forwarded`](SessionStore::forwarded) is one `HMGET`.
 //!
 //! Field names always contain a dot and the internal names never do, so
 //! they cannot collide. The key's Redis expiry (`PEXPIREAT`, millisecond
@@ -47,7 +56,7 @@
 //! | [`update`](SessionStore::update) | script: `HMGET` of the marker and the two move fields; only if the marker exists, one `HSET` of exactly the named fields (and of `__expires` when the expiry moves), one `HDEL` of the removed ones (if any), `PEXPIREAT` when the expiry moves. Nothing else is sent or rewritten, so a small change to a big session sends a few bytes | 3, or 4 when the expiry moves; one more with removals (one or two more while a cluster move is under way) |
 //! | [`touch`](SessionStore::touch) | script: only if the marker exists, `HSET` of `__expires`, `PEXPIREAT` | 4 |
 //! | [`delete`](SessionStore::delete) | `DEL` | 1 |
-//! | [`move_to`](SessionStore::move_to), single server, or both keys in one cluster slot | script: only if `from` has the marker and `to` does not exist, `RENAME`, `HSET` of `__expires`, `PEXPIREAT`. Atomic | 6 |
+//! | [`move_to`](SessionStore::move_to), single server, or both keys in one cluster slot | script: only if `from` has the marker and `to` does not exist, `RENAME`, `HSET` of `__expires`, `PEXPIREAT`, then the forward at `from` (`HSET`, `PEXPIREAT`). Atomic | 8 |
 //!
 //! Because `update` and `touch` check the marker inside the script, a write of
 //! a slow request that lands after a `delete` or `move_to` of its session
@@ -69,6 +78,11 @@
 //!    if `to` does not exist;
 //! 3. *finish*: if `from` still carries the token, delete it, leaving a
 //!    field-less tombstone for 60 s so that a retried *finish* is recognised.
+//!    The tombstone carries the forward. The forward lives at the old key,
+//!    in the old key's slot, so it is written atomically with the delete
+//!    and no step spans two slots; a racing write of the old id finds no
+//!    marker, reads the forward from the old key's node and is applied to
+//!    the new key on its own.
 //!
 //! Every `update` that writes to a session clears `__moving`, so a write to
 //! the old id between steps 1 and 3 is never lost: step 3 sees the token
@@ -133,7 +147,9 @@ use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::Slot;
 use redis::{Cmd, RedisError, RedisWrite, Script, ToRedisArgs, Value};
 
-use super::{FieldKey, FieldWrite, LoadedFields, SessionStore, StoreError};
+use super::{
+    EXPIRY_FIELD, FORWARD_WINDOW, FieldKey, FieldWrite, LoadedFields, SessionStore, StoreError,
+};
 use super::{from_unix_millis, unix_millis};
 use crate::id::SessionId;
 
@@ -172,6 +188,12 @@ const EXPIRES: &str = "__expires";
 /// The hash field with which a cluster move holds off writes (a lease end,
 /// server Unix milliseconds); never copied to the new key.
 const FROZEN: &str = "__frozen";
+
+/// The hash fields of the forward a move leaves at the old key: the new id,
+/// and the end of the forward window (Unix milliseconds). The old key then
+/// has no marker, so it is not a session.
+const FORWARD: &str = "__forward";
+const FORWARD_UNTIL: &str = "__forward_until";
 
 /// ARGV: creation time, expiry, then field/value pairs. One `HSET` of
 /// everything (in chunks of 1000 arguments beyond that: Lua's `unpack` has a
@@ -239,8 +261,9 @@ return 1
     )
 });
 
-/// KEYS: from, to (one slot). ARGV: expiry. 1 moved, 0 `from` missing,
-/// -1 `to` exists.
+/// KEYS: from, to (one slot). ARGV: expiry, the new id, the end of the
+/// forward window. 1 moved (leaving the forward at `from`), 0 `from`
+/// missing, -1 `to` exists.
 static RENAME: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
@@ -249,6 +272,8 @@ if redis.call('EXISTS', KEYS[2]) == 1 then return -1 end
 redis.call('RENAME', KEYS[1], KEYS[2])
 redis.call('HSET', KEYS[2], '__expires', ARGV[1])
 redis.call('PEXPIREAT', KEYS[2], ARGV[1])
+redis.call('HSET', KEYS[1], '__forward', ARGV[2], '__forward_until', ARGV[3])
+redis.call('PEXPIREAT', KEYS[1], ARGV[3])
 return 1
 ",
     )
@@ -295,15 +320,16 @@ return 1
     )
 });
 
-/// Cluster move, step 3 on `from`. ARGV: token. 1 done (now, or by an
-/// earlier attempt of this step), 0 written meanwhile, -1 gone.
+/// Cluster move, step 3 on `from`. ARGV: token, the new id, the end of the
+/// forward window. 1 done (now, or by an earlier attempt of this step), 0
+/// written meanwhile, -1 gone. The tombstone it leaves carries the forward.
 static FINISH: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
 if redis.call('HGET', KEYS[1], '__moving') == ARGV[1] then
   if redis.call('HEXISTS', KEYS[1], '__created') == 1 then
     redis.call('DEL', KEYS[1])
-    redis.call('HSET', KEYS[1], '__moving', ARGV[1])
+    redis.call('HSET', KEYS[1], '__moving', ARGV[1], '__forward', ARGV[2], '__forward_until', ARGV[3])
     redis.call('PEXPIRE', KEYS[1], 60000)
   end
   return 1
@@ -621,7 +647,7 @@ impl RedisStore {
             let Some(fields) = self.copy_out(from_key, token, lease).await? else {
                 return Ok(false);
             };
-            let result = self.copy_in_and_finish(from_key, to_key, token, expires_at, &fields);
+            let result = self.copy_in_and_finish(from_key, to_key, to, token, expires_at, &fields);
             let step = match result.await {
                 Ok(step) => step,
                 Err(error) => {
@@ -665,6 +691,7 @@ impl RedisStore {
         &self,
         from_key: &str,
         to_key: &str,
+        to: &SessionId,
         token: &str,
         expires_at: u64,
         fields: &[Value],
@@ -672,7 +699,7 @@ impl RedisStore {
         if !self.copy_in(to_key, token, expires_at, fields).await? {
             return Err(StoreError::IdExists);
         }
-        self.finish(from_key, token).await
+        self.finish(from_key, token, to).await
     }
 
     /// Cluster move, step 1: marks `from` with `token` (and with a lease,
@@ -720,9 +747,18 @@ impl RedisStore {
 
     /// Cluster move, step 3: deletes `from` if nothing wrote to it since
     /// step 1.
-    async fn finish(&self, from_key: &str, token: &str) -> Result<Step, StoreError> {
+    async fn finish(
+        &self,
+        from_key: &str,
+        token: &str,
+        to: &SessionId,
+    ) -> Result<Step, StoreError> {
         let mut command = evalsha(&FINISH, 1);
-        command.arg(from_key).arg(token);
+        command
+            .arg(from_key)
+            .arg(token)
+            .arg(to.as_str())
+            .arg(forward_until());
         Ok(match self.eval_int(&FINISH, &command).await? {
             1 => Step::Done,
             0 => Step::Retry,
@@ -800,23 +836,29 @@ impl SessionStore for RedisStore {
         fields: &[&str],
     ) -> Result<Option<LoadedFields>, StoreError> {
         let mut command = redis::cmd("HMGET");
-        command.arg(self.key_arg(id)).arg(MARKER).arg(EXPIRES);
+        command
+            .arg(self.key_arg(id))
+            .arg(MARKER)
+            .arg(EXPIRES)
+            .arg(HashField::from(EXPIRY_FIELD));
         for field in fields {
             command.arg(HashField(namespace, field));
         }
         let items = match self.query(&command).await.map_err(backend)? {
-            Value::Array(items) if items.len() == fields.len() + 2 => items,
+            Value::Array(items) if items.len() == fields.len() + 3 => items,
             Value::Array(items) => {
                 return Err(StoreError::Malformed(format!(
                     "asked Redis for {} hash fields, got {}",
-                    fields.len() + 2,
+                    fields.len() + 3,
                     items.len()
                 )));
             }
             other => return Err(unexpected("the session's hash fields", &other)),
         };
         let mut items = items.into_iter();
-        let (Some(created), Some(expires)) = (items.next(), items.next()) else {
+        let (Some(created), Some(expires), Some(expiry)) =
+            (items.next(), items.next(), items.next())
+        else {
             return Err(StoreError::Malformed("a short HMGET reply".into()));
         };
         if matches!(created, Value::Nil) {
@@ -860,14 +902,14 @@ impl SessionStore for RedisStore {
         } else {
             expires_at
         };
-        let values = items
-            .map(|value| match value {
-                Value::Nil => Ok(None),
-                Value::BulkString(bytes) => Ok(Some(bytes.into())),
-                other => Err(unexpected("a field value", &other)),
-            })
-            .collect::<Result<_, _>>()?;
+        let value = |value| match value {
+            Value::Nil => Ok(None),
+            Value::BulkString(bytes) => Ok(Some(bytes.into())),
+            other => Err(unexpected("a field value", &other)),
+        };
+        let values = items.map(value).collect::<Result<_, _>>()?;
         Ok(Some(LoadedFields {
+            expiry: value(expiry)?,
             created_at,
             expires_at,
             values,
@@ -979,13 +1021,48 @@ impl SessionStore for RedisStore {
                 .await;
         }
         let mut command = evalsha(&RENAME, 2);
-        command.arg(&from_key).arg(&to_key).arg(expires_at);
+        command
+            .arg(&from_key)
+            .arg(&to_key)
+            .arg(expires_at)
+            .arg(to.as_str())
+            .arg(forward_until());
         match self.eval_int(&RENAME, &command).await? {
             1 => Ok(true),
             0 => Ok(false),
             _ => Err(StoreError::IdExists),
         }
     }
+
+    async fn forwarded(&self, id: &SessionId) -> Result<Option<SessionId>, StoreError> {
+        let mut command = redis::cmd("HMGET");
+        command
+            .arg(self.key_arg(id))
+            .arg(MARKER)
+            .arg(FORWARD)
+            .arg(FORWARD_UNTIL);
+        let Value::Array(items) = self.query(&command).await.map_err(backend)? else {
+            return Err(StoreError::Malformed("a short HMGET reply".into()));
+        };
+        let [Value::Nil, Value::BulkString(to), until] = items.as_slice() else {
+            // A live session (then nothing forwards from it) or no forward.
+            return Ok(None);
+        };
+        if parse_millis(until).is_none_or(|until| until <= SystemTime::now()) {
+            return Ok(None);
+        }
+        let to = std::str::from_utf8(to).ok().and_then(SessionId::parse);
+        if to.is_none() {
+            tracing::warn!(session = %id.log_tag(), "unreadable forward `{FORWARD}` ignored");
+        }
+        Ok(to)
+    }
+}
+
+/// The end of the forward window of a move made now, in Unix milliseconds
+/// by the application's clock (as `__expires`).
+fn forward_until() -> u64 {
+    expiry_millis(SystemTime::now() + FORWARD_WINDOW)
 }
 
 /// The steps of a cross-slot cluster move, interleaved with other calls in
@@ -1087,7 +1164,10 @@ mod tests {
                 .await
                 .unwrap()
         );
-        assert_eq!(store.finish(&from_key, "t1").await.unwrap(), Step::Retry);
+        assert_eq!(
+            store.finish(&from_key, "t1", &to).await.unwrap(),
+            Step::Retry
+        );
         store.discard(&to_key, "t1").await.unwrap();
         assert_eq!(store.load(&to, "ns", &["a"]).await.unwrap(), None);
         // The whole move now carries the late write over.
@@ -1112,7 +1192,10 @@ mod tests {
                 .unwrap()
         );
         store.delete(&from).await.unwrap();
-        assert_eq!(store.finish(&from_key, "t1").await.unwrap(), Step::Gone);
+        assert_eq!(
+            store.finish(&from_key, "t1", &to).await.unwrap(),
+            Step::Gone
+        );
         store.discard(&to_key, "t1").await.unwrap();
         assert_eq!(value(&store, &to, "a").await, None);
     }
@@ -1154,12 +1237,21 @@ mod tests {
                 .await
                 .unwrap()
         );
-        assert_eq!(store.finish(&from_key, "t1").await.unwrap(), Step::Done);
-        assert_eq!(store.finish(&from_key, "t1").await.unwrap(), Step::Done);
+        assert_eq!(
+            store.finish(&from_key, "t1", &to).await.unwrap(),
+            Step::Done
+        );
+        assert_eq!(
+            store.finish(&from_key, "t1", &to).await.unwrap(),
+            Step::Done
+        );
         assert_eq!(value(&store, &to, "a").await, Some(Some(b"1".to_vec())));
         assert_eq!(value(&store, &from, "a").await, None);
         // Another move's token does not match the tombstone.
-        assert_eq!(store.finish(&from_key, "t2").await.unwrap(), Step::Gone);
+        assert_eq!(
+            store.finish(&from_key, "t2", &to).await.unwrap(),
+            Step::Gone
+        );
     }
 
     /// While a retrying move holds writes off, an update waits; once the
@@ -1190,7 +1282,10 @@ mod tests {
                 .await
                 .unwrap()
         );
-        assert_eq!(store.finish(&from_key, "t1").await.unwrap(), Step::Done);
+        assert_eq!(
+            store.finish(&from_key, "t1", &to).await.unwrap(),
+            Step::Done
+        );
         assert!(
             !writer.await.unwrap().unwrap(),
             "write landed on a moved session"
@@ -1220,7 +1315,7 @@ mod tests {
     #[tokio::test]
     async fn lease_of_a_dead_mover_runs_out() {
         let store = cluster().await;
-        let (from, _to, from_key, _to_key) = session(&store).await;
+        let (from, to, from_key, _to_key) = session(&store).await;
         store
             .copy_out(&from_key, "t1", Some(Duration::from_millis(300)))
             .await
@@ -1236,7 +1331,10 @@ mod tests {
             value(&store, &from, "b").await,
             Some(Some(b"after".to_vec()))
         );
-        assert_eq!(store.finish(&from_key, "t1").await.unwrap(), Step::Retry);
+        assert_eq!(
+            store.finish(&from_key, "t1", &to).await.unwrap(),
+            Step::Retry
+        );
     }
 
     /// A command on the store's own connection.
