@@ -492,13 +492,15 @@ fn big_fields(
          Memory: req/s as a fraction of bare; Redis: as a fraction of the same crate's Redis \
          `incr` (its req/s in the `incr` row). In brackets, the ratio that CPU time per request \
          predicts. Redis B in/req: bytes Redis received per request (the load command and the \
-         write), typed-sessions / tower-sessions.\n"
+         write), typed-sessions / tower-sessions. Server CPU: the server process's CPU µs per \
+         request on the memory store, typed-sessions / tower-sessions (steadier than req/s on a \
+         shared machine).\n"
     );
     let _ = writeln!(
         out,
-        "| the session also holds | memory: typed-sessions | memory: tower-sessions | Redis: typed-sessions | Redis: tower-sessions | Redis B in/req |"
+        "| the session also holds | memory: typed-sessions | memory: tower-sessions | Redis: typed-sessions | Redis: tower-sessions | Redis B in/req | server CPU µs/req, memory |"
     );
-    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|");
+    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|");
     for scenario in scenarios {
         let memory = |server| {
             fraction(
@@ -518,9 +520,14 @@ fn big_fields(
                 .and_then(|c| c.bytes_in)
                 .map_or("–".to_owned(), thousands)
         };
+        let cpu = |server| {
+            cell(scenario, server, Some(StoreKind::Memory))
+                .and_then(|c| c.server_cpu)
+                .map_or("–".to_owned(), |c| format!("{c:.1}"))
+        };
         let _ = writeln!(
             out,
-            "| {} (`{}`) | {} | {} | {} | {} | {} / {} |",
+            "| {} (`{}`) | {} | {} | {} | {} | {} / {} | {} / {} |",
             scenario.big_field().unwrap_or(""),
             scenario.name(),
             memory(ServerKind::Typed),
@@ -529,6 +536,8 @@ fn big_fields(
             redis(ServerKind::Tower),
             bytes(ServerKind::Typed),
             bytes(ServerKind::Tower),
+            cpu(ServerKind::Typed),
+            cpu(ServerKind::Tower),
         );
     }
 }
