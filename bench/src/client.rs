@@ -165,12 +165,12 @@ pub async fn worker(
         }
         if verify {
             let expect = match scenario {
-                Scenario::Incr | Scenario::BigIncr => counter + 1,
-                Scenario::Read => counter,
                 Scenario::New => 1,
+                _ if scenario.increments() => counter + 1,
+                _ => counter,
             };
             if body.as_ref() == expect.to_string().as_bytes() {
-                if matches!(scenario, Scenario::Incr | Scenario::BigIncr) {
+                if scenario.increments() {
                     counter = expect;
                 }
             } else {
@@ -190,6 +190,22 @@ pub async fn worker(
                 .push(u64::try_from(latency.as_nanos()).unwrap_or(u64::MAX));
         }
     }
+    if verify && let Some(path) = scenario.check_path() {
+        match connection.get(path, cookie.as_ref()).await {
+            Ok((StatusCode::OK, body, _)) if body.as_ref() == b"ok" => {}
+            Ok((status, body, _)) => {
+                result.wrong += 1;
+                result.problem(format!(
+                    "{path}: status {status}: {}",
+                    String::from_utf8_lossy(&body)
+                ));
+            }
+            Err(error) => {
+                result.errors += 1;
+                result.problem(format!("{path} failed: {error}"));
+            }
+        }
+    }
     result
 }
 
@@ -200,10 +216,8 @@ async fn setup(
     scenario: Scenario,
 ) -> Result<(Connection, Option<HeaderValue>, u64), BoxError> {
     let mut connection = Connection::open(addr).await?;
-    let path = match scenario {
-        Scenario::Incr | Scenario::Read => "/incr",
-        Scenario::BigIncr => "/big-init",
-        Scenario::New => return Ok((connection, None, 0)),
+    let Some(path) = scenario.init_path() else {
+        return Ok((connection, None, 0));
     };
     let (status, body, cookie) = connection.get(path, None).await?;
     if status != StatusCode::OK {

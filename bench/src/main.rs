@@ -3,7 +3,7 @@
 //! markdown table.
 //!
 //! ```sh
-//! cargo run --release -p typed-sessions-bench            # the full run (~8 min on 2 cores)
+//! cargo run --release -p typed-sessions-bench            # the full run (~12 min on 2 cores)
 //! cargo run --release -p typed-sessions-bench -- --smoke # a few seconds, checks every path
 //! cargo run --release -p typed-sessions-bench -- --help
 //! ```
@@ -12,6 +12,7 @@
 //! database 9 of that server (`--redis-db`) and empties that database (only
 //! that one) before each Redis cell and at the end.
 
+mod big;
 mod client;
 mod redis_stats;
 mod report;
@@ -59,9 +60,15 @@ pub enum Scenario {
     Incr,
     /// Read the counter of an existing session, write nothing.
     Read,
-    /// Like `incr`, in a session that also holds a 16 KB field that is
-    /// loaded and never changed.
+    /// Like `incr`, in a session that also holds a 16 KB `String` that the
+    /// route reads (its length) and never changes.
     BigIncr,
+    /// Like `incr`, in a session that also holds a cart of 500 structs
+    /// (`Vec<Item>`, ~16 KB) that the route never touches.
+    CartIncr,
+    /// Like `incr`, in a session that also holds a 16 KB `Vec<u8>` that the
+    /// route never touches.
+    BytesIncr,
     /// No cookie: every request creates a session.
     New,
 }
@@ -100,13 +107,22 @@ impl StoreKind {
 }
 
 impl Scenario {
-    const ALL: [Self; 4] = [Self::Incr, Self::Read, Self::BigIncr, Self::New];
+    const ALL: [Self; 6] = [
+        Self::Incr,
+        Self::Read,
+        Self::BigIncr,
+        Self::CartIncr,
+        Self::BytesIncr,
+        Self::New,
+    ];
 
     fn name(self) -> &'static str {
         match self {
             Self::Incr => "incr",
             Self::Read => "read",
             Self::BigIncr => "big-incr",
+            Self::CartIncr => "cart-incr",
+            Self::BytesIncr => "bytes-incr",
             Self::New => "new",
         }
     }
@@ -121,7 +137,59 @@ impl Scenario {
             Self::Incr | Self::New => "/incr",
             Self::Read => "/read",
             Self::BigIncr => "/big-incr",
+            Self::CartIncr => "/cart-incr",
+            Self::BytesIncr => "/bytes-incr",
         }
+    }
+
+    /// The endpoint that makes a worker's session before the measured
+    /// requests; `None` when each request makes its own.
+    fn init_path(self) -> Option<&'static str> {
+        match self {
+            Self::Incr | Self::Read => Some("/incr"),
+            Self::BigIncr => Some("/big-init"),
+            Self::CartIncr => Some("/cart-init"),
+            Self::BytesIncr => Some("/bytes-init"),
+            Self::New => None,
+        }
+    }
+
+    /// The endpoint that answers `ok` when the big field the measured route
+    /// never touches is still intact, asked once per worker after the
+    /// window.
+    fn check_path(self) -> Option<&'static str> {
+        match self {
+            Self::CartIncr => Some("/cart-check"),
+            Self::BytesIncr => Some("/bytes-check"),
+            Self::Incr | Self::Read | Self::BigIncr | Self::New => None,
+        }
+    }
+
+    /// What the session holds beside the counter, for the big-field table;
+    /// `None` for the scenarios that are not in it.
+    fn big_field(self) -> Option<&'static str> {
+        match self {
+            Self::Incr => Some("nothing"),
+            Self::BigIncr => Some("a 16 KB `String`, whose length the route reads"),
+            Self::CartIncr => Some("a cart of 500 structs `Vec<Item>` (~16 KB), untouched"),
+            Self::BytesIncr => Some("a 16 KB `Vec<u8>`, untouched"),
+            Self::Read | Self::New => None,
+        }
+    }
+
+    /// Whether each measured request adds one to the session's counter.
+    fn increments(self) -> bool {
+        !matches!(self, Self::Read | Self::New)
+    }
+
+    /// Every endpoint of the scenarios, each once (the bare server answers
+    /// them all alike).
+    fn all_paths() -> std::collections::BTreeSet<&'static str> {
+        Self::ALL
+            .into_iter()
+            .flat_map(|s| [Some(s.path()), s.init_path(), s.check_path()])
+            .flatten()
+            .collect()
     }
 }
 
@@ -169,7 +237,7 @@ USAGE: cargo run --release -p typed-sessions-bench -- [OPTIONS]
   --concurrency L    workers per cell, comma-separated            [1,32,128]
   --servers L        bare,typed,tower                             [all]
   --stores L         memory,redis                                 [all]
-  --scenarios L      incr,read,big-incr,new                       [all]
+  --scenarios L      incr,read,big-incr,cart-incr,bytes-incr,new  [all]
   --redis-db N       the Redis database used (and emptied)        [9]
   --client-threads N threads of the load generator                [cores]
   --server-threads N worker threads of each server                [cores]

@@ -434,6 +434,7 @@ pub fn render(
         }
     }
     let pool6 = pool6.map(|samples| combine(samples));
+    big_fields(&mut out, options, &cells);
     targets(&mut out, options, &cells, refresh, pool6.as_ref());
     if let Some((_, sample)) = refresh
         && sample.errors + sample.wrong > 0
@@ -441,6 +442,104 @@ pub fn render(
         clean = false;
     }
     (out, clean)
+}
+
+/// The concurrency the targets are checked at: 32 workers, or the closest
+/// that was run.
+fn target_workers(options: &Options) -> Option<usize> {
+    options
+        .concurrency
+        .iter()
+        .copied()
+        .min_by_key(|w| (*w as i64 - 32).abs())
+}
+
+/// The big-field cells beside `incr`, at the targets' concurrency: each
+/// route touches only `visits` (`big-incr` also reads its field's length)
+/// while the session holds a big field. Memory as a fraction of bare, Redis
+/// as a fraction of the same crate's Redis `incr`; the ratio CPU time
+/// predicts in brackets; and the bytes Redis received per request.
+fn big_fields(
+    out: &mut String,
+    options: &Options,
+    cells: &BTreeMap<(Scenario, usize, Setup), Cell>,
+) {
+    let Some(workers) = target_workers(options) else {
+        return;
+    };
+    let scenarios: Vec<Scenario> = options
+        .scenarios
+        .iter()
+        .copied()
+        .filter(|s| s.big_field().is_some())
+        .collect();
+    if scenarios.iter().all(|s| *s == Scenario::Incr) {
+        return;
+    }
+    let cell = |scenario, server, store| cells.get(&(scenario, workers, Setup { server, store }));
+    let fraction = |c: Option<&Cell>, base: Option<&Cell>| match (c, base) {
+        (Some(c), Some(base)) if base.rps > 0.0 => format!(
+            "{:.2}{}",
+            c.rps / base.rps,
+            cpu_ratio(base, c).map_or(String::new(), |r| format!(" ({r:.2})"))
+        ),
+        _ => "–".to_owned(),
+    };
+    let _ = writeln!(out, "\n## Big fields ({workers} workers)\n");
+    let _ = writeln!(
+        out,
+        "Each route increments `visits` while the session also holds the field named. \
+         Memory: req/s as a fraction of bare; Redis: as a fraction of the same crate's Redis \
+         `incr` (its req/s in the `incr` row). In brackets, the ratio that CPU time per request \
+         predicts. Redis B in/req: bytes Redis received per request (the load command and the \
+         write), typed-sessions / tower-sessions. Server CPU: the server process's CPU µs per \
+         request on the memory store, typed-sessions / tower-sessions (steadier than req/s on a \
+         shared machine).\n"
+    );
+    let _ = writeln!(
+        out,
+        "| the session also holds | memory: typed-sessions | memory: tower-sessions | Redis: typed-sessions | Redis: tower-sessions | Redis B in/req | server CPU µs/req, memory |"
+    );
+    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|");
+    for scenario in scenarios {
+        let memory = |server| {
+            fraction(
+                cell(scenario, server, Some(StoreKind::Memory)),
+                cell(scenario, ServerKind::Bare, None),
+            )
+        };
+        let redis = |server| {
+            let base = cell(Scenario::Incr, server, Some(StoreKind::Redis));
+            match (scenario, base) {
+                (Scenario::Incr, Some(base)) => format!("{} req/s", thousands(base.rps)),
+                _ => fraction(cell(scenario, server, Some(StoreKind::Redis)), base),
+            }
+        };
+        let bytes = |server| {
+            cell(scenario, server, Some(StoreKind::Redis))
+                .and_then(|c| c.bytes_in)
+                .map_or("–".to_owned(), thousands)
+        };
+        let cpu = |server| {
+            cell(scenario, server, Some(StoreKind::Memory))
+                .and_then(|c| c.server_cpu)
+                .map_or("–".to_owned(), |c| format!("{c:.1}"))
+        };
+        let _ = writeln!(
+            out,
+            "| {} (`{}`) | {} | {} | {} | {} | {} / {} | {} / {} |",
+            scenario.big_field().unwrap_or(""),
+            scenario.name(),
+            memory(ServerKind::Typed),
+            memory(ServerKind::Tower),
+            redis(ServerKind::Typed),
+            redis(ServerKind::Tower),
+            bytes(ServerKind::Typed),
+            bytes(ServerKind::Tower),
+            cpu(ServerKind::Typed),
+            cpu(ServerKind::Tower),
+        );
+    }
 }
 
 /// The throughput ratio `cell / base` that CPU time alone predicts: both
@@ -496,6 +595,34 @@ fn targets(
     };
     versus_bare(Scenario::Incr, 0.85, "incr");
     versus_bare(Scenario::BigIncr, 0.75, "big-incr");
+    versus_bare(Scenario::CartIncr, 0.75, "cart-incr");
+    versus_bare(Scenario::BytesIncr, 0.75, "bytes-incr");
+    let mut versus_incr = |scenario, floor: f64, name: &str| {
+        let of_incr = |server| {
+            let (c, base) = (
+                cell(scenario, server, Some(StoreKind::Redis))?,
+                cell(Scenario::Incr, server, Some(StoreKind::Redis))?,
+            );
+            Some((c.rps / base.rps, cpu_ratio(base, c)))
+        };
+        if let Some((r, cpu)) = of_incr(ServerKind::Typed) {
+            let cpu = cpu.map_or(String::new(), |c| format!(" (CPU {c:.2})"));
+            let ts = of_incr(ServerKind::Tower)
+                .map(|(r, cpu)| {
+                    format!(
+                        "; tower-sessions {r:.2}{}",
+                        cpu.map_or(String::new(), |c| format!(" (CPU {c:.2})"))
+                    )
+                })
+                .unwrap_or_default();
+            rows.push(format!(
+                "| Redis `{name}`: ≥ {floor:.2} of Redis `incr` req/s | {r:.2}{cpu}{ts} | {} |",
+                verdict(r >= floor)
+            ));
+        }
+    };
+    versus_incr(Scenario::CartIncr, 0.7, "cart-incr");
+    versus_incr(Scenario::BytesIncr, 0.7, "bytes-incr");
     if let (Some(t), Some(w)) = (
         typed(Scenario::Incr, StoreKind::Redis),
         tower(Scenario::Incr, StoreKind::Redis),

@@ -16,7 +16,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use typed_sessions::store::redis::RedisStore;
 use typed_sessions::{MemoryStore, SessionLayer, SessionState, TypedSession};
 
-use crate::{ServerKind, StoreKind};
+use crate::big::{BigValue, Cart, Octets};
+use crate::{Scenario, ServerKind, StoreKind};
 
 /// The size of the big field of the `big-incr` scenario.
 pub const BLOB_LEN: usize = 16 * 1024;
@@ -96,11 +97,9 @@ fn bare() -> Router {
     async fn one() -> &'static str {
         "1"
     }
-    Router::new()
-        .route("/incr", get(one))
-        .route("/read", get(one))
-        .route("/big-init", get(one))
-        .route("/big-incr", get(one))
+    Scenario::all_paths()
+        .into_iter()
+        .fold(Router::new(), |router, path| router.route(path, get(one)))
 }
 
 // ---- typed-sessions ----
@@ -118,6 +117,83 @@ struct Big {
     blob: String,
 }
 
+/// A session state holding `visits` and one big field that the measured
+/// route never touches: the routes `/NAME-init`, `/NAME-incr` and
+/// `/NAME-check` of [`typed_big_routes`] serve it. Adding a big-field cell
+/// is a state struct, this impl, a line in `typed` and one in `tower`.
+trait BigState: typed_sessions::SessionState {
+    /// The big value, stored once by `/NAME-init`.
+    type Value: BigValue;
+    fn visits_mut(session: &mut TypedSession<Self>) -> &mut u64;
+    fn set_big(session: &mut TypedSession<Self>, value: Self::Value);
+    fn big(session: &TypedSession<Self>) -> &Self::Value;
+}
+
+#[derive(SessionState)]
+#[session(namespace = "cart")]
+struct CartState {
+    visits: u64,
+    cart: Cart,
+}
+
+impl BigState for CartState {
+    type Value = Cart;
+    fn visits_mut(session: &mut TypedSession<Self>) -> &mut u64 {
+        session.visits_mut()
+    }
+    fn set_big(session: &mut TypedSession<Self>, value: Cart) {
+        session.set_cart(value);
+    }
+    fn big(session: &TypedSession<Self>) -> &Cart {
+        session.cart()
+    }
+}
+
+#[derive(SessionState)]
+#[session(namespace = "bytes")]
+struct BytesState {
+    visits: u64,
+    data: Octets,
+}
+
+impl BigState for BytesState {
+    type Value = Octets;
+    fn visits_mut(session: &mut TypedSession<Self>) -> &mut u64 {
+        session.visits_mut()
+    }
+    fn set_big(session: &mut TypedSession<Self>, value: Octets) {
+        session.set_data(value);
+    }
+    fn big(session: &TypedSession<Self>) -> &Octets {
+        session.data()
+    }
+}
+
+/// The routes of one [`BigState`] under `/NAME-...`.
+fn typed_big_routes<S: BigState>(router: Router, name: &str) -> Router {
+    async fn init<S: BigState>(mut session: TypedSession<S>) -> &'static str {
+        S::set_big(&mut session, S::Value::make());
+        *S::visits_mut(&mut session) = 0;
+        "0"
+    }
+    async fn incr<S: BigState>(mut session: TypedSession<S>) -> String {
+        let visits = S::visits_mut(&mut session);
+        *visits += 1;
+        visits.to_string()
+    }
+    async fn check<S: BigState>(session: TypedSession<S>) -> &'static str {
+        if S::big(&session).is_intact() {
+            "ok"
+        } else {
+            "changed"
+        }
+    }
+    router
+        .route(&format!("/{name}-init"), get(init::<S>))
+        .route(&format!("/{name}-incr"), get(incr::<S>))
+        .route(&format!("/{name}-check"), get(check::<S>))
+}
+
 async fn typed(
     store: StoreKind,
     redis_url: &str,
@@ -129,12 +205,14 @@ async fn typed(
     }
     .with_secure(false)
     .with_expiry(typed_sessions::Expiry::OnInactivity(inactivity));
-    Ok(Router::new()
+    let router = Router::new()
         .route("/incr", get(typed_incr))
         .route("/read", get(typed_read))
         .route("/big-init", get(typed_big_init))
-        .route("/big-incr", get(typed_big_incr))
-        .layer(layer))
+        .route("/big-incr", get(typed_big_incr));
+    let router = typed_big_routes::<CartState>(router, "cart");
+    let router = typed_big_routes::<BytesState>(router, "bytes");
+    Ok(router.layer(layer))
 }
 
 async fn typed_incr(mut session: TypedSession<Counter>) -> String {
@@ -174,6 +252,8 @@ async fn tower(
         .route("/read", get(tower_read))
         .route("/big-init", get(tower_big_init))
         .route("/big-incr", get(tower_big_incr));
+    let router = tower_big_routes::<Cart>(router, "cart");
+    let router = tower_big_routes::<Octets>(router, "bytes");
     Ok(match store {
         StoreKind::Memory => router.layer(
             SessionManagerLayer::new(tower_sessions::MemoryStore::default())
@@ -251,4 +331,28 @@ async fn tower_big_incr(session: tower_sessions::Session) -> Result<String, Stat
         + 1;
     session.insert("visits", visits).await.map_err(internal)?;
     Ok(visits.to_string())
+}
+
+/// The routes of one [`BigValue`] under `/NAME-...`: the value is stored
+/// under the key `big`; the measured route is `tower_incr`, which touches
+/// only `visits` (tower-sessions loads and, on a write, saves the whole
+/// record all the same).
+fn tower_big_routes<T: BigValue>(router: Router, name: &str) -> Router {
+    async fn init<T: BigValue>(session: tower_sessions::Session) -> Result<String, StatusCode> {
+        session.insert("big", T::make()).await.map_err(internal)?;
+        session.insert("visits", 0u64).await.map_err(internal)?;
+        Ok("0".to_owned())
+    }
+    async fn check<T: BigValue>(session: tower_sessions::Session) -> Result<String, StatusCode> {
+        let intact = session
+            .get::<T>("big")
+            .await
+            .map_err(internal)?
+            .is_some_and(|value| value.is_intact());
+        Ok(if intact { "ok" } else { "changed" }.to_owned())
+    }
+    router
+        .route(&format!("/{name}-init"), get(init::<T>))
+        .route(&format!("/{name}-incr"), get(tower_incr))
+        .route(&format!("/{name}-check"), get(check::<T>))
 }
