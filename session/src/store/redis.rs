@@ -137,7 +137,7 @@
 //! newer (tested with 7.0).
 
 use std::io::Write as _;
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
@@ -152,6 +152,9 @@ use super::{
 };
 use super::{from_unix_millis, unix_millis};
 use crate::id::SessionId;
+
+pub mod cache;
+use cache::{CacheStats, LocalCache, Origin};
 
 /// The default key prefix.
 const DEFAULT_PREFIX: &str = "session:";
@@ -472,6 +475,11 @@ impl std::fmt::Debug for RedisConnection {
 pub struct RedisStore {
     connection: RedisConnection,
     prefix: String,
+    /// How [`connect`](Self::connect) or
+    /// [`connect_cluster`](Self::connect_cluster) reached the server, for
+    /// the connection of a local cache.
+    origin: Option<Origin>,
+    cache: Option<Arc<LocalCache>>,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -479,6 +487,7 @@ impl std::fmt::Debug for RedisStore {
         f.debug_struct("RedisStore")
             .field("connection", &self.connection)
             .field("prefix", &self.prefix)
+            .field("cache", &self.cache)
             .finish()
     }
 }
@@ -502,6 +511,8 @@ impl RedisStore {
         Self {
             connection: connection.into(),
             prefix: DEFAULT_PREFIX.to_owned(),
+            origin: None,
+            cache: None,
         }
     }
 
@@ -524,7 +535,9 @@ impl RedisStore {
         .await
         .map_err(|_| StoreError::Timeout(CONNECT_BOUND))?
         .map_err(StoreError::backend)?;
-        Ok(Self::new(manager))
+        let mut store = Self::new(manager);
+        store.origin = Some(Origin::Single(url.to_owned()));
+        Ok(store)
     }
 
     /// Connects to a Redis Cluster through any of its nodes, e.g.
@@ -546,7 +559,11 @@ impl RedisStore {
             .await
             .map_err(|_| StoreError::Timeout(CONNECT_BOUND))?
             .map_err(StoreError::backend)?;
-        Ok(Self::new(connection))
+        let mut store = Self::new(connection);
+        store.origin = Some(Origin::Cluster(
+            urls.iter().map(|url| (*url).to_owned()).collect(),
+        ));
+        Ok(store)
     }
 
     /// Sets the key prefix (default `session:`); a session lives at
@@ -555,6 +572,54 @@ impl RedisStore {
     pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {
         self.prefix = prefix.into();
         self
+    }
+
+    /// Keeps loaded sessions in a local cache of at most `max_bytes`
+    /// (estimated), which Redis keeps coherent with server-assisted
+    /// client-side caching: a load of a session this instance holds costs
+    /// no round trip. Off by default. See the [`cache`] module for how it
+    /// works.
+    ///
+    /// # Consistency
+    ///
+    /// A write made through another store (another application instance)
+    /// becomes visible here once Redis' invalidation for it has arrived on
+    /// this store's connection, normally well under a millisecond after the
+    /// write returned; until then a load may still return the value from
+    /// before that write. This store's own writes are visible to its own
+    /// loads at once. Writes always go to Redis through the same atomic
+    /// scripts as without the cache, so they are never lost and never bring
+    /// a deleted or moved session back, whatever the cache holds. An entry
+    /// is never served past its expiry. Whenever invalidations may have been
+    /// missed (the connection lost, a reconnect, a server restart or
+    /// failover, `FLUSHALL`), the whole cache is dropped before anything is
+    /// served again. A connection that stalls without closing delays
+    /// invalidations until it fails its response timeout (2 s).
+    ///
+    /// The cache opens a RESP3 connection of its own (on a cluster, to every
+    /// node), turns on `CLIENT TRACKING ... BCAST PREFIX {prefix} NOLOOP`
+    /// there, and sends every command of the store through it. It needs a
+    /// store made by [`connect`](Self::connect) or
+    /// [`connect_cluster`](Self::connect_cluster), which know how to open
+    /// it; on a store made by [`new`](Self::new) this logs a warning and
+    /// leaves the cache off. Every instance sharing the sessions receives
+    /// an invalidation for every write of the others (broadcast tracking),
+    /// whether it holds that session or not.
+    pub fn with_local_cache(mut self, max_bytes: usize) -> Self {
+        match &self.origin {
+            Some(origin) => self.cache = Some(LocalCache::new(origin.clone(), max_bytes)),
+            None => tracing::warn!(
+                "RedisStore::with_local_cache needs a store made by connect or connect_cluster; \
+                 running without the cache"
+            ),
+        }
+        self
+    }
+
+    /// What the local cache has done so far; `None` without one (see
+    /// [`with_local_cache`](Self::with_local_cache)).
+    pub fn cache_stats(&self) -> Option<CacheStats> {
+        self.cache.as_ref().map(|cache| cache.stats())
     }
 
     /// The key prefix.
@@ -579,9 +644,22 @@ impl RedisStore {
 
     /// Sends one command.
     async fn query(&self, command: &Cmd) -> Result<Value, RedisError> {
-        match &self.connection {
+        let result = match self.active_connection().await? {
             RedisConnection::Single(c) => command.query_async(&mut c.clone()).await,
             RedisConnection::Cluster(c) => command.query_async(&mut c.clone()).await,
+        };
+        if let (Some(cache), Err(error)) = (&self.cache, &result) {
+            cache.observe(error);
+        }
+        result
+    }
+
+    /// The connection commands go through: the local cache's tracked one
+    /// when there is a cache.
+    async fn active_connection(&self) -> Result<&RedisConnection, RedisError> {
+        match &self.cache {
+            Some(cache) => cache.connection().await,
+            None => Ok(&self.connection),
         }
     }
 
@@ -591,7 +669,7 @@ impl RedisStore {
     async fn eval(&self, script: &Script, command: &Cmd) -> Result<Value, StoreError> {
         match self.query(command).await {
             Err(error) if error.code() == Some("NOSCRIPT") => {
-                let loaded = match &self.connection {
+                let loaded = match self.active_connection().await.map_err(backend)? {
                     RedisConnection::Single(c) => script.load_async(&mut c.clone()).await,
                     RedisConnection::Cluster(c) => script.load_async(&mut c.clone()).await,
                 };
@@ -827,9 +905,10 @@ fn expiry_millis(time: SystemTime) -> u64 {
     unix_millis(time).min(MAX)
 }
 
-#[async_trait]
-impl SessionStore for RedisStore {
-    async fn load(
+/// The operations themselves, straight to Redis; the [`SessionStore`]
+/// impl puts the local cache, if any, in front of them.
+impl RedisStore {
+    async fn load_direct(
         &self,
         id: &SessionId,
         namespace: &str,
@@ -916,7 +995,7 @@ impl SessionStore for RedisStore {
         }))
     }
 
-    async fn create(
+    async fn create_direct(
         &self,
         id: &SessionId,
         writes: &[FieldWrite<'_>],
@@ -939,7 +1018,7 @@ impl SessionStore for RedisStore {
         }
     }
 
-    async fn update(
+    async fn update_direct(
         &self,
         id: &SessionId,
         writes: &[FieldWrite<'_>],
@@ -990,19 +1069,23 @@ impl SessionStore for RedisStore {
         }
     }
 
-    async fn touch(&self, id: &SessionId, expires_at: SystemTime) -> Result<bool, StoreError> {
+    async fn touch_direct(
+        &self,
+        id: &SessionId,
+        expires_at: SystemTime,
+    ) -> Result<bool, StoreError> {
         let mut command = evalsha(&TOUCH, 1);
         command.arg(self.key_arg(id)).arg(expiry_millis(expires_at));
         Ok(self.eval_int(&TOUCH, &command).await? == 1)
     }
 
-    async fn delete(&self, id: &SessionId) -> Result<(), StoreError> {
+    async fn delete_direct(&self, id: &SessionId) -> Result<(), StoreError> {
         let mut command = redis::cmd("DEL");
         command.arg(self.key_arg(id));
         self.query(&command).await.map(drop).map_err(backend)
     }
 
-    async fn move_to(
+    async fn move_to_direct(
         &self,
         from: &SessionId,
         to: &SessionId,
@@ -1063,6 +1146,75 @@ impl SessionStore for RedisStore {
 /// by the application's clock (as `__expires`).
 fn forward_until() -> u64 {
     expiry_millis(SystemTime::now() + FORWARD_WINDOW)
+}
+
+#[async_trait]
+impl SessionStore for RedisStore {
+    async fn load(
+        &self,
+        id: &SessionId,
+        namespace: &str,
+        fields: &[&str],
+    ) -> Result<Option<LoadedFields>, StoreError> {
+        match &self.cache {
+            Some(cache) => self.cached_load(cache, id, namespace, fields).await,
+            None => self.load_direct(id, namespace, fields).await,
+        }
+    }
+
+    async fn create(
+        &self,
+        id: &SessionId,
+        writes: &[FieldWrite<'_>],
+        created_at: SystemTime,
+        expires_at: SystemTime,
+    ) -> Result<(), StoreError> {
+        match &self.cache {
+            Some(cache) => {
+                self.cached_create(cache, id, writes, created_at, expires_at)
+                    .await
+            }
+            None => self.create_direct(id, writes, created_at, expires_at).await,
+        }
+    }
+
+    async fn update(
+        &self,
+        id: &SessionId,
+        writes: &[FieldWrite<'_>],
+        expires_at: Option<SystemTime>,
+    ) -> Result<bool, StoreError> {
+        match &self.cache {
+            Some(cache) => self.cached_update(cache, id, writes, expires_at).await,
+            None => self.update_direct(id, writes, expires_at).await,
+        }
+    }
+
+    async fn touch(&self, id: &SessionId, expires_at: SystemTime) -> Result<bool, StoreError> {
+        match &self.cache {
+            Some(cache) => self.cached_touch(cache, id, expires_at).await,
+            None => self.touch_direct(id, expires_at).await,
+        }
+    }
+
+    async fn delete(&self, id: &SessionId) -> Result<(), StoreError> {
+        match &self.cache {
+            Some(cache) => self.cached_delete(cache, id).await,
+            None => self.delete_direct(id).await,
+        }
+    }
+
+    async fn move_to(
+        &self,
+        from: &SessionId,
+        to: &SessionId,
+        expires_at: SystemTime,
+    ) -> Result<bool, StoreError> {
+        match &self.cache {
+            Some(cache) => self.cached_move_to(cache, from, to, expires_at).await,
+            None => self.move_to_direct(from, to, expires_at).await,
+        }
+    }
 }
 
 /// The steps of a cross-slot cluster move, interleaved with other calls in
