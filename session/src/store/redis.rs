@@ -593,18 +593,20 @@ impl RedisStore {
     /// is never served past its expiry. Whenever invalidations may have been
     /// missed (the connection lost, a reconnect, a server restart or
     /// failover, `FLUSHALL`), the whole cache is dropped before anything is
-    /// served again. A connection that stalls without closing delays
-    /// invalidations until it fails its response timeout (2 s).
+    /// served again. A connection that goes silent without closing (a
+    /// network partition) may hold invalidations back: the store pings it
+    /// every second and serves from the cache only within 3 s of its last
+    /// answer.
     ///
     /// The cache opens a RESP3 connection of its own (on a cluster, to every
-    /// node), turns on `CLIENT TRACKING ... BCAST PREFIX {prefix} NOLOOP`
-    /// there, and sends every command of the store through it. It needs a
-    /// store made by [`connect`](Self::connect) or
+    /// node), turns on `CLIENT TRACKING ON NOLOOP` there, and sends every
+    /// command of the store through it; each write script runs inside a
+    /// short transaction that keeps the store's own writes from
+    /// invalidating its entries (see the [`cache`] module). It needs a store
+    /// made by [`connect`](Self::connect) or
     /// [`connect_cluster`](Self::connect_cluster), which know how to open
-    /// it; on a store made by [`new`](Self::new) this logs a warning and
-    /// leaves the cache off. Every instance sharing the sessions receives
-    /// an invalidation for every write of the others (broadcast tracking),
-    /// whether it holds that session or not.
+    /// that connection; on a store made by [`new`](Self::new) this logs a
+    /// warning and leaves the cache off.
     pub fn with_local_cache(mut self, max_bytes: usize) -> Self {
         match &self.origin {
             Some(origin) => self.cache = Some(LocalCache::new(origin.clone(), max_bytes)),
@@ -667,6 +669,9 @@ impl RedisStore {
     /// does not have the script (first use, or after a restart), loads it
     /// and sends the command again.
     async fn eval(&self, script: &Script, command: &Cmd) -> Result<Value, StoreError> {
+        if let Some(cache) = &self.cache {
+            return self.eval_tracked(cache, script, command).await;
+        }
         match self.query(command).await {
             Err(error) if error.code() == Some("NOSCRIPT") => {
                 let loaded = match self.active_connection().await.map_err(backend)? {

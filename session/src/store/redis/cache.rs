@@ -5,14 +5,25 @@
 //! # How it stays coherent
 //!
 //! The store opens a connection of its own in RESP3 and turns on
-//! `CLIENT TRACKING ON BCAST PREFIX {prefix} NOLOOP` on it (on every node of
-//! a cluster). Every command of the store, reads and writes, then goes
-//! through that connection, and Redis pushes an invalidation for every key
-//! under the prefix that another connection modifies (or that expires, is
-//! evicted, deleted, flushed). `BCAST` keeps tracking independent of which
-//! keys this connection read, so it never lapses; `NOLOOP` keeps this
-//! store's own writes from invalidating what it just wrote: it updates the
-//! entry itself after the write succeeded.
+//! `CLIENT TRACKING ON NOLOOP` on it (on every node of a cluster). Every
+//! command of the store, reads and writes, then goes through that
+//! connection. Redis remembers the keys this connection read and pushes an
+//! invalidation when one of them is modified by another client (or expires,
+//! is evicted, deleted or flushed); the entry is then dropped, and the next
+//! load reads the session again, which tracks it again.
+//!
+//! The store's own writes must not invalidate what they just wrote, or a
+//! session that is written on every request would never be served from the
+//! cache. Redis 7.0 reports a script's writes to the client that ran it even
+//! with `NOLOOP`, so every script runs in a transaction, one round trip:
+//! `MULTI`, `CLIENT TRACKING OFF`, the script, `CLIENT TRACKING ON NOLOOP`,
+//! `EXISTS key`, `EXEC`. No other client's command runs inside it; with
+//! tracking off, the script's writes report nothing to this connection (and
+//! keys tracked before stay tracked: Redis drops them lazily, when they
+//! change); the `EXISTS` tracks the key again. After a successful write the
+//! store updates its entry with what it wrote (field by field, and the
+//! expiry). Measured against dropping the entry instead, which makes the
+//! next load of that session a round trip: see the benchmark.
 //!
 //! Any event after which invalidations may have been missed (the
 //! connection lost or killed, a reconnect, a server restart or failover, a
@@ -25,25 +36,54 @@
 //! command, and stores its result only if the token is still the key's when
 //! the answer comes back (no invalidation, no other load or write, no flush
 //! came in between). Otherwise, and whenever a write failed, was cancelled
-//! or found the session gone, the entry is dropped.
+//! or found the session gone, the entry is dropped. `delete` and `move_to`
+//! drop the entries of the ids they touch.
+//!
+//! # Memory
+//!
+//! The cache holds at most `max_bytes` by its own estimate (keys, field
+//! names, values and a fixed allowance per entry and field for the maps
+//! and vectors that hold them), split into 16 shards; when a shard is over
+//! its part, it evicts the least recently used of 5 entries sampled at
+//! random (as Redis' own approximated LRU does), until it fits.
+//!
+//! # What is not cached
+//!
+//! Sessions written by an earlier version of the store (no `__expires`
+//! field) are cached like the others, with the expiry their load computed.
+//! An entry is never served once its expiry has passed by this machine's
+//! clock.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use parking_lot::Mutex;
+use redis::aio::ConnectionLike as _;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClientBuilder;
-use redis::cluster_routing::{MultipleNodeRoutingInfo, ResponsePolicy, RoutingInfo};
-use redis::{IntoConnectionInfo, ProtocolVersion, PushInfo, PushKind, RedisError, Value};
+use redis::cluster_routing::{
+    MultipleNodeRoutingInfo, ResponsePolicy, Route, RoutingInfo, SingleNodeRoutingInfo, Slot,
+    SlotAddr,
+};
+use redis::{
+    Arg, Cmd, IntoConnectionInfo, ProtocolVersion, PushInfo, PushKind, RedisError, Script, Value,
+};
 
 use super::{
     CONNECT_TIMEOUT, FieldWrite, LoadedFields, RESPONSE_TIMEOUT, RedisConnection, RedisStore,
-    StoreError, effective,
+    StoreError, backend, effective,
 };
 use crate::id::SessionId;
+
+/// How often the tracked connection is pinged (every node of a cluster).
+const HEARTBEAT: Duration = Duration::from_secs(1);
+/// How long after the last answer on the tracked connection the cache
+/// still serves: a connection that went silent without closing (a network
+/// partition) may be holding invalidations back.
+const LEASE: Duration = Duration::from_secs(3);
 
 /// Number of independently locked parts of the cache.
 const SHARDS: usize = 16;
@@ -259,6 +299,10 @@ pub(super) struct LocalCache {
     invalidations: AtomicU64,
     flushes: AtomicU64,
     origin: Origin,
+    /// When the cache was made, and the last answer of a heartbeat after
+    /// that, in milliseconds.
+    started: Instant,
+    heard: AtomicU64,
     connection: tokio::sync::OnceCell<RedisConnection>,
     enabling: tokio::sync::Mutex<()>,
 }
@@ -294,6 +338,8 @@ impl LocalCache {
             invalidations: AtomicU64::new(0),
             flushes: AtomicU64::new(0),
             origin,
+            started: Instant::now(),
+            heard: AtomicU64::new(0),
             connection: tokio::sync::OnceCell::new(),
             enabling: tokio::sync::Mutex::new(()),
         })
@@ -333,7 +379,7 @@ impl LocalCache {
 
     /// Whether the cache is in service; if it is not, turns tracking on
     /// (unless another call is doing that right now).
-    pub(super) async fn ready(self: &Arc<Self>, prefix: &str) -> bool {
+    pub(super) async fn ready(self: &Arc<Self>) -> bool {
         let state = self.state.load(Ordering::Acquire);
         if in_service(state) {
             return true;
@@ -346,11 +392,12 @@ impl LocalCache {
             return true;
         }
         let enabled = match self.connection().await {
-            Ok(connection) => enable_tracking(connection, prefix).await,
+            Ok(connection) => enable_tracking(connection).await,
             Err(error) => Err(error),
         };
         match enabled {
             Ok(()) => {
+                self.heard.store(self.millis(), Ordering::Release);
                 // Not in service if a gap came while tracking was turned on.
                 let ok = self
                     .state
@@ -360,6 +407,7 @@ impl LocalCache {
                 ok
             }
             Err(error) => {
+                eprintln!("ENABLE ERR {error}");
                 tracing::debug!(%error, "session cache: cannot turn tracking on; not caching");
                 false
             }
@@ -441,7 +489,12 @@ impl LocalCache {
 
     fn lookup_inner(&self, key: &str, namespace: &str, fields: &[&str]) -> Option<LoadedFields> {
         let state = self.state.load(Ordering::Acquire);
-        if !in_service(state) {
+        if !in_service(state)
+            || self
+                .millis()
+                .saturating_sub(self.heard.load(Ordering::Acquire))
+                > LEASE.as_millis() as u64
+        {
             return None;
         }
         let mut shard = self.shard(key).lock();
@@ -466,6 +519,10 @@ impl LocalCache {
             expires_at: entry.expires_at,
             values,
         })
+    }
+
+    fn millis(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
     /// A miss that will not be answered by [`lookup`](Self::lookup).
@@ -625,7 +682,7 @@ impl RedisStore {
         namespace: &str,
         fields: &[&str],
     ) -> Result<Option<LoadedFields>, StoreError> {
-        if !cache.ready(&self.prefix).await {
+        if !cache.ready().await {
             cache.count_miss();
             return self.load_direct(id, namespace, fields).await;
         }
@@ -709,6 +766,86 @@ impl RedisStore {
         self.move_to_direct(from, to, expires_at).await
     }
 
+    /// Runs a script (an `EVALSHA` built by `evalsha`) so that its writes
+    /// send this connection no invalidation and its first key stays
+    /// tracked: `MULTI`, `CLIENT TRACKING OFF`, the script, `CLIENT
+    /// TRACKING ON NOLOOP`, `EXISTS` of the key, `EXEC`, in one round trip.
+    ///
+    /// Redis 7.0 sends a tracking client invalidations for what its own
+    /// scripts write, `NOLOOP` or not (it compares the script's client, not
+    /// the caller), and stops tracking a key once it has reported it; with
+    /// tracking off for the script, inside a transaction that no other
+    /// client's command can enter, this store's entry stays valid after its
+    /// own write, and the `EXISTS` tracks the key again so that the next
+    /// write of another client is reported. Keys tracked before stay tracked
+    /// (Redis drops a client's tracked keys lazily, when they change).
+    pub(super) async fn eval_tracked(
+        &self,
+        cache: &Arc<LocalCache>,
+        script: &Script,
+        command: &Cmd,
+    ) -> Result<Value, StoreError> {
+        let Some(Arg::Simple(key)) = command.args_iter().nth(3) else {
+            return Err(StoreError::Malformed("a script call without a key".into()));
+        };
+        let mut off = redis::cmd("CLIENT");
+        off.arg("TRACKING").arg("OFF");
+        let mut exists = redis::cmd("EXISTS");
+        exists.arg(key);
+        let mut transaction = redis::pipe();
+        transaction
+            .atomic()
+            .add_command(off)
+            .add_command(command.clone())
+            .add_command(tracking_on())
+            .add_command(exists);
+        // The cluster client would route `CLIENT TRACKING` by its
+        // argument as if it were a key: the key's node, explicitly.
+        let route = SingleNodeRoutingInfo::SpecificNode(Route::with_slot(
+            Slot::for_key(key),
+            SlotAddr::Master,
+        ));
+        let mut loaded = false;
+        loop {
+            let connection = cache.connection().await.map_err(backend)?;
+            let result = match connection {
+                RedisConnection::Single(c) => {
+                    c.clone().req_packed_commands(&transaction, 5, 1).await
+                }
+                RedisConnection::Cluster(c) => {
+                    c.clone()
+                        .route_pipeline(transaction.clone(), 5, 1, route.clone())
+                        .await
+                }
+            };
+            let value = match result.map(|mut replies| replies.pop()) {
+                // The replies of the commands inside: the script's is second.
+                Ok(Some(Value::Array(mut replies))) if replies.len() == 4 => replies.swap_remove(1),
+                Ok(_) => {
+                    return Err(StoreError::Malformed(
+                        "an EXEC reply of another shape".into(),
+                    ));
+                }
+                Err(error) => {
+                    cache.observe(&error);
+                    return Err(backend(error));
+                }
+            };
+            match value {
+                Value::ServerError(error) if error.code() == "NOSCRIPT" && !loaded => {
+                    loaded = true;
+                    let load = match connection {
+                        RedisConnection::Single(c) => script.load_async(&mut c.clone()).await,
+                        RedisConnection::Cluster(c) => script.load_async(&mut c.clone()).await,
+                    };
+                    load.map_err(backend)?;
+                }
+                Value::ServerError(error) => return Err(backend(error.into())),
+                value => return Ok(value),
+            }
+        }
+    }
+
     /// A ticket for a write of `id`, when the cache is in service.
     async fn ticket<'c>(
         &self,
@@ -716,7 +853,7 @@ impl RedisStore {
         id: &SessionId,
         keep: bool,
     ) -> Option<Ticket<'c>> {
-        if cache.ready(&self.prefix).await {
+        if cache.ready().await {
             cache.begin(self.key(id), keep)
         } else {
             None
@@ -726,6 +863,7 @@ impl RedisStore {
 
 /// Opens the tracked connection: RESP3, its pushes handled by the cache.
 async fn open(origin: &Origin, cache: Weak<LocalCache>) -> Result<RedisConnection, RedisError> {
+    tokio::spawn(heartbeat(cache.clone()));
     let on_push = move |push: PushInfo| -> Result<(), std::convert::Infallible> {
         if let Some(cache) = cache.upgrade() {
             cache.on_push(push);
@@ -766,26 +904,45 @@ async fn open(origin: &Origin, cache: Weak<LocalCache>) -> Result<RedisConnectio
     }
 }
 
-/// Turns broadcast tracking of `prefix` on, off first in case it was on
-/// (Redis refuses a prefix the connection tracks already).
-async fn enable_tracking(connection: &RedisConnection, prefix: &str) -> Result<(), RedisError> {
-    let off = {
-        let mut command = redis::cmd("CLIENT");
-        command.arg("TRACKING").arg("OFF");
-        command
-    };
-    let mut on = redis::cmd("CLIENT");
-    on.arg("TRACKING").arg("ON").arg("BCAST");
-    if !prefix.is_empty() {
-        on.arg("PREFIX").arg(prefix);
+/// Pings the tracked connection until the cache is gone: an answer renews
+/// the cache's lease, a failure is a gap.
+async fn heartbeat(cache: Weak<LocalCache>) {
+    loop {
+        tokio::time::sleep(HEARTBEAT).await;
+        let Some(cache) = cache.upgrade() else {
+            return;
+        };
+        let Some(connection) = cache.connection.get() else {
+            continue;
+        };
+        let ping = redis::cmd("PING");
+        let answered = match connection {
+            RedisConnection::Single(c) => ping.query_async::<Value>(&mut c.clone()).await,
+            RedisConnection::Cluster(c) => {
+                let every_node = RoutingInfo::MultiNode((
+                    MultipleNodeRoutingInfo::AllNodes,
+                    Some(ResponsePolicy::AllSucceeded),
+                ));
+                c.clone().route_command(ping, every_node).await
+            }
+        };
+        match answered {
+            Ok(_) => cache.heard.store(cache.millis(), Ordering::Release),
+            Err(error) => cache.observe(&error),
+        }
     }
-    on.arg("NOLOOP");
+}
+
+/// `CLIENT TRACKING ON NOLOOP`, off first so that it starts afresh.
+async fn enable_tracking(connection: &RedisConnection) -> Result<(), RedisError> {
+    let mut off = redis::cmd("CLIENT");
+    off.arg("TRACKING").arg("OFF");
     match connection {
         RedisConnection::Single(c) => {
             let mut c = c.clone();
             redis::pipe()
                 .add_command(off)
-                .add_command(on)
+                .add_command(tracking_on())
                 .query_async::<()>(&mut c)
                 .await
         }
@@ -798,7 +955,13 @@ async fn enable_tracking(connection: &RedisConnection, prefix: &str) -> Result<(
                 ))
             };
             c.route_command(off, every_node()).await?;
-            c.route_command(on, every_node()).await.map(drop)
+            c.route_command(tracking_on(), every_node()).await.map(drop)
         }
     }
+}
+
+fn tracking_on() -> Cmd {
+    let mut on = redis::cmd("CLIENT");
+    on.arg("TRACKING").arg("ON").arg("NOLOOP");
+    on
 }
