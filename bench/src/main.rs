@@ -51,6 +51,9 @@ pub enum StoreKind {
     Memory,
     /// Redis.
     Redis,
+    /// Redis with typed-sessions' local near-cache
+    /// (`RedisStore::with_local_cache`); typed-sessions only.
+    RedisCache,
 }
 
 /// What each request does.
@@ -92,13 +95,18 @@ impl ServerKind {
 }
 
 impl StoreKind {
-    const ALL: [Self; 2] = [Self::Memory, Self::Redis];
+    const ALL: [Self; 3] = [Self::Memory, Self::Redis, Self::RedisCache];
 
     fn name(self) -> &'static str {
         match self {
             Self::Memory => "memory",
             Self::Redis => "redis",
+            Self::RedisCache => "redis-cache",
         }
+    }
+
+    fn is_redis(self) -> bool {
+        matches!(self, Self::Redis | Self::RedisCache)
     }
 
     fn parse(text: &str) -> Option<Self> {
@@ -236,7 +244,7 @@ USAGE: cargo run --release -p typed-sessions-bench -- [OPTIONS]
   --runs N           runs per cell (the table shows medians)      [3]
   --concurrency L    workers per cell, comma-separated            [1,32,128]
   --servers L        bare,typed,tower                             [all]
-  --stores L         memory,redis                                 [all]
+  --stores L         memory,redis,redis-cache                     [all]
   --scenarios L      incr,read,big-incr,cart-incr,bytes-incr,new  [all]
   --redis-db N       the Redis database used (and emptied)        [9]
   --client-threads N threads of the load generator                [cores]
@@ -353,7 +361,9 @@ fn setups(options: &Options) -> Vec<Setup> {
     }
     for store in &options.stores {
         for server in [ServerKind::Typed, ServerKind::Tower] {
-            if options.servers.contains(&server) {
+            // tower-sessions has no near-cache.
+            let cached_tower = server == ServerKind::Tower && *store == StoreKind::RedisCache;
+            if options.servers.contains(&server) && !cached_tower {
                 setups.push(Setup {
                     server,
                     store: Some(*store),
@@ -509,7 +519,7 @@ async fn run_cell(
     variant: Variant,
 ) -> Result<Sample, BoxError> {
     let mut probe = match (setup.store, probe) {
-        (Some(StoreKind::Redis), Some(probe)) => {
+        (Some(store), Some(probe)) if store.is_redis() => {
             probe.flush_db().await?;
             Some(probe)
         }
@@ -693,7 +703,9 @@ async fn pool_check(
 
 async fn run(options: Options) -> Result<bool, BoxError> {
     let setups = setups(&options);
-    let uses_redis = setups.iter().any(|s| s.store == Some(StoreKind::Redis));
+    let uses_redis = setups
+        .iter()
+        .any(|s| s.store.is_some_and(StoreKind::is_redis));
     let mut probe = if uses_redis {
         Some(RedisProbe::connect(&options.redis_url).await.map_err(|e| {
             format!(

@@ -653,6 +653,28 @@ fn targets(
             verdict(r >= 2.0)
         ));
     }
+    // The near-cache (issue 13).
+    if let (Some(c), Some(m), Some(w)) = (
+        typed(Scenario::Read, StoreKind::RedisCache),
+        typed(Scenario::Read, StoreKind::Memory),
+        tower(Scenario::Read, StoreKind::Redis),
+    ) {
+        let (of_memory, of_tower) = (c.rps / m.rps, c.rps / w.rps);
+        rows.push(format!(
+            "| Redis `read` with the near-cache: ≥ 0.8× typed-sessions memory, ≥ 2× tower-sessions Redis | {of_memory:.2}× memory, {of_tower:.2}× tower | {} |",
+            verdict(of_memory >= 0.8 && of_tower >= 2.0)
+        ));
+    }
+    if let (Some(c), Some(w)) = (
+        typed(Scenario::Incr, StoreKind::RedisCache),
+        tower(Scenario::Incr, StoreKind::Redis),
+    ) {
+        let r = c.rps / w.rps;
+        rows.push(format!(
+            "| Redis `incr` with the near-cache: ≥ 1.8× tower-sessions Redis | {r:.2}× | {} |",
+            verdict(r >= 1.8)
+        ));
+    }
     if let Some(t) = typed(Scenario::BigIncr, StoreKind::Redis)
         && let Some(bytes) = t.bytes_in
     {

@@ -194,6 +194,10 @@ fn typed_big_routes<S: BigState>(router: Router, name: &str) -> Router {
         .route(&format!("/{name}-check"), get(check::<S>))
 }
 
+/// The near-cache's budget in the `redis-cache` cells: far more than the
+/// sessions of a run take.
+const CACHE_BYTES: usize = 64 << 20;
+
 async fn typed(
     store: StoreKind,
     redis_url: &str,
@@ -202,6 +206,11 @@ async fn typed(
     let layer = match store {
         StoreKind::Memory => SessionLayer::new(MemoryStore::default()),
         StoreKind::Redis => SessionLayer::new(RedisStore::connect(redis_url).await?),
+        StoreKind::RedisCache => SessionLayer::new(
+            RedisStore::connect(redis_url)
+                .await?
+                .with_local_cache(CACHE_BYTES),
+        ),
     }
     .with_secure(false)
     .with_expiry(typed_sessions::Expiry::OnInactivity(inactivity));
@@ -260,6 +269,7 @@ async fn tower(
                 .with_secure(false)
                 .with_expiry(expiry),
         ),
+        StoreKind::RedisCache => return Err("tower-sessions has no near-cache".into()),
         StoreKind::Redis => {
             use tower_sessions_redis_store::RedisStore;
             use tower_sessions_redis_store::fred::prelude::{ClientLike, Config, Pool};

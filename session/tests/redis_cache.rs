@@ -132,6 +132,7 @@ async fn write_on_a_is_read_on_b(a: RedisStore, b: RedisStore) {
     a.create(&id, &[set("a", b"0")], SystemTime::now(), in_a_minute())
         .await
         .unwrap();
+    assert_eq!(miss(&a, &id).await, Some(Some(b"0".to_vec())));
     assert_eq!(hit(&a, &id).await, Some(Some(b"0".to_vec())));
     assert_eq!(miss(&b, &id).await, Some(Some(b"0".to_vec())));
     assert_eq!(hit(&b, &id).await, Some(Some(b"0".to_vec())));
@@ -256,6 +257,7 @@ async fn an_entry_is_never_served_past_its_expiry() {
     a.create(&id, &[set("a", b"1")], SystemTime::now(), expires)
         .await
         .unwrap();
+    assert_eq!(miss(&a, &id).await, Some(Some(b"1".to_vec())));
     assert_eq!(hit(&a, &id).await, Some(Some(b"1".to_vec())));
     tokio::time::sleep(Duration::from_millis(400)).await;
     let before = stats(&a).hits;
@@ -358,6 +360,7 @@ async fn killed_tracking_connection_drops_the_cache() {
         .create(&id, &[set("a", b"1")], SystemTime::now(), in_a_minute())
         .await
         .unwrap();
+    assert_eq!(miss(&store, &id).await, Some(Some(b"1".to_vec())));
     assert_eq!(hit(&store, &id).await, Some(Some(b"1".to_vec())));
 
     let client = tracked_client(&mut admin).await;
@@ -393,6 +396,7 @@ async fn restart_drops_the_cache(mut server: OwnRedis, store: RedisStore) {
         .create(&id, &[set("a", b"1")], SystemTime::now(), in_a_minute())
         .await
         .unwrap();
+    assert_eq!(miss(&store, &id).await, Some(Some(b"1".to_vec())));
     assert_eq!(hit(&store, &id).await, Some(Some(b"1".to_vec())));
     let flushes = stats(&store).flushes;
     server.restart().await;
@@ -415,6 +419,7 @@ async fn restart_drops_the_cache(mut server: OwnRedis, store: RedisStore) {
         .unwrap();
     // Caching again, with tracking on the new connection.
     let mut admin = raw(&server.url()).await;
+    assert_eq!(miss(&store, &id).await, Some(Some(b"1".to_vec())));
     assert_eq!(hit(&store, &id).await, Some(Some(b"1".to_vec())));
     let before = stats(&store).invalidations;
     hset(&mut admin, &store, &id, b"2").await;
@@ -450,6 +455,7 @@ async fn flushall_drops_every_cache() {
     a.create(&id, &[set("a", b"1")], SystemTime::now(), in_a_minute())
         .await
         .unwrap();
+    assert_eq!(miss(&a, &id).await, Some(Some(b"1".to_vec())));
     assert_eq!(hit(&a, &id).await, Some(Some(b"1".to_vec())));
     assert_eq!(miss(&b, &id).await, Some(Some(b"1".to_vec())));
     assert_eq!(hit(&b, &id).await, Some(Some(b"1".to_vec())));
@@ -466,6 +472,7 @@ async fn flushall_drops_every_cache() {
     a.create(&id, &[set("a", b"2")], SystemTime::now(), in_a_minute())
         .await
         .unwrap();
+    assert_eq!(miss(&a, &id).await, Some(Some(b"2".to_vec())));
     assert_eq!(hit(&a, &id).await, Some(Some(b"2".to_vec())));
     assert_eq!(miss(&b, &id).await, Some(Some(b"2".to_vec())));
     assert_eq!(hit(&b, &id).await, Some(Some(b"2".to_vec())));

@@ -669,7 +669,11 @@ impl RedisStore {
     /// does not have the script (first use, or after a restart), loads it
     /// and sends the command again.
     async fn eval(&self, script: &Script, command: &Cmd) -> Result<Value, StoreError> {
-        if let Some(cache) = &self.cache {
+        // Only the writes after which the cache keeps its entry need the
+        // tracked transaction (see the `cache` module).
+        if let Some(cache) = &self.cache
+            && (std::ptr::eq(script, &*UPDATE) || std::ptr::eq(script, &*TOUCH))
+        {
             return self.eval_tracked(cache, script, command).await;
         }
         match self.query(command).await {
@@ -1122,7 +1126,7 @@ impl RedisStore {
         }
     }
 
-    async fn forwarded(&self, id: &SessionId) -> Result<Option<SessionId>, StoreError> {
+    async fn forwarded_direct(&self, id: &SessionId) -> Result<Option<SessionId>, StoreError> {
         let mut command = redis::cmd("HMGET");
         command
             .arg(self.key_arg(id))
@@ -1219,6 +1223,11 @@ impl SessionStore for RedisStore {
             Some(cache) => self.cached_move_to(cache, from, to, expires_at).await,
             None => self.move_to_direct(from, to, expires_at).await,
         }
+    }
+
+    /// Never cached: it reads the old id's forward, which is not a session.
+    async fn forwarded(&self, id: &SessionId) -> Result<Option<SessionId>, StoreError> {
+        self.forwarded_direct(id).await
     }
 }
 

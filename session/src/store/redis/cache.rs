@@ -73,8 +73,8 @@ use redis::{
 };
 
 use super::{
-    CONNECT_TIMEOUT, FieldWrite, LoadedFields, RESPONSE_TIMEOUT, RedisConnection, RedisStore,
-    StoreError, backend, effective,
+    CONNECT_TIMEOUT, EXPIRY_FIELD, FieldWrite, LoadedFields, RESPONSE_TIMEOUT, RedisConnection,
+    RedisStore, StoreError, backend, effective,
 };
 use crate::id::SessionId;
 
@@ -128,8 +128,6 @@ struct Entry {
     /// Hash field name (`namespace.field`) and its bytes, `None` when known
     /// not to be stored.
     fields: Vec<(Box<str>, Option<Bytes>)>,
-    /// Every stored field is in `fields` (the entry came from a `create`).
-    complete: bool,
 }
 
 impl Entry {
@@ -509,15 +507,17 @@ impl LocalCache {
         for field in fields {
             match entry.position(namespace, field) {
                 Some(at) => values.push(entry.fields[at].1.clone()),
-                None if entry.complete => values.push(None),
                 None => return None,
             }
         }
+        // Every load returns the remembered expiry too.
+        let expiry = entry.position(EXPIRY_FIELD.namespace, EXPIRY_FIELD.field)?;
         item.used = clock;
         Some(LoadedFields {
             created_at: entry.created_at,
             expires_at: entry.expires_at,
             values,
+            expiry: entry.fields[expiry].1.clone(),
         })
     }
 
@@ -612,41 +612,17 @@ impl Ticket<'_> {
                 created_at: loaded.created_at,
                 expires_at: loaded.expires_at,
                 fields: Vec::with_capacity(fields.len()),
-                complete: false,
             });
             entry.created_at = loaded.created_at;
             entry.expires_at = loaded.expires_at;
             for (field, value) in fields.iter().zip(&loaded.values) {
                 entry.set(namespace, field, value.clone());
             }
-            true
-        });
-    }
-
-    /// A successful `create`.
-    pub(super) fn created(
-        self,
-        writes: &[FieldWrite<'_>],
-        created_at: SystemTime,
-        expires_at: SystemTime,
-    ) {
-        self.store(|entry| {
-            let mut new = Entry {
-                created_at,
-                expires_at,
-                fields: Vec::with_capacity(writes.len()),
-                complete: true,
-            };
-            for write in effective(writes) {
-                if let Some(value) = write.value {
-                    new.set(
-                        write.key.namespace,
-                        write.key.field,
-                        Some(Bytes::copy_from_slice(value)),
-                    );
-                }
-            }
-            *entry = Some(new);
+            entry.set(
+                EXPIRY_FIELD.namespace,
+                EXPIRY_FIELD.field,
+                loaded.expiry.clone(),
+            );
             true
         });
     }
@@ -705,6 +681,10 @@ impl RedisStore {
         Ok(loaded)
     }
 
+    /// A new session is not cached: most are written once by the request
+    /// that made them, and the next load caches it. (Caching it here would
+    /// need the tracked transaction, which costs a brand-new session more
+    /// than the load it saves.)
     pub(super) async fn cached_create(
         &self,
         cache: &Arc<LocalCache>,
@@ -713,13 +693,10 @@ impl RedisStore {
         created_at: SystemTime,
         expires_at: SystemTime,
     ) -> Result<(), StoreError> {
-        let ticket = self.ticket(cache, id, false).await;
-        self.create_direct(id, writes, created_at, expires_at)
-            .await?;
-        if let Some(ticket) = ticket {
-            ticket.created(writes, created_at, expires_at);
-        }
-        Ok(())
+        // Dropped, the ticket keeps a concurrent load from caching what it
+        // read before the create.
+        let _ticket = self.ticket(cache, id, false).await;
+        self.create_direct(id, writes, created_at, expires_at).await
     }
 
     pub(super) async fn cached_update(
@@ -912,13 +889,16 @@ async fn open(origin: &Origin, cache: Weak<LocalCache>) -> Result<RedisConnectio
 }
 
 /// Pings the tracked connection until the cache is gone: an answer renews
-/// the cache's lease, a failure is a gap.
+/// the cache's lease, a failure is a gap. Also logs the counters at debug level once a minute.
 async fn heartbeat(cache: Weak<LocalCache>) {
-    loop {
+    for beat in 1_u64.. {
         tokio::time::sleep(HEARTBEAT).await;
         let Some(cache) = cache.upgrade() else {
             return;
         };
+        if beat % 60 == 0 {
+            tracing::debug!(stats = ?cache.stats(), "session cache");
+        }
         let Some(connection) = cache.connection.get() else {
             continue;
         };
@@ -990,6 +970,7 @@ mod tests {
             created_at: SystemTime::now(),
             expires_at: SystemTime::now() + Duration::from_secs(60),
             values: vec![Some(Bytes::copy_from_slice(value))],
+            expiry: None,
         }
     }
 
