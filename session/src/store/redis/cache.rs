@@ -22,8 +22,10 @@
 //! keys tracked before stay tracked: Redis drops them lazily, when they
 //! change); the `EXISTS` tracks the key again. After a successful write the
 //! store updates its entry with what it wrote (field by field, and the
-//! expiry). Measured against dropping the entry instead, which makes the
-//! next load of that session a round trip: see the benchmark.
+//! expiry). Dropping the entry instead makes the next load of the session a
+//! round trip: the benchmark's Redis `incr` with the cache measured 22.9k
+//! requests/s updating and 17.0k dropping (32 workers, one run each, on a
+//! busy two-core machine).
 //!
 //! Any event after which invalidations may have been missed (the
 //! connection lost or killed, a reconnect, a server restart or failover, a
