@@ -477,3 +477,46 @@ async fn flushall_drops_every_cache() {
     assert_eq!(miss(&b, &id).await, Some(Some(b"2".to_vec())));
     assert_eq!(hit(&b, &id).await, Some(Some(b"2".to_vec())));
 }
+
+/// The remembered expiry (`EXPIRY_FIELD`) comes with every load, from the
+/// cache as from Redis, and follows writes of it on either instance.
+#[tokio::test]
+async fn the_remembered_expiry_is_cached_and_kept_coherent() {
+    use typed_sessions::store::EXPIRY_FIELD;
+    let (a, b) = single_pair().await;
+    let id = new_id();
+    a.create(&id, &[set("a", b"1")], SystemTime::now(), in_a_minute())
+        .await
+        .unwrap();
+    let expiry = |store: &RedisStore| {
+        let store = store.clone();
+        let id = id.clone();
+        async move {
+            let loaded = store.load(&id, "ns", &["a"]).await.unwrap().unwrap();
+            loaded.expiry.map(|b| b.to_vec())
+        }
+    };
+    assert_eq!(expiry(&a).await, None);
+    let remembered = FieldWrite {
+        key: EXPIRY_FIELD,
+        value: Some(b"remembered"),
+    };
+    assert!(a.update(&id, &[remembered], None).await.unwrap());
+    let hits = stats(&a).hits;
+    assert_eq!(expiry(&a).await, Some(b"remembered".to_vec()));
+    assert_eq!(stats(&a).hits, hits + 1);
+    assert_eq!(expiry(&b).await, Some(b"remembered".to_vec()));
+    let hits = stats(&b).hits;
+    assert_eq!(expiry(&b).await, Some(b"remembered".to_vec()));
+    assert_eq!(stats(&b).hits, hits + 1);
+    // Removed on A: B drops it once the invalidation arrived.
+    let before = stats(&b).invalidations;
+    let removed = FieldWrite {
+        key: EXPIRY_FIELD,
+        value: None,
+    };
+    assert!(a.update(&id, &[removed], None).await.unwrap());
+    assert_eq!(expiry(&a).await, None);
+    invalidated_after(&b, before).await;
+    assert_eq!(expiry(&b).await, None);
+}
