@@ -1,24 +1,32 @@
 //! [`MemoryStore`]: sessions in this process's memory.
 
+mod forwards;
+mod names;
+mod sweeper;
+
 use std::collections::HashMap;
 use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::SystemTime;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use foldhash::fast::RandomState;
-use parking_lot::Mutex;
+use parking_lot::{Mutex, MutexGuard};
 
+use self::names::{NameId, Names};
+use self::sweeper::Sweeper;
 use super::{EXPIRY_FIELD, FieldWrite, LoadedFields, SessionStore, StoreError};
-use crate::id::SessionId;
-
-mod forwards;
+use crate::id::{ID_LEN, SessionId};
 
 const SHARDS: usize = 64;
-/// A shard is swept of expired sessions once every this many writes to it,
-/// so cleanup costs a little on each write and never pauses the whole store.
-const SWEEP_EVERY: u32 = 256;
+/// A shard holding expired sessions is swept at most once per period: by
+/// the first store call on it after that, or else by the sweeper thread.
+const SWEEP_PERIOD: Duration = Duration::from_secs(1);
+/// After a sweep, a table using less than a quarter of its room is shrunk
+/// to twice what it holds, so the memory of a mass expiry can be reused;
+/// tables this small are left alone.
+const SHRINK_ABOVE: usize = 64;
 
 /// Sessions held in a sharded map in this process's memory: the embedded
 /// default, for development, tests and single-process deployments.
@@ -26,77 +34,206 @@ const SWEEP_EVERY: u32 = 256;
 /// Every operation takes one shard's lock (a move, the locks of both ids'
 /// shards, taken in shard order) and is atomic. A move leaves its forward
 /// (see [`SessionStore::forwarded`]) in a small table of its own, swept as
-/// it grows, before it releases the locks. An expired session
-/// is never returned; expired sessions are swept shard by shard, amortised
-/// over writes, so no call pauses the whole store. Sessions are lost when the
-/// process exits, and are not shared between processes.
+/// it grows, before it releases the locks. An expired session is never
+/// returned. Expired sessions are swept shard by shard, each at
+/// most once a second: by the store calls that reach a shard, and for an
+/// idle store by a background thread that the store stops when it is
+/// dropped. No call pauses the whole store, and tables shrink after a mass
+/// expiry so the memory can be reused. Field names are stored once per
+/// shard, not per session: a session of one small field takes about 200
+/// bytes. Sessions are lost when the process exits, and are not shared
+/// between processes.
 pub struct MemoryStore {
+    shards: Arc<Shards>,
+    forwards: forwards::Forwards,
+    /// Dropped with the store, which stops the thread.
+    _sweeper: Option<Sweeper>,
+}
+
+struct Shards {
     shards: Box<[Shard]>,
     hasher: RandomState,
-    forwards: forwards::Forwards,
 }
 
-/// Keys are ids the server generated from 192 random bits, and namespace and
-/// field names from the program, so a fast (seeded, not DoS-hardened) hash
-/// is enough: clients cannot choose what is inserted.
-type Map<V> = HashMap<String, V, RandomState>;
+/// Keys are ids the server generated from 192 random bits, so a fast
+/// (seeded, not DoS-hardened) hash is enough: clients cannot choose what is
+/// inserted.
+type Map<K, V> = HashMap<K, V, RandomState>;
+
+/// An id's text, inline: no allocation per session for its key.
+type Key = [u8; ID_LEN];
+
+/// A point in time as nanoseconds since the Unix epoch: half the size of a
+/// `SystemTime`, exact from 1970 to 2554 and saturating outside that.
+type Nanos = u64;
+
+/// Padded to its own cache lines so threads working on neighbouring shards
+/// do not contend for one line.
+#[derive(Default)]
+#[repr(align(128))]
+struct Shard(Mutex<ShardState>);
 
 #[derive(Default)]
-struct Shard {
-    sessions: Mutex<Map<Record>>,
-    writes: AtomicU32,
+struct ShardState {
+    sessions: Map<Key, Record>,
+    names: Names,
+    /// No held session expires before this (a lower bound: sessions whose
+    /// expiry moved later may still count); `0` while nothing is held.
+    earliest_expiry: Nanos,
+    /// No sweep before this, so a bound kept low by moved expiries costs
+    /// one sweep per period, not one per call.
+    next_sweep: Nanos,
 }
 
-#[derive(Clone)]
 struct Record {
-    created_at: SystemTime,
-    expires_at: SystemTime,
-    /// namespace -> field -> bytes, shared with the `LoadedFields` that
-    /// loads hand out rather than copied into them.
-    namespaces: Map<Map<Bytes>>,
+    created_at: Nanos,
+    expires_at: Nanos,
+    /// The stored fields by name. A session has few, so a slice searched in
+    /// order is smaller than a map and as fast. The bytes are shared with
+    /// the `LoadedFields` that loads hand out rather than copied into them.
+    fields: Box<[(NameId, Bytes)]>,
+}
+
+fn nanos(time: SystemTime) -> Nanos {
+    time.duration_since(UNIX_EPOCH)
+        .map_or(0, |since| since.as_nanos().try_into().unwrap_or(Nanos::MAX))
+}
+
+fn system_time(nanos: Nanos) -> SystemTime {
+    UNIX_EPOCH + Duration::from_nanos(nanos)
+}
+
+fn now() -> Nanos {
+    nanos(SystemTime::now())
+}
+
+fn key(id: &SessionId) -> Key {
+    // Every `SessionId` is `ID_LEN` characters; copying what there is keeps
+    // this total without trusting that.
+    let mut key = [0; ID_LEN];
+    let text = id.as_str().as_bytes();
+    let len = text.len().min(ID_LEN);
+    key[..len].copy_from_slice(&text[..len]);
+    key
 }
 
 impl Record {
-    fn is_live(&self, now: SystemTime) -> bool {
+    fn is_live(&self, now: Nanos) -> bool {
         self.expires_at > now
     }
 
-    fn apply(&mut self, writes: &[FieldWrite<'_>]) {
+    fn get(&self, name: NameId) -> Option<&Bytes> {
+        self.fields.iter().find(|(n, _)| *n == name).map(|(_, b)| b)
+    }
+
+    fn apply(&mut self, writes: &[FieldWrite<'_>], names: &mut Names) {
+        let mut fields = std::mem::take(&mut self.fields).into_vec();
         for write in writes {
             match write.value {
                 Some(bytes) => {
-                    // Look up before inserting: keys are allocated only for
-                    // fields the session does not hold yet.
-                    let fields = match self.namespaces.get_mut(write.key.namespace) {
-                        Some(fields) => fields,
-                        None => self
-                            .namespaces
-                            .entry(write.key.namespace.to_owned())
-                            .or_default(),
-                    };
+                    let name = names.intern(write.key.namespace, write.key.field);
                     let bytes = Bytes::copy_from_slice(bytes);
-                    match fields.get_mut(write.key.field) {
-                        Some(value) => *value = bytes,
-                        None => {
-                            fields.insert(write.key.field.to_owned(), bytes);
-                        }
+                    match fields.iter_mut().find(|(n, _)| *n == name) {
+                        Some((_, value)) => *value = bytes,
+                        None => fields.push((name, bytes)),
                     }
                 }
                 None => {
-                    if let Some(fields) = self.namespaces.get_mut(write.key.namespace) {
-                        fields.remove(write.key.field);
+                    if let Some(name) = names.get(write.key.namespace, write.key.field) {
+                        fields.retain(|(n, _)| *n != name);
                     }
                 }
             }
+        }
+        // Free when no field was added: a boxed slice from a vector whose
+        // capacity is its length.
+        self.fields = fields.into_boxed_slice();
+    }
+
+    /// This session with its field names numbered as `to` numbers them
+    /// rather than as `from` does: each shard numbers names its own way.
+    fn renamed(self, from: &Names, to: &mut Names) -> Self {
+        let Self {
+            created_at,
+            expires_at,
+            fields,
+        } = self;
+        Self {
+            created_at,
+            expires_at,
+            fields: fields
+                .into_vec()
+                .into_iter()
+                .filter_map(|(name, bytes)| {
+                    let (namespace, field) = from.name(name)?;
+                    Some((to.intern(namespace, field), bytes))
+                })
+                .collect(),
+        }
+    }
+}
+
+impl ShardState {
+    fn insert(&mut self, key: Key, record: Record) {
+        if self.sessions.is_empty() || record.expires_at < self.earliest_expiry {
+            self.earliest_expiry = record.expires_at;
+        }
+        self.sessions.insert(key, record);
+    }
+
+    /// Sweeps the shard if one of its sessions may have expired and it was
+    /// not swept within the last period.
+    fn sweep_if_due(&mut self, now: Nanos) {
+        if self.sessions.is_empty() || self.earliest_expiry > now || self.next_sweep > now {
+            return;
+        }
+        let mut earliest = Nanos::MAX;
+        self.sessions.retain(|_, record| {
+            let live = record.is_live(now);
+            if live {
+                earliest = earliest.min(record.expires_at);
+            }
+            live
+        });
+        self.earliest_expiry = earliest;
+        self.next_sweep = now.saturating_add(SWEEP_PERIOD.as_nanos() as Nanos);
+        let (len, capacity) = (self.sessions.len(), self.sessions.capacity());
+        if capacity > SHRINK_ABOVE && len < capacity / 4 {
+            self.sessions.shrink_to(len * 2);
+        }
+    }
+}
+
+impl Shards {
+    fn index(&self, id: &SessionId) -> usize {
+        self.hasher.hash_one(id.as_str()) as usize % self.shards.len()
+    }
+
+    fn lock(&self, id: &SessionId) -> MutexGuard<'_, ShardState> {
+        self.lock_index(self.index(id))
+    }
+
+    fn lock_index(&self, index: usize) -> MutexGuard<'_, ShardState> {
+        self.shards[index].0.lock()
+    }
+
+    /// One shard's lock at a time, never all of them at once.
+    fn sweep_due(&self) {
+        for shard in self.shards.iter() {
+            shard.0.lock().sweep_if_due(now());
         }
     }
 }
 
 impl Default for MemoryStore {
     fn default() -> Self {
-        Self {
+        let shards = Arc::new(Shards {
             shards: (0..SHARDS).map(|_| Shard::default()).collect(),
             hasher: RandomState::default(),
+        });
+        Self {
+            _sweeper: Sweeper::start(Arc::downgrade(&shards)),
+            shards,
             forwards: forwards::Forwards::default(),
         }
     }
@@ -118,7 +255,11 @@ impl MemoryStore {
 
     /// The number of sessions held, live or expired but not yet swept.
     pub fn len(&self) -> usize {
-        self.shards.iter().map(|s| s.sessions.lock().len()).sum()
+        self.shards
+            .shards
+            .iter()
+            .map(|s| s.0.lock().sessions.len())
+            .sum()
     }
 
     /// Whether the store holds no sessions at all.
@@ -126,27 +267,13 @@ impl MemoryStore {
         self.len() == 0
     }
 
-    fn shard(&self, id: &SessionId) -> &Shard {
-        &self.shards[self.shard_index(id)]
-    }
-
-    fn shard_index(&self, id: &SessionId) -> usize {
-        self.hasher.hash_one(id.as_str()) as usize % self.shards.len()
-    }
-
-    /// Runs `write` under the shard's lock, sweeping the shard now and then.
-    fn write<R>(&self, id: &SessionId, write: impl FnOnce(&mut Map<Record>, SystemTime) -> R) -> R {
-        let shard = self.shard(id);
-        let now = SystemTime::now();
-        let mut sessions = shard.sessions.lock();
-        if shard
-            .writes
-            .fetch_add(1, Ordering::Relaxed)
-            .is_multiple_of(SWEEP_EVERY)
-        {
-            sessions.retain(|_, record| record.is_live(now));
-        }
-        write(&mut sessions, now)
+    /// Runs `op` under the lock of `id`'s shard, after sweeping the shard if
+    /// that is due: every call helps keep the store clean.
+    fn with_shard<R>(&self, id: &SessionId, op: impl FnOnce(&mut ShardState, Nanos) -> R) -> R {
+        let now = now();
+        let mut shard = self.shards.lock(id);
+        shard.sweep_if_due(now);
+        op(&mut shard, now)
     }
 }
 
@@ -158,25 +285,26 @@ impl SessionStore for MemoryStore {
         namespace: &str,
         fields: &[&str],
     ) -> Result<Option<LoadedFields>, StoreError> {
-        let now = SystemTime::now();
-        let sessions = self.shard(id).sessions.lock();
-        let Some(record) = sessions.get(id.as_str()).filter(|r| r.is_live(now)) else {
-            return Ok(None);
-        };
-        let stored = record.namespaces.get(namespace);
-        let expiry = record
-            .namespaces
-            .get(EXPIRY_FIELD.namespace)
-            .and_then(|fields| fields.get(EXPIRY_FIELD.field))
-            .cloned();
-        Ok(Some(LoadedFields {
-            expiry,
-            created_at: record.created_at,
-            expires_at: record.expires_at,
-            values: fields
-                .iter()
-                .map(|field| stored.and_then(|s| s.get(*field)).cloned())
-                .collect(),
+        Ok(self.with_shard(id, |shard, now| {
+            let record = shard.sessions.get(&key(id)).filter(|r| r.is_live(now))?;
+            let names = shard.names.namespace(namespace);
+            let expiry = shard
+                .names
+                .get(EXPIRY_FIELD.namespace, EXPIRY_FIELD.field)
+                .and_then(|name| record.get(name))
+                .cloned();
+            Some(LoadedFields {
+                expiry,
+                created_at: system_time(record.created_at),
+                expires_at: system_time(record.expires_at),
+                values: fields
+                    .iter()
+                    .map(|field| {
+                        let name = names?.get(*field)?;
+                        record.get(*name).cloned()
+                    })
+                    .collect(),
+            })
         }))
     }
 
@@ -187,17 +315,19 @@ impl SessionStore for MemoryStore {
         created_at: SystemTime,
         expires_at: SystemTime,
     ) -> Result<(), StoreError> {
-        self.write(id, |sessions, now| {
-            if sessions.get(id.as_str()).is_some_and(|r| r.is_live(now)) {
+        let key = key(id);
+        self.with_shard(id, |shard, now| {
+            if shard.sessions.get(&key).is_some_and(|r| r.is_live(now)) {
                 return Err(StoreError::IdExists);
             }
             let mut record = Record {
-                created_at,
-                expires_at,
-                namespaces: HashMap::default(),
+                created_at: nanos(created_at),
+                expires_at: nanos(expires_at),
+                fields: Box::default(),
             };
-            record.apply(writes);
-            sessions.insert(id.as_str().to_owned(), record);
+            // Removals are ignored: the new session holds none of them.
+            record.apply(writes, &mut shard.names);
+            shard.insert(key, record);
             Ok(())
         })
     }
@@ -208,17 +338,23 @@ impl SessionStore for MemoryStore {
         writes: &[FieldWrite<'_>],
         expires_at: Option<SystemTime>,
     ) -> Result<bool, StoreError> {
-        Ok(self.write(id, |sessions, now| {
-            match sessions.get_mut(id.as_str()).filter(|r| r.is_live(now)) {
-                Some(record) => {
-                    record.apply(writes);
-                    if let Some(expires_at) = expires_at {
-                        record.expires_at = expires_at;
-                    }
-                    true
-                }
-                None => false,
+        let key = key(id);
+        Ok(self.with_shard(id, |shard, now| {
+            let ShardState {
+                sessions,
+                names,
+                earliest_expiry,
+                ..
+            } = &mut *shard;
+            let Some(record) = sessions.get_mut(&key).filter(|r| r.is_live(now)) else {
+                return false;
+            };
+            record.apply(writes, names);
+            if let Some(expires_at) = expires_at {
+                record.expires_at = nanos(expires_at);
+                *earliest_expiry = (*earliest_expiry).min(record.expires_at);
             }
+            true
         }))
     }
 
@@ -227,8 +363,8 @@ impl SessionStore for MemoryStore {
     }
 
     async fn delete(&self, id: &SessionId) -> Result<(), StoreError> {
-        self.write(id, |sessions, _| {
-            sessions.remove(id.as_str());
+        self.with_shard(id, |shard, _| {
+            shard.sessions.remove(&key(id));
             self.forwards.remove(id);
         });
         Ok(())
@@ -246,19 +382,26 @@ impl SessionStore for MemoryStore {
         // before the move and is moved with the session, or finds the
         // forward and the session already under `to`.
         let now = SystemTime::now();
-        let (from_index, to_index) = (self.shard_index(from), self.shard_index(to));
+        let (from_index, to_index) = (self.shards.index(from), self.shards.index(to));
         if from_index == to_index {
-            let mut sessions = self.shards[from_index].sessions.lock();
-            self.move_locked(&mut sessions, None, from, to, expires_at, now)
+            let mut shard = self.shards.lock_index(from_index);
+            self.move_locked(&mut shard, None, from, to, expires_at, now)
         } else {
-            let low = self.shards[from_index.min(to_index)].sessions.lock();
-            let high = self.shards[from_index.max(to_index)].sessions.lock();
-            let (mut from_map, mut to_map) = if from_index < to_index {
+            let low = self.shards.lock_index(from_index.min(to_index));
+            let high = self.shards.lock_index(from_index.max(to_index));
+            let (mut from_shard, mut to_shard) = if from_index < to_index {
                 (low, high)
             } else {
                 (high, low)
             };
-            self.move_locked(&mut from_map, Some(&mut to_map), from, to, expires_at, now)
+            self.move_locked(
+                &mut from_shard,
+                Some(&mut to_shard),
+                from,
+                to,
+                expires_at,
+                now,
+            )
         }
     }
 
@@ -268,32 +411,264 @@ impl SessionStore for MemoryStore {
 }
 
 impl MemoryStore {
-    /// `move_to` under the locks of both shards; `to_map` is `None` when
+    /// `move_to` under the locks of both shards; `to_shard` is `None` when
     /// both ids are in one shard.
     fn move_locked(
         &self,
-        from_map: &mut Map<Record>,
-        to_map: Option<&mut Map<Record>>,
+        from_shard: &mut ShardState,
+        mut to_shard: Option<&mut ShardState>,
         from: &SessionId,
         to: &SessionId,
         expires_at: SystemTime,
         now: SystemTime,
     ) -> Result<bool, StoreError> {
-        if !from_map.get(from.as_str()).is_some_and(|r| r.is_live(now)) {
+        let (from_key, to_key, now_nanos) = (key(from), key(to), nanos(now));
+        // Like every call, a move helps sweep the shards it locks.
+        from_shard.sweep_if_due(now_nanos);
+        if let Some(shard) = to_shard.as_deref_mut() {
+            shard.sweep_if_due(now_nanos);
+        }
+        let live = |shard: &ShardState, key: &Key| {
+            shard
+                .sessions
+                .get(key)
+                .is_some_and(|r| r.is_live(now_nanos))
+        };
+        if !live(from_shard, &from_key) {
             return Ok(false);
         }
-        let taken = |map: &Map<Record>| map.get(to.as_str()).is_some_and(|r| r.is_live(now));
-        if to_map.as_deref().map_or_else(|| taken(from_map), taken) {
+        if live(to_shard.as_deref().unwrap_or(from_shard), &to_key) {
             return Err(StoreError::IdExists);
         }
-        let Some(mut record) = from_map.remove(from.as_str()) else {
+        let Some(mut record) = from_shard.sessions.remove(&from_key) else {
             return Ok(false);
         };
-        record.expires_at = expires_at;
-        to_map
-            .unwrap_or(from_map)
-            .insert(to.as_str().to_owned(), record);
+        record.expires_at = nanos(expires_at);
+        match to_shard {
+            None => from_shard.insert(to_key, record),
+            Some(to_shard) => {
+                let record = record.renamed(&from_shard.names, &mut to_shard.names);
+                to_shard.insert(to_key, record);
+            }
+        }
         self.forwards.insert(from, to, now);
         Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use super::*;
+    use crate::store::FieldKey;
+
+    const WAIT: Duration = Duration::from_secs(10);
+
+    impl MemoryStore {
+        /// A store that sweeps only on its calls.
+        fn without_sweeper() -> Self {
+            let mut store = Self::new();
+            store._sweeper = None;
+            store
+        }
+
+        fn capacity(&self) -> usize {
+            self.shards
+                .shards
+                .iter()
+                .map(|s| s.0.lock().sessions.capacity())
+                .sum()
+        }
+    }
+
+    fn id() -> SessionId {
+        SessionId::generate().unwrap()
+    }
+
+    fn set<'a>(namespace: &'a str, field: &'a str, value: &'a [u8]) -> FieldWrite<'a> {
+        FieldWrite {
+            key: FieldKey { namespace, field },
+            value: Some(value),
+        }
+    }
+
+    /// Adds `count` sessions of one small field to `store`, expiring `after`
+    /// from now, and returns when they expire.
+    async fn fill(store: &MemoryStore, count: usize, after: Duration) -> SystemTime {
+        let now = SystemTime::now();
+        let expires_at = now + after;
+        let before = store.len();
+        for i in 0..count {
+            let value = (i as u64).to_le_bytes();
+            store
+                .create(&id(), &[set("ns", "visits", &value)], now, expires_at)
+                .await
+                .unwrap();
+        }
+        assert_eq!(store.len(), before + count);
+        expires_at
+    }
+
+    /// Waiting for an expiry time is waiting for the event itself.
+    async fn until(time: SystemTime) {
+        if let Ok(left) = time.duration_since(SystemTime::now()) {
+            tokio::time::sleep(left).await;
+        }
+    }
+
+    /// Polls `done` until it holds, failing after `WAIT`.
+    async fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+        let deadline = Instant::now() + WAIT;
+        while !done() {
+            assert!(Instant::now() < deadline, "{what} within {WAIT:?}");
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    #[tokio::test]
+    async fn an_idle_store_sweeps_expired_sessions() {
+        let store = MemoryStore::new();
+        let expired = fill(&store, 20_000, Duration::from_secs(1)).await;
+        let full = store.capacity();
+        until(expired).await;
+        // No call on the store at all (`len` sweeps nothing): its thread does it.
+        eventually("the sweeper thread empties the store", || store.is_empty()).await;
+        assert!(
+            store.capacity() < full / 4,
+            "tables shrink: {} of {full}",
+            store.capacity()
+        );
+    }
+
+    #[tokio::test]
+    async fn reads_alone_sweep_expired_sessions() {
+        let store = MemoryStore::without_sweeper();
+        let expired = fill(&store, 20_000, Duration::from_secs(1)).await;
+        let full = store.capacity();
+        until(expired).await;
+        let mut reads = 0;
+        while !store.is_empty() {
+            // Loads of random ids reach every shard soon enough.
+            assert!(reads < 100_000, "{} still held", store.len());
+            let loaded = store.load(&id(), "ns", &["visits"]).await.unwrap();
+            assert_eq!(loaded, None);
+            reads += 1;
+        }
+        assert!(store.capacity() < full / 4, "tables shrink");
+    }
+
+    #[tokio::test]
+    async fn live_sessions_survive_a_sweep() {
+        let store = MemoryStore::without_sweeper();
+        let live = id();
+        let now = SystemTime::now();
+        store
+            .create(&live, &[set("ns", "a", b"1")], now, now + WAIT * 6)
+            .await
+            .unwrap();
+        until(fill(&store, 500, Duration::from_millis(20)).await).await;
+        while store.len() > 1 {
+            store.load(&id(), "ns", &["a"]).await.unwrap();
+        }
+        let loaded = store.load(&live, "ns", &["a"]).await.unwrap().unwrap();
+        assert_eq!(loaded.values, vec![Some(Bytes::from_static(b"1"))]);
+    }
+
+    #[tokio::test]
+    async fn moves_between_shards_keep_every_field() {
+        let store = MemoryStore::without_sweeper();
+        let mut current = id();
+        let now = SystemTime::now();
+        let expires = now + WAIT * 6;
+        store
+            .create(
+                &current,
+                &[
+                    set("ns", "a", b"1"),
+                    set("ns", "b", b"2"),
+                    set("other", "a", b"3"),
+                    set(EXPIRY_FIELD.namespace, EXPIRY_FIELD.field, b"e"),
+                ],
+                now,
+                expires,
+            )
+            .await
+            .unwrap();
+        // With 64 shards, 20 moves to random ids cross shards almost surely.
+        for _ in 0..20 {
+            let next = id();
+            assert!(store.move_to(&current, &next, expires).await.unwrap());
+            assert_eq!(store.forwarded(&current).await.unwrap(), Some(next.clone()));
+            current = next;
+            let ns = store
+                .load(&current, "ns", &["b", "a"])
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(
+                ns.values,
+                vec![
+                    Some(Bytes::from_static(b"2")),
+                    Some(Bytes::from_static(b"1"))
+                ]
+            );
+            let other = store
+                .load(&current, "other", &["a"])
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(other.values, vec![Some(Bytes::from_static(b"3"))]);
+            // The remembered expiry comes with every namespace, whichever
+            // shard numbered its name.
+            assert_eq!(ns.expiry, Some(Bytes::from_static(b"e")));
+            assert_eq!(other.expiry, ns.expiry);
+        }
+        assert_eq!(store.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_session_moved_to_an_earlier_expiry_is_swept() {
+        let store = MemoryStore::without_sweeper();
+        // Long-lived sessions in every shard (almost surely, with 64
+        // shards), so no shard's earliest expiry is due by itself.
+        let held = 1_000;
+        fill(&store, held, WAIT * 6).await;
+        let (from, to) = (id(), id());
+        let now = SystemTime::now();
+        store
+            .create(&from, &[set("ns", "a", b"1")], now, now + WAIT * 6)
+            .await
+            .unwrap();
+        let expires = SystemTime::now() + Duration::from_millis(20);
+        assert!(store.move_to(&from, &to, expires).await.unwrap());
+        until(expires).await;
+        let mut reads = 0;
+        while store.len() > held {
+            // Only if the shard's earliest expiry knows the moved one.
+            assert!(reads < 100_000, "the moved session is still held");
+            store.load(&id(), "ns", &["a"]).await.unwrap();
+            reads += 1;
+        }
+    }
+
+    #[tokio::test]
+    async fn dropping_the_store_frees_it_and_ends_its_thread() {
+        let mut store = MemoryStore::new();
+        fill(&store, 10, WAIT * 6).await;
+        let shards = Arc::downgrade(&store.shards);
+        let Some(sweeper) = store._sweeper.take() else {
+            panic!("no sweeper thread")
+        };
+        let Sweeper { _stop, thread } = sweeper;
+        // The running thread does not keep the sessions alive...
+        drop(store);
+        eventually("the store's shards are freed", || {
+            shards.upgrade().is_none()
+        })
+        .await;
+        // ...and ends once the store (here: its stop handle) is gone.
+        drop(_stop);
+        eventually("the sweeper thread ends", || thread.is_finished()).await;
     }
 }
