@@ -128,6 +128,11 @@ impl Record {
 
     fn apply(&mut self, writes: &[FieldWrite<'_>], names: &mut Names) {
         let mut fields = std::mem::take(&mut self.fields).into_vec();
+        // Room for exactly what is added, so the slice below needs no
+        // reallocation and the allocator no spare room.
+        if fields.is_empty() {
+            fields.reserve_exact(writes.len());
+        }
         for write in writes {
             match write.value {
                 Some(bytes) => {
@@ -135,7 +140,10 @@ impl Record {
                     let bytes = Bytes::copy_from_slice(bytes);
                     match fields.iter_mut().find(|(n, _)| *n == name) {
                         Some((_, value)) => *value = bytes,
-                        None => fields.push((name, bytes)),
+                        None => {
+                            fields.reserve_exact(1);
+                            fields.push((name, bytes));
+                        }
                     }
                 }
                 None => {
@@ -145,8 +153,7 @@ impl Record {
                 }
             }
         }
-        // Free when no field was added: a boxed slice from a vector whose
-        // capacity is its length.
+        // Free unless fields were removed: capacity is length by now.
         self.fields = fields.into_boxed_slice();
     }
 
