@@ -109,7 +109,7 @@ async fn run() -> Result<(), Error> {
 
     // Idle until nothing is held, for at most 20 s.
     let deadline = Instant::now() + Duration::from_secs(20);
-    while store.len() > 0 && Instant::now() < deadline {
+    while !store.is_empty() && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let swept = rss(page)?;
