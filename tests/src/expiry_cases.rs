@@ -342,7 +342,9 @@ pub async fn old_id_cannot_read_the_new_session(store: Store) {
     assert_eq!(reply.body, "None");
     // The old id is refused: its cookie is removed.
     assert!(
-        reply.set_cookie().is_some_and(|set| set.contains("Max-Age=0")),
+        reply
+            .set_cookie()
+            .is_some_and(|set| set.contains("Max-Age=0")),
         "{:?}",
         reply.set_cookie()
     );
