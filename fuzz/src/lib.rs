@@ -24,7 +24,7 @@ use serde::{Deserialize, Serialize};
 use tower::ServiceExt;
 use typed_sessions::codec::{Codec, decode_value, encode_value};
 use typed_sessions::{
-    FieldWrite, Key, LoadedFields, MemoryStore, SessionId, SessionLayer, SessionState,
+    FieldWrite, Key, LoadedFields, LoadedNamespace, MemoryStore, SessionId, SessionLayer, SessionState,
     SessionStore, StoreError, TypedSession,
 };
 
@@ -379,6 +379,14 @@ impl SessionStore for CannedStore {
             values: values.into_iter().map(|v| v.map(Into::into)).collect(),
             expiry: None,
         }))
+    }
+    async fn load_namespace(
+        &self,
+        _id: &SessionId,
+        _namespace: &str,
+    ) -> Result<Option<LoadedNamespace>, StoreError> {
+        // The targets drive typed namespaces only.
+        Ok(None)
     }
     async fn create(
         &self,

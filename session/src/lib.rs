@@ -62,7 +62,7 @@ pub use store::memory::MemoryStore;
 pub use store::mongodb::MongoStore;
 #[cfg(feature = "redis")]
 pub use store::redis::{RedisConnection, RedisStore};
-pub use store::{FieldKey, FieldWrite, LoadedFields, SessionStore, StoreError};
+pub use store::{FieldKey, FieldWrite, LoadedFields, LoadedNamespace, SessionStore, StoreError};
 pub use typed_sessions_derive::SessionState;
 
 pub(crate) use __private as private;

@@ -10,7 +10,10 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 use parking_lot::Mutex;
-use typed_sessions::{FieldWrite, LoadedFields, SessionId, SessionStore, StoreError};
+use typed_sessions::store::Bytes;
+use typed_sessions::{
+    FieldWrite, LoadedFields, LoadedNamespace, SessionId, SessionStore, StoreError,
+};
 
 /// The most bytes the layer accepts for one namespace (the layer's
 /// `MAX_NAMESPACE_BYTES`, 64 MiB).
@@ -205,6 +208,38 @@ fn garble(behavior: Behavior, mut found: LoadedFields) -> LoadedFields {
     found
 }
 
+/// [`garble`] for a namespace load: the same behaviors, applied to its
+/// values (`ExtraValue` adds a field, `MissingValue` drops one, `NoValues`
+/// drops all).
+fn garble_namespace(behavior: Behavior, found: LoadedNamespace) -> LoadedNamespace {
+    let (names, values): (Vec<String>, Vec<Bytes>) = found.fields.into_iter().unzip();
+    let garbled = garble(
+        behavior,
+        LoadedFields {
+            created_at: found.created_at,
+            expires_at: found.expires_at,
+            values: values.into_iter().map(Some).collect(),
+            expiry: found.expiry,
+        },
+    );
+    let mut names = names.into_iter();
+    let fields = garbled
+        .values
+        .into_iter()
+        .enumerate()
+        .map(|(index, value)| {
+            let name = names.next().unwrap_or_else(|| format!("extra{index}"));
+            (name, value.unwrap_or_else(|| UNDECODABLE.into()))
+        })
+        .collect();
+    LoadedNamespace {
+        expiry: garbled.expiry,
+        created_at: garbled.created_at,
+        expires_at: garbled.expires_at,
+        fields,
+    }
+}
+
 #[async_trait]
 impl SessionStore for Chaos {
     async fn load(
@@ -221,6 +256,22 @@ impl SessionStore for Chaos {
             .load(id, namespace, fields)
             .await
             .map(|found| found.map(|found| garble(behavior, found)));
+        after(behavior, result).await
+    }
+
+    async fn load_namespace(
+        &self,
+        id: &SessionId,
+        namespace: &str,
+    ) -> Result<Option<LoadedNamespace>, StoreError> {
+        self.controls.counts.lock().load += 1;
+        let behavior = self.plan().load;
+        before(behavior).await?;
+        let result = self
+            .inner
+            .load_namespace(id, namespace)
+            .await
+            .map(|found| found.map(|found| garble_namespace(behavior, found)));
         after(behavior, result).await
     }
 

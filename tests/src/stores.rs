@@ -6,12 +6,15 @@ use std::time::SystemTime;
 
 use async_trait::async_trait;
 use parking_lot::Mutex;
-use typed_sessions::{FieldWrite, LoadedFields, SessionId, SessionStore, StoreError};
+use typed_sessions::{
+    FieldWrite, LoadedFields, LoadedNamespace, SessionId, SessionStore, StoreError,
+};
 
 /// One recorded store call.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Call {
     Load { namespace: String },
+    LoadNamespace { namespace: String },
     Create { fields: Vec<String>, bytes: usize },
     Update { fields: Vec<String>, bytes: usize },
     Touch,
@@ -59,6 +62,16 @@ impl SessionStore for Recording {
             namespace: namespace.to_owned(),
         });
         self.inner.load(id, namespace, fields).await
+    }
+    async fn load_namespace(
+        &self,
+        id: &SessionId,
+        namespace: &str,
+    ) -> Result<Option<LoadedNamespace>, StoreError> {
+        self.calls.lock().push(Call::LoadNamespace {
+            namespace: namespace.to_owned(),
+        });
+        self.inner.load_namespace(id, namespace).await
     }
     async fn create(
         &self,
@@ -118,6 +131,7 @@ pub enum Fault {
 /// The operations [`Faulty`] can break.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Faults {
+    /// Both kinds of load: `load` and `load_namespace`.
     pub load: Fault,
     pub create: Fault,
     pub update: Fault,
@@ -166,6 +180,15 @@ impl SessionStore for Faulty {
         let fault = self.faults.lock().load;
         apply(fault).await?;
         self.inner.load(id, namespace, fields).await
+    }
+    async fn load_namespace(
+        &self,
+        id: &SessionId,
+        namespace: &str,
+    ) -> Result<Option<LoadedNamespace>, StoreError> {
+        let fault = self.faults.lock().load;
+        apply(fault).await?;
+        self.inner.load_namespace(id, namespace).await
     }
     async fn create(
         &self,

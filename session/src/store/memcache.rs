@@ -14,7 +14,8 @@ pub use memcache::exp::{AsyncMetaClient, MetaClientBuilder};
 use memcache::exp::{Delete, Get, GetStatus, Meta, MutationStatus, Set, Ttl};
 
 use super::{
-    EXPIRY_FIELD, FORWARD_WINDOW, FieldWrite, LoadedFields, SessionStore, StoreError, unix_millis,
+    EXPIRY_FIELD, FORWARD_WINDOW, FieldWrite, LoadedFields, LoadedNamespace, SessionStore,
+    StoreError, unix_millis,
 };
 use crate::id::SessionId;
 
@@ -71,6 +72,8 @@ const MAX_RELATIVE_TTL: u64 = 30 * 24 * 60 * 60;
 /// - [`load`](SessionStore::load): one `get`. The record's expiry time is
 ///   checked against the clock, so a session past its expiry is never
 ///   returned even while Memcached still holds the item.
+/// - [`load_namespace`](SessionStore::load_namespace): the same one `get`,
+///   keeping the fields of the one namespace.
 /// - [`create`](SessionStore::create): an `add`, which never overwrites:
 ///   atomic. If the key holds an item that is expired or unreadable, it is
 ///   replaced with a compare-and-swap, so only a dead item is ever replaced.
@@ -520,6 +523,49 @@ impl SessionStore for MemcacheStore {
             created_at: super::from_unix_millis(record.created_at),
             expires_at: super::from_unix_millis(record.expires_at),
             values,
+        }))
+    }
+
+    async fn load_namespace(
+        &self,
+        id: &SessionId,
+        namespace: &str,
+    ) -> Result<Option<LoadedNamespace>, StoreError> {
+        let Some((bytes, _)) = self.read(&self.key(id), false).await? else {
+            return Ok(None);
+        };
+        let Some(record) = self.live(id, &bytes, SystemTime::now()) else {
+            return Ok(None);
+        };
+        let fields = record
+            .fields
+            .iter()
+            .filter(|f| f.namespace == namespace.as_bytes())
+            .filter_map(|f| match std::str::from_utf8(f.name) {
+                Ok(name) => Some((name.to_owned(), bytes::Bytes::copy_from_slice(f.value))),
+                Err(_) => {
+                    tracing::warn!(
+                        session = %id.log_tag(),
+                        namespace,
+                        "memcached session field name is not UTF-8; left out"
+                    );
+                    None
+                }
+            })
+            .collect();
+        let expiry = record
+            .fields
+            .iter()
+            .find(|f| {
+                f.namespace == EXPIRY_FIELD.namespace.as_bytes()
+                    && f.name == EXPIRY_FIELD.field.as_bytes()
+            })
+            .map(|f| bytes::Bytes::copy_from_slice(f.value));
+        Ok(Some(LoadedNamespace {
+            expiry,
+            created_at: super::from_unix_millis(record.created_at),
+            expires_at: super::from_unix_millis(record.expires_at),
+            fields,
         }))
     }
 

@@ -16,7 +16,7 @@ use parking_lot::{Mutex, MutexGuard};
 
 use self::names::{NameId, Names};
 use self::sweeper::Sweeper;
-use super::{EXPIRY_FIELD, FieldWrite, LoadedFields, SessionStore, StoreError};
+use super::{EXPIRY_FIELD, FieldWrite, LoadedFields, LoadedNamespace, SessionStore, StoreError};
 use crate::id::{ID_LEN, SessionId};
 
 const SHARDS: usize = 64;
@@ -311,6 +311,35 @@ impl SessionStore for MemoryStore {
                         record.get(*name).cloned()
                     })
                     .collect(),
+            })
+        }))
+    }
+
+    async fn load_namespace(
+        &self,
+        id: &SessionId,
+        namespace: &str,
+    ) -> Result<Option<LoadedNamespace>, StoreError> {
+        Ok(self.with_shard(id, |shard, now| {
+            let record = shard.sessions.get(&key(id)).filter(|r| r.is_live(now))?;
+            let expiry = shard
+                .names
+                .get(EXPIRY_FIELD.namespace, EXPIRY_FIELD.field)
+                .and_then(|name| record.get(name))
+                .cloned();
+            let fields = record
+                .fields
+                .iter()
+                .filter_map(|(name, value)| {
+                    let (stored_namespace, field) = shard.names.name(*name)?;
+                    (&**stored_namespace == namespace).then(|| (field.to_string(), value.clone()))
+                })
+                .collect();
+            Some(LoadedNamespace {
+                expiry,
+                created_at: system_time(record.created_at),
+                expires_at: system_time(record.expires_at),
+                fields,
             })
         }))
     }

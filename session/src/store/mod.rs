@@ -111,6 +111,20 @@ pub struct LoadedFields {
     pub expiry: Option<Bytes>,
 }
 
+/// What [`SessionStore::load_namespace`] returns for a session that exists.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadedNamespace {
+    /// When the session was created; kept across [`SessionStore::move_to`].
+    pub created_at: SystemTime,
+    /// When the session expires unless it is written or touched again.
+    pub expires_at: SystemTime,
+    /// Every stored field of the namespace, name and bytes, in no
+    /// particular order; empty when the session holds none.
+    pub fields: Vec<(String, Bytes)>,
+    /// The stored bytes of [`EXPIRY_FIELD`], as in [`LoadedFields::expiry`].
+    pub expiry: Option<Bytes>,
+}
+
 /// Errors a store reports. The layer turns every one of them into a
 /// `500 Internal Server Error` and logs it.
 #[derive(Debug, thiserror::Error)]
@@ -161,6 +175,20 @@ pub trait SessionStore: Send + Sync + 'static {
         namespace: &str,
         fields: &[&str],
     ) -> Result<Option<LoadedFields>, StoreError>;
+
+    /// Loads every stored field of one namespace of a session, names and
+    /// bytes, and nothing of the other namespaces: what the dict-like
+    /// `Session` extractor reads, whose field names are not known
+    /// in advance. One round trip where the backend allows it.
+    ///
+    /// Returns `Ok(None)` when the session does not exist or has expired,
+    /// exactly when [`load`](Self::load) would. A stored field name that is
+    /// not UTF-8 (corrupt data) is left out, with a warning.
+    async fn load_namespace(
+        &self,
+        id: &SessionId,
+        namespace: &str,
+    ) -> Result<Option<LoadedNamespace>, StoreError>;
 
     /// Creates a brand-new session holding `writes` (removals are ignored).
     ///
@@ -230,6 +258,13 @@ impl<S: SessionStore + ?Sized> SessionStore for std::sync::Arc<S> {
         fields: &[&str],
     ) -> Result<Option<LoadedFields>, StoreError> {
         (**self).load(id, namespace, fields).await
+    }
+    async fn load_namespace(
+        &self,
+        id: &SessionId,
+        namespace: &str,
+    ) -> Result<Option<LoadedNamespace>, StoreError> {
+        (**self).load_namespace(id, namespace).await
     }
     async fn create(
         &self,

@@ -51,7 +51,7 @@
 //!
 //! | operation | what it sends | atomic |
 //! |---|---|---|
-//! | `load` | one `find_one` by `_id`, filtered on `expires_at > now`, projecting `data.<namespace>`, `created_at`, `expires_at` | yes |
+//! | `load`, `load_namespace` | one `find_one` by `_id`, filtered on `expires_at > now`, projecting `data.<namespace>`, `created_at`, `expires_at` | yes |
 //! | `update` | one `update_one` filtered on `_id`, `expires_at > now` and not being moved: `$set` of `data.<ns>.<field>` for written fields and of `expires_at` when it moves, `$unset` of removed fields; never an upsert (with nothing to change, one `find_one` of `_id` under the same filter) | yes (single document) |
 //! | `touch` | one `update_one` (`$set` of `expires_at`), same filter | yes |
 //! | `create` | one `insert_one`; on a duplicate key, see below | yes for the insert |
@@ -147,7 +147,10 @@ use mongodb::options::{ClientOptions, IndexOptions};
 use mongodb::{Client, ClientSession, Collection, IndexModel};
 use tokio::sync::OnceCell;
 
-use super::{EXPIRY_FIELD, FORWARD_WINDOW, FieldWrite, LoadedFields, SessionStore, StoreError};
+use super::{
+    EXPIRY_FIELD, FORWARD_WINDOW, FieldWrite, LoadedFields, LoadedNamespace, SessionStore,
+    StoreError,
+};
 use crate::id::SessionId;
 
 /// Default bound on each store call, see [`MongoStore::with_timeout`].
@@ -628,6 +631,48 @@ impl MongoStore {
         }
     }
 
+    /// The live session's creation and expiry times and its document,
+    /// projected to `data.<namespace>` and the remembered expiry: one
+    /// `find_one`.
+    async fn find_live(
+        &self,
+        id: &SessionId,
+        namespace: &str,
+    ) -> Result<Option<(SystemTime, SystemTime, Document)>, StoreError> {
+        let projection = doc! {
+            "_id": 0,
+            format!("data.{namespace}"): 1,
+            format!("data.{}.{}", EXPIRY_FIELD.namespace, EXPIRY_FIELD.field): 1,
+            "created_at": 1,
+            "expires_at": 1,
+        };
+        let Some(doc) = self
+            .collection
+            .find_one(live_filter(id, DateTime::now()))
+            .projection(projection)
+            .await
+            .map_err(backend)?
+        else {
+            return Ok(None);
+        };
+        let (Some(Bson::DateTime(created_at)), Some(Bson::DateTime(expires_at))) =
+            (doc.get("created_at"), doc.get("expires_at"))
+        else {
+            // The filter only matches dates; a server that disagrees
+            // gets the documented treatment: expired.
+            tracing::warn!(
+                session = %id.log_tag(),
+                "MongoStore: session document without valid created_at/expires_at; treated as expired"
+            );
+            return Ok(None);
+        };
+        Ok(Some((
+            system_time(*created_at),
+            system_time(*expires_at),
+            doc,
+        )))
+    }
+
     async fn update_untimed(
         &self,
         id: &SessionId,
@@ -709,39 +754,10 @@ impl SessionStore for MongoStore {
         }
         self.timed(async {
             self.ensure_index_untimed().await?;
-            let projection = doc! {
-                "_id": 0,
-                format!("data.{namespace}"): 1,
-                format!("data.{}.{}", EXPIRY_FIELD.namespace, EXPIRY_FIELD.field): 1,
-                "created_at": 1,
-                "expires_at": 1,
-            };
-            let Some(doc) = self
-                .collection
-                .find_one(live_filter(id, DateTime::now()))
-                .projection(projection)
-                .await
-                .map_err(backend)?
-            else {
+            let Some((created_at, expires_at, doc)) = self.find_live(id, namespace).await? else {
                 return Ok(None);
             };
-            let (Some(Bson::DateTime(created_at)), Some(Bson::DateTime(expires_at))) =
-                (doc.get("created_at"), doc.get("expires_at"))
-            else {
-                // The filter only matches dates; a server that disagrees
-                // gets the documented treatment: expired.
-                tracing::warn!(
-                    session = %id.log_tag(),
-                    "MongoStore: session document without valid created_at/expires_at; treated as expired"
-                );
-                return Ok(None);
-            };
-            let expiry = match namespace_fields(id, EXPIRY_FIELD.namespace, &doc)
-                .and_then(|fields| fields.get(EXPIRY_FIELD.field))
-            {
-                Some(Bson::Binary(value)) => Some(value.bytes.clone().into()),
-                _ => None,
-            };
+            let expiry = stored_expiry(id, &doc);
             let stored = namespace_fields(id, namespace, &doc);
             let values = fields
                 .iter()
@@ -749,22 +765,53 @@ impl SessionStore for MongoStore {
                     None => None,
                     Some(Bson::Binary(value)) => Some(value.bytes.clone().into()),
                     Some(other) => {
-                        tracing::warn!(
-                            session = %id.log_tag(),
-                            namespace,
-                            field,
-                            stored_type = ?other.element_type(),
-                            "MongoStore: stored field is not Binary; treated as missing"
-                        );
+                        warn_not_binary(id, namespace, field, other);
                         None
                     }
                 })
                 .collect();
             Ok(Some(LoadedFields {
                 expiry,
-                created_at: system_time(*created_at),
-                expires_at: system_time(*expires_at),
+                created_at,
+                expires_at,
                 values,
+            }))
+        })
+        .await
+    }
+
+    async fn load_namespace(
+        &self,
+        id: &SessionId,
+        namespace: &str,
+    ) -> Result<Option<LoadedNamespace>, StoreError> {
+        check_name("namespace", namespace)?;
+        self.timed(async {
+            self.ensure_index_untimed().await?;
+            let Some((created_at, expires_at, doc)) = self.find_live(id, namespace).await? else {
+                return Ok(None);
+            };
+            let fields = namespace_fields(id, namespace, &doc)
+                .map(|stored| {
+                    stored
+                        .iter()
+                        .filter_map(|(field, value)| match value {
+                            Bson::Binary(value) => {
+                                Some((field.clone(), value.bytes.clone().into()))
+                            }
+                            other => {
+                                warn_not_binary(id, namespace, field, other);
+                                None
+                            }
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            Ok(Some(LoadedNamespace {
+                expiry: stored_expiry(id, &doc),
+                created_at,
+                expires_at,
+                fields,
             }))
         })
         .await
@@ -1027,6 +1074,24 @@ fn namespace_fields<'a>(
             None
         }
     }
+}
+
+/// The bytes of [`EXPIRY_FIELD`] in a loaded document, if stored as Binary.
+fn stored_expiry(id: &SessionId, doc: &Document) -> Option<bytes::Bytes> {
+    match namespace_fields(id, EXPIRY_FIELD.namespace, doc)?.get(EXPIRY_FIELD.field)? {
+        Bson::Binary(value) => Some(value.bytes.clone().into()),
+        _ => None,
+    }
+}
+
+fn warn_not_binary(id: &SessionId, namespace: &str, field: &str, value: &Bson) {
+    tracing::warn!(
+        session = %id.log_tag(),
+        namespace,
+        field,
+        stored_type = ?value.element_type(),
+        "MongoStore: stored field is not Binary; treated as missing"
+    );
 }
 
 /// The writes of one call: (namespace, field) to new bytes or removal.

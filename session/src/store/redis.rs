@@ -52,6 +52,7 @@
 //! | operation | what runs | commands |
 //! |---|---|---|
 //! | [`load`](SessionStore::load) | `HMGET` of the marker, `__expires` and the requested fields (a session without `__expires`: then `PTTL`, a second round trip) | 1 (2) |
+//! | [`load_namespace`](SessionStore::load_namespace) | script: `HKEYS`, then one `HMGET` (per 1000 names) of the marker, `__expires` and the names that start with `{namespace}.`; only that namespace's values leave the hash, but Redis walks every field name of the session (a `PTTL` as for `load` without `__expires`) | 3 (4) |
 //! | [`create`](SessionStore::create) | script: only if the key does not exist at all, one `HSET` of marker, `__expires` and fields, `PEXPIREAT` | 4 |
 //! | [`update`](SessionStore::update) | script: `HMGET` of the marker and the two move fields; only if the marker exists, one `HSET` of exactly the named fields (and of `__expires` when the expiry moves), one `HDEL` of the removed ones (if any), `PEXPIREAT` when the expiry moves. Nothing else is sent or rewritten, so a small change to a big session sends a few bytes | 3, or 4 when the expiry moves; one more with removals (one or two more while a cluster move is under way) |
 //! | [`touch`](SessionStore::touch) | script: only if the marker exists, `HSET` of `__expires`, `PEXPIREAT` | 4 |
@@ -148,7 +149,8 @@ use redis::cluster_routing::Slot;
 use redis::{Cmd, RedisError, RedisWrite, Script, ToRedisArgs, Value};
 
 use super::{
-    EXPIRY_FIELD, FORWARD_WINDOW, FieldKey, FieldWrite, LoadedFields, SessionStore, StoreError,
+    EXPIRY_FIELD, FORWARD_WINDOW, FieldKey, FieldWrite, LoadedFields, LoadedNamespace,
+    SessionStore, StoreError,
 };
 use super::{from_unix_millis, unix_millis};
 use crate::id::SessionId;
@@ -197,6 +199,37 @@ const FROZEN: &str = "__frozen";
 /// has no marker, so it is not a session.
 const FORWARD: &str = "__forward";
 const FORWARD_UNTIL: &str = "__forward_until";
+
+/// ARGV: the namespace's field prefix, `{namespace}.`, and the hash field
+/// of [`EXPIRY_FIELD`]. The marker, the expiry, the remembered expiry, then
+/// name/value pairs of every field with that prefix, the
+/// prefix cut off; nil when the key is not a session. `HKEYS` finds the
+/// names, so the values of other namespaces never leave the hash; the
+/// `HMGET`s go in chunks of 1000 names (Lua's `unpack` has a limit).
+static LOAD_NAMESPACE: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r"
+local prefix = ARGV[1]
+local n = #prefix
+local fields = {'__created', '__expires', ARGV[2]}
+for _, name in ipairs(redis.call('HKEYS', KEYS[1])) do
+  if string.sub(name, 1, n) == prefix then fields[#fields + 1] = name end
+end
+local values = {}
+for i = 1, #fields, 1000 do
+  local chunk = redis.call('HMGET', KEYS[1], unpack(fields, i, math.min(i + 999, #fields)))
+  for j = 1, #chunk do values[i + j - 1] = chunk[j] end
+end
+if not values[1] then return false end
+local out = {values[1], values[2], values[3]}
+for i = 4, #fields do
+  out[#out + 1] = string.sub(fields[i], n + 1)
+  out[#out + 1] = values[i]
+end
+return out
+",
+    )
+});
 
 /// ARGV: creation time, expiry, then field/value pairs. One `HSET` of
 /// everything (in chunks of 1000 arguments beyond that: Lua's `unpack` has a
@@ -715,6 +748,58 @@ impl RedisStore {
         }
     }
 
+    /// The creation and expiry times of a session from its marker and
+    /// `__expires` as read; `None` when it is not a live session.
+    async fn times(
+        &self,
+        id: &SessionId,
+        created: &Value,
+        expires: &Value,
+    ) -> Result<Option<(SystemTime, SystemTime)>, StoreError> {
+        if matches!(created, Value::Nil) {
+            return Ok(None);
+        }
+        let Some(created_at) = parse_millis(created) else {
+            tracing::warn!(
+                session = %id.log_tag(),
+                "session marker `{MARKER}` does not hold a creation time"
+            );
+            return Err(StoreError::Malformed(format!(
+                "session marker `{MARKER}` does not hold a creation time in milliseconds"
+            )));
+        };
+        let expires_at = if matches!(expires, Value::Nil) {
+            // Written before `__expires` existed: the key's expiry says it.
+            match self.legacy_expiry(id).await? {
+                Some(expires_at) => expires_at,
+                None => return Ok(None),
+            }
+        } else {
+            let Some(expires_at) = parse_millis(expires) else {
+                tracing::warn!(
+                    session = %id.log_tag(),
+                    "session field `{EXPIRES}` does not hold an expiry time"
+                );
+                return Err(StoreError::Malformed(format!(
+                    "session field `{EXPIRES}` does not hold an expiry time in milliseconds"
+                )));
+            };
+            expires_at
+        };
+        // Past by the application's clock while Redis still holds the key:
+        // something moved the key's expiry without `__expires` (an earlier
+        // version during a rolling upgrade), so the key's expiry decides.
+        let expires_at = if expires_at <= SystemTime::now() {
+            match self.legacy_expiry(id).await? {
+                Some(expires_at) if expires_at > SystemTime::now() => expires_at,
+                _ => return Ok(None),
+            }
+        } else {
+            expires_at
+        };
+        Ok(Some((created_at, expires_at)))
+    }
+
     /// A cross-slot move on a cluster: copy out, copy in, finish; again
     /// while concurrent writes to `from` keep invalidating the copy.
     async fn move_across_slots(
@@ -949,46 +1034,8 @@ impl RedisStore {
         else {
             return Err(StoreError::Malformed("a short HMGET reply".into()));
         };
-        if matches!(created, Value::Nil) {
+        let Some((created_at, expires_at)) = self.times(id, &created, &expires).await? else {
             return Ok(None);
-        }
-        let Some(created_at) = parse_millis(&created) else {
-            tracing::warn!(
-                session = %id.log_tag(),
-                "session marker `{MARKER}` does not hold a creation time"
-            );
-            return Err(StoreError::Malformed(format!(
-                "session marker `{MARKER}` does not hold a creation time in milliseconds"
-            )));
-        };
-        let expires_at = if matches!(expires, Value::Nil) {
-            // Written before `__expires` existed: the key's expiry says it.
-            match self.legacy_expiry(id).await? {
-                Some(expires_at) => expires_at,
-                None => return Ok(None),
-            }
-        } else {
-            let Some(expires_at) = parse_millis(&expires) else {
-                tracing::warn!(
-                    session = %id.log_tag(),
-                    "session field `{EXPIRES}` does not hold an expiry time"
-                );
-                return Err(StoreError::Malformed(format!(
-                    "session field `{EXPIRES}` does not hold an expiry time in milliseconds"
-                )));
-            };
-            expires_at
-        };
-        // Past by the application's clock while Redis still holds the key:
-        // something moved the key's expiry without `__expires` (an earlier
-        // version during a rolling upgrade), so the key's expiry decides.
-        let expires_at = if expires_at <= SystemTime::now() {
-            match self.legacy_expiry(id).await? {
-                Some(expires_at) if expires_at > SystemTime::now() => expires_at,
-                _ => return Ok(None),
-            }
-        } else {
-            expires_at
         };
         let value = |value| match value {
             Value::Nil => Ok(None),
@@ -1169,6 +1216,60 @@ impl SessionStore for RedisStore {
             Some(cache) => self.cached_load(cache, id, namespace, fields).await,
             None => self.load_direct(id, namespace, fields).await,
         }
+    }
+
+    /// Always read from Redis: the near-cache holds typed loads only.
+    async fn load_namespace(
+        &self,
+        id: &SessionId,
+        namespace: &str,
+    ) -> Result<Option<LoadedNamespace>, StoreError> {
+        let mut command = evalsha(&LOAD_NAMESPACE, 1);
+        command
+            .arg(self.key_arg(id))
+            .arg(HashField(namespace, ""))
+            .arg(HashField::from(EXPIRY_FIELD));
+        let items = match self.eval(&LOAD_NAMESPACE, &command).await? {
+            Value::Nil => return Ok(None),
+            Value::Array(items) if items.len() >= 3 && items.len() % 2 == 1 => items,
+            other => return Err(unexpected("the namespace's hash fields", &other)),
+        };
+        let mut items = items.into_iter();
+        let (Some(created), Some(expires), Some(expiry)) =
+            (items.next(), items.next(), items.next())
+        else {
+            return Err(StoreError::Malformed("a short namespace reply".into()));
+        };
+        let Some((created_at, expires_at)) = self.times(id, &created, &expires).await? else {
+            return Ok(None);
+        };
+        let mut fields = Vec::with_capacity(items.len() / 2);
+        while let (Some(name), Some(value)) = (items.next(), items.next()) {
+            let (Value::BulkString(name), Value::BulkString(value)) = (name, value) else {
+                return Err(StoreError::Malformed(
+                    "a session hash field that is not a string".into(),
+                ));
+            };
+            match String::from_utf8(name) {
+                Ok(name) => fields.push((name, value.into())),
+                Err(_) => tracing::warn!(
+                    session = %id.log_tag(),
+                    namespace,
+                    "session hash field name is not UTF-8; left out"
+                ),
+            }
+        }
+        let expiry = match expiry {
+            Value::Nil => None,
+            Value::BulkString(bytes) => Some(bytes.into()),
+            other => return Err(unexpected("a field value", &other)),
+        };
+        Ok(Some(LoadedNamespace {
+            expiry,
+            created_at,
+            expires_at,
+            fields,
+        }))
     }
 
     async fn create(
@@ -1615,6 +1716,15 @@ mod tests {
             .duration_since(expires)
             .unwrap_or_else(|e| e.duration());
         assert!(off < Duration::from_millis(500), "expiry off by {off:?}");
+        // The namespace load reads the expiry the same way.
+        let loaded = store.load_namespace(&id, "ns").await.unwrap().unwrap();
+        assert_eq!(loaded.fields, vec![("a".to_owned(), "old".into())]);
+        assert_eq!(unix_millis(loaded.created_at), unix_millis(created));
+        let off = loaded
+            .expires_at
+            .duration_since(expires)
+            .unwrap_or_else(|e| e.duration());
+        assert!(off < Duration::from_millis(500), "expiry off by {off:?}");
 
         let touched = in_secs(55);
         assert!(store.touch(&id, touched).await.unwrap());
@@ -1695,6 +1805,39 @@ mod tests {
             let loaded = store.load(&id, "ns", &["a"]).await.unwrap().unwrap();
             assert_eq!(owned(loaded.values), vec![Some(b"1".to_vec())]);
         }
+    }
+
+    /// A namespace load leaves out a field name that is not UTF-8, and
+    /// answers a key that is not a hash, or a marker that is not a time,
+    /// with `Malformed`.
+    #[tokio::test]
+    async fn namespace_load_of_odd_data() {
+        let store = single().await;
+        let id = SessionId::generate().unwrap();
+        store
+            .create(&id, &[set("a", b"1")], SystemTime::now(), in_a_minute())
+            .await
+            .unwrap();
+        let key = store.key(&id);
+        raw(&store, &[b"HSET", key.as_bytes(), b"ns.\xff\xfe", b"2"]).await;
+        let loaded = store.load_namespace(&id, "ns").await.unwrap().unwrap();
+        assert_eq!(loaded.fields, vec![("a".to_owned(), "1".into())]);
+
+        raw(&store, &[b"HSET", key.as_bytes(), b"__created", b"soon"]).await;
+        let result = store.load_namespace(&id, "ns").await;
+        assert!(
+            matches!(result, Err(StoreError::Malformed(_))),
+            "{result:?}"
+        );
+
+        let id = SessionId::generate().unwrap();
+        let key = store.key(&id);
+        raw(&store, &[b"SET", key.as_bytes(), b"x", b"EX", b"60"]).await;
+        let result = store.load_namespace(&id, "ns").await;
+        assert!(
+            matches!(result, Err(StoreError::Malformed(_))),
+            "{result:?}"
+        );
     }
 
     /// `__expires` in the past while Redis still holds the key (an earlier
