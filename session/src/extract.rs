@@ -146,14 +146,15 @@ impl<T: SessionState> std::fmt::Debug for TypedSession<T> {
     }
 }
 
-/// Why a [`TypedSession`] could not be extracted. Every case answers
-/// `500 Internal Server Error`: each is a server-side fault.
+/// Why a [`TypedSession`] or a [`Session`](crate::Session) could not be
+/// extracted. Every case answers `500 Internal Server Error`: each is a
+/// server-side fault.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SessionRejection {
     /// The router has no [`SessionLayer`](crate::SessionLayer).
     #[error(
-        "TypedSession needs a SessionLayer: add `.layer(SessionLayer::new(store))` to the router"
+        "TypedSession and Session need a SessionLayer: add `.layer(SessionLayer::new(store))` to the router"
     )]
     MissingLayer,
     /// Loading from the store failed or timed out.
@@ -179,6 +180,14 @@ impl IntoResponse for SessionRejection {
     }
 }
 
+/// The rejection for a failed extraction.
+pub(crate) fn rejection(error: LoadError) -> SessionRejection {
+    match error {
+        LoadError::Store(error) => SessionRejection::Store(error),
+        other => SessionRejection::Misuse(other.to_string()),
+    }
+}
+
 impl<S: Send + Sync, T: SessionState> FromRequestParts<S> for TypedSession<T> {
     type Rejection = SessionRejection;
 
@@ -188,10 +197,7 @@ impl<S: Send + Sync, T: SessionState> FromRequestParts<S> for TypedSession<T> {
             .get::<Arc<RequestSession>>()
             .cloned()
             .ok_or(SessionRejection::MissingLayer)?;
-        let session = request.take::<T>().await.map_err(|error| match error {
-            LoadError::Store(error) => SessionRejection::Store(error),
-            other => SessionRejection::Misuse(other.to_string()),
-        })?;
+        let session = request.take::<T>().await.map_err(rejection)?;
         Ok(Self {
             session: Some(session),
             request,

@@ -36,6 +36,7 @@ mod config;
 #[cfg(feature = "conformance")]
 pub mod conformance;
 mod cookies;
+mod dict;
 mod extract;
 mod id;
 mod layer;
@@ -51,6 +52,7 @@ pub use codec::Json;
 pub use codec::{Codec, MessagePack};
 pub use config::{ConfigError, DEFAULT_INACTIVITY, DEFAULT_STORE_TIMEOUT, Expiry, MAX_EXPIRY};
 pub use cookie::{Key, SameSite};
+pub use dict::{DICT_NAMESPACE, InsertError, MAX_KEY_LEN, RESERVED_KEY_PREFIX, Session};
 pub use extract::{SessionRejection, TypedSession};
 pub use id::{LogTag, RandomnessError, SessionId};
 pub use layer::{SessionLayer, SessionService};

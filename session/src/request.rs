@@ -11,9 +11,10 @@ use bytes::Bytes;
 use http::HeaderValue;
 use parking_lot::Mutex;
 
-use crate::codec::CodecError;
+use crate::codec::{CodecChoice, CodecError};
 use crate::config::{Config, Expiry};
 use crate::cookies::{Presented, SetCookie};
+use crate::dict::{DICT_NAMESPACE, Dict};
 use crate::id::SessionId;
 use crate::private::{Companion, Loaded};
 use crate::state::SessionState;
@@ -67,6 +68,10 @@ pub(crate) enum LoadError {
         "two session types, {0} and another, use the namespace {1:?}; give one of them #[session(namespace = \"...\")]"
     )]
     NamespaceClash(&'static str, &'static str),
+    #[error(
+        "Session is already in use in this request; take it once, or drop the first before taking it again"
+    )]
+    DictInUse,
 }
 
 /// What the request's session is known to be.
@@ -147,6 +152,18 @@ struct State {
     action: Action,
     expiry: Option<Expiry>,
     used: bool,
+    /// The dict-like `Session`'s namespace.
+    dict: DictSlot,
+}
+
+/// Where the dict-like `Session`'s state is.
+enum DictSlot {
+    /// Not taken in this request.
+    Untaken,
+    /// Held by a `Session`.
+    InUse,
+    /// Loaded, and no `Session` holds it.
+    Parked(Dict),
 }
 
 impl State {
@@ -179,6 +196,7 @@ impl RequestSession {
                 action: Action::Keep,
                 expiry: None,
                 used: false,
+                dict: DictSlot::Untaken,
             }),
         }
     }
@@ -296,6 +314,80 @@ impl RequestSession {
         }
     }
 
+    /// The layer's codec.
+    pub(crate) fn codec(&self) -> &CodecChoice {
+        &self.shared.config.codec
+    }
+
+    /// Takes the dict-like `Session`'s namespace out of the request's
+    /// session, loading every key of it (one round trip) the first time.
+    pub(crate) async fn take_dict(&self) -> Result<Dict, LoadError> {
+        let existence = {
+            let mut state = self.state.lock();
+            state.used = true;
+            match std::mem::replace(&mut state.dict, DictSlot::InUse) {
+                DictSlot::Parked(dict) => return Ok(dict),
+                DictSlot::InUse => return Err(LoadError::DictInUse),
+                DictSlot::Untaken => {}
+            }
+            state.existence
+        };
+        let loaded = self.load_dict(existence).await;
+        let mut state = self.state.lock();
+        let (existence, dict) = match loaded {
+            Ok(loaded) => loaded,
+            Err(error) => {
+                // Nothing was taken: a later extraction may try again.
+                state.dict = DictSlot::Untaken;
+                return Err(error);
+            }
+        };
+        if matches!(state.existence, Existence::Unknown) || matches!(existence, Existence::Absent) {
+            state.existence = existence;
+        }
+        Ok(dict)
+    }
+
+    async fn load_dict(&self, existence: Existence) -> Result<(Existence, Dict), LoadError> {
+        let id = match (existence, self.presented.id()) {
+            (Existence::Absent, _) | (_, None) => return Ok((Existence::Absent, Dict::default())),
+            (_, Some(id)) => id,
+        };
+        let found = self
+            .shared
+            .call(self.shared.store.load_namespace(id, DICT_NAMESPACE))
+            .await?;
+        if let Some(found) = &found {
+            check_size(found.fields.iter().map(|(_, value)| value))?;
+        }
+        // A store must not return an expired session; if one does, the
+        // layer still does not use it.
+        match found.filter(|f| f.expires_at > SystemTime::now()) {
+            Some(found) if !self.past_deadline(found.created_at) => Ok((
+                Existence::Live {
+                    created_at: found.created_at,
+                    expires_at: found.expires_at,
+                },
+                Dict::loaded(found.fields, id.log_tag()),
+            )),
+            Some(_) => {
+                tracing::info!(session = %id.log_tag(), "session passed its absolute timeout; starting a new one");
+                Ok((Existence::Absent, Dict::default()))
+            }
+            None => {
+                if matches!(existence, Existence::Unknown) {
+                    tracing::info!(session = %id.log_tag(), "unknown or expired session id presented; not adopted");
+                }
+                Ok((Existence::Absent, Dict::default()))
+            }
+        }
+    }
+
+    /// Hands the dict back when its `Session` is dropped.
+    pub(crate) fn park_dict(&self, dict: Dict) {
+        self.state.lock().dict = DictSlot::Parked(dict);
+    }
+
     fn past_deadline(&self, created_at: SystemTime) -> bool {
         self.deadline(created_at)
             .is_some_and(|deadline| deadline <= SystemTime::now())
@@ -317,7 +409,7 @@ impl RequestSession {
     /// After the handler: carries out what it asked for and writes what it
     /// changed. Returns the `Set-Cookie` value to send, if any.
     pub(crate) async fn save(&self) -> Result<Option<HeaderValue>, SaveError> {
-        let (existence, action, chosen_expiry, writes) = {
+        let (existence, action, chosen_expiry, writes, dict_writes) = {
             let state = self.state.lock();
             let mut writes = Vec::new();
             for slot in &state.slots {
@@ -330,7 +422,22 @@ impl RequestSession {
                     ),
                 }
             }
-            (state.existence, state.action, state.expiry, writes)
+            let mut dict_writes = Vec::new();
+            match &state.dict {
+                DictSlot::Parked(dict) => dict.writes(&mut dict_writes),
+                DictSlot::InUse => tracing::warn!(
+                    namespace = DICT_NAMESPACE,
+                    "a Session was still alive after the handler returned; its changes are not saved"
+                ),
+                DictSlot::Untaken => {}
+            }
+            (
+                state.existence,
+                state.action,
+                state.expiry,
+                writes,
+                dict_writes,
+            )
         };
         let config = &self.shared.config;
         let cookie = &self.shared.cookie;
@@ -341,6 +448,13 @@ impl RequestSession {
                 key: *key,
                 value: value.as_deref(),
             })
+            .chain(dict_writes.iter().map(|(field, value)| FieldWrite {
+                key: FieldKey {
+                    namespace: DICT_NAMESPACE,
+                    field,
+                },
+                value: value.as_deref(),
+            }))
             .collect();
         let now = SystemTime::now();
         let live = match (existence, self.presented.id()) {
@@ -592,7 +706,12 @@ fn check_loaded(found: &crate::store::LoadedFields, fields: usize) -> Result<(),
             found.values.len()
         )));
     }
-    let bytes: usize = found.values.iter().flatten().map(Bytes::len).sum();
+    check_size(found.values.iter().flatten())
+}
+
+/// A namespace's loaded values must stay within [`MAX_NAMESPACE_BYTES`].
+fn check_size<'a>(values: impl Iterator<Item = &'a Bytes>) -> Result<(), StoreError> {
+    let bytes: usize = values.map(Bytes::len).sum();
     if bytes > MAX_NAMESPACE_BYTES {
         return Err(StoreError::TooLarge(format!(
             "a namespace of {bytes} bytes exceeds the {MAX_NAMESPACE_BYTES}-byte limit"

@@ -178,7 +178,7 @@ pub trait SessionStore: Send + Sync + 'static {
 
     /// Loads every stored field of one namespace of a session, names and
     /// bytes, and nothing of the other namespaces: what the dict-like
-    /// `Session` extractor reads, whose field names are not known
+    /// [`Session`](crate::Session) reads, whose field names are not known
     /// in advance. One round trip where the backend allows it.
     ///
     /// Returns `Ok(None)` when the session does not exist or has expired,
