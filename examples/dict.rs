@@ -23,9 +23,9 @@ use axum::{Router, routing::get};
 use typed_sessions::{InsertError, MemoryStore, Session, SessionLayer};
 
 async fn index(mut session: Session) -> Result<String, InsertError> {
-    let foo = session.get::<u64>("foo").unwrap_or(0) + 1;
-    session.insert("foo", foo)?;
-    Ok(format!("{foo}\n"))
+    let count = session.get::<u64>("foo").unwrap_or(0) + 1;
+    session.insert("foo", count)?;
+    Ok(format!("{count}\n"))
 }
 
 #[tokio::main]

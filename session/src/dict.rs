@@ -37,9 +37,9 @@ pub const RESERVED_KEY_PREFIX: &str = "__";
 /// use typed_sessions::Session;
 ///
 /// async fn index(mut session: Session) -> Result<String, typed_sessions::InsertError> {
-///     let foo = session.get::<u64>("foo").unwrap_or(0) + 1;
-///     session.insert("foo", foo)?;
-///     Ok(foo.to_string())
+///     let count = session.get::<u64>("foo").unwrap_or(0) + 1;
+///     session.insert("foo", count)?;
+///     Ok(count.to_string())
 /// }
 /// ```
 ///

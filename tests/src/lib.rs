@@ -6,6 +6,7 @@
 pub mod app;
 pub mod browser;
 pub mod cases;
+pub mod dict_cases;
 pub mod expiry_cases;
 pub mod format_cases;
 pub mod http_cases;
@@ -68,6 +69,17 @@ macro_rules! http_suite {
             old_id_cannot_read_the_new_session,
             logout_still_wins_over_writers_racing_a_login,
             writes_after_the_forward_window_are_dropped,
+        );
+        $crate::http_suite!(@cases $make, dict_cases;
+            dict_round_trip,
+            dict_untouched_does_no_store_io_and_reads_one_namespace,
+            dict_writers_of_different_keys_all_survive,
+            dict_one_key_changed_among_1000_writes_only_that_key,
+            dict_corrupt_value_reads_as_none_and_is_replaced,
+            dict_bad_key_names_are_errors_and_any_utf8_works,
+            dict_and_typed_namespaces_together,
+            dict_controls_cycle_and_destroy_every_namespace,
+            dict_logout_is_not_undone_by_a_slower_request,
         );
     };
     (@cases $make:expr, $module:ident; $($case:ident),* $(,)?) => {
