@@ -74,6 +74,9 @@ pub enum Scenario {
     BytesIncr,
     /// No cookie: every request creates a session.
     New,
+    /// `incr` through the dict-like `Session` (a key `visits`) instead of a
+    /// typed namespace; the other servers answer it as `incr`.
+    DictIncr,
 }
 
 impl ServerKind {
@@ -115,13 +118,14 @@ impl StoreKind {
 }
 
 impl Scenario {
-    const ALL: [Self; 6] = [
+    const ALL: [Self; 7] = [
         Self::Incr,
         Self::Read,
         Self::BigIncr,
         Self::CartIncr,
         Self::BytesIncr,
         Self::New,
+        Self::DictIncr,
     ];
 
     fn name(self) -> &'static str {
@@ -132,6 +136,7 @@ impl Scenario {
             Self::CartIncr => "cart-incr",
             Self::BytesIncr => "bytes-incr",
             Self::New => "new",
+            Self::DictIncr => "dict-incr",
         }
     }
 
@@ -147,6 +152,7 @@ impl Scenario {
             Self::BigIncr => "/big-incr",
             Self::CartIncr => "/cart-incr",
             Self::BytesIncr => "/bytes-incr",
+            Self::DictIncr => "/dict-incr",
         }
     }
 
@@ -158,6 +164,7 @@ impl Scenario {
             Self::BigIncr => Some("/big-init"),
             Self::CartIncr => Some("/cart-init"),
             Self::BytesIncr => Some("/bytes-init"),
+            Self::DictIncr => Some("/dict-incr"),
             Self::New => None,
         }
     }
@@ -169,7 +176,7 @@ impl Scenario {
         match self {
             Self::CartIncr => Some("/cart-check"),
             Self::BytesIncr => Some("/bytes-check"),
-            Self::Incr | Self::Read | Self::BigIncr | Self::New => None,
+            Self::Incr | Self::Read | Self::BigIncr | Self::New | Self::DictIncr => None,
         }
     }
 
@@ -181,7 +188,7 @@ impl Scenario {
             Self::BigIncr => Some("a 16 KB `String`, whose length the route reads"),
             Self::CartIncr => Some("a cart of 500 structs `Vec<Item>` (~16 KB), untouched"),
             Self::BytesIncr => Some("a 16 KB `Vec<u8>`, untouched"),
-            Self::Read | Self::New => None,
+            Self::Read | Self::New | Self::DictIncr => None,
         }
     }
 
@@ -245,7 +252,7 @@ USAGE: cargo run --release -p typed-sessions-bench -- [OPTIONS]
   --concurrency L    workers per cell, comma-separated            [1,32,128]
   --servers L        bare,typed,tower                             [all]
   --stores L         memory,redis,redis-cache                     [all]
-  --scenarios L      incr,read,big-incr,cart-incr,bytes-incr,new  [all]
+  --scenarios L      incr,read,big-incr,cart-incr,bytes-incr,new,dict-incr [all]
   --redis-db N       the Redis database used (and emptied)        [9]
   --client-threads N threads of the load generator                [cores]
   --server-threads N worker threads of each server                [cores]

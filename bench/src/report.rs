@@ -675,6 +675,19 @@ fn targets(
             verdict(r >= 1.8)
         ));
     }
+    for store in [StoreKind::Memory, StoreKind::Redis] {
+        if let (Some(d), Some(t)) = (
+            typed(Scenario::DictIncr, store),
+            typed(Scenario::Incr, store),
+        ) {
+            let r = d.rps / t.rps;
+            rows.push(format!(
+                "| {} `dict-incr` (dict-like `Session`): ≥ 0.90 of typed `incr` req/s | {r:.2} | {} |",
+                store.name(),
+                verdict(r >= 0.9)
+            ));
+        }
+    }
     if let Some(t) = typed(Scenario::BigIncr, StoreKind::Redis)
         && let Some(bytes) = t.bytes_in
     {

@@ -14,7 +14,7 @@ use axum::serve::ListenerExt;
 use http::StatusCode;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use typed_sessions::store::redis::RedisStore;
-use typed_sessions::{MemoryStore, SessionLayer, SessionState, TypedSession};
+use typed_sessions::{InsertError, MemoryStore, Session, SessionLayer, SessionState, TypedSession};
 
 use crate::big::{BigValue, Cart, Octets};
 use crate::{Scenario, ServerKind, StoreKind};
@@ -218,7 +218,8 @@ async fn typed(
         .route("/incr", get(typed_incr))
         .route("/read", get(typed_read))
         .route("/big-init", get(typed_big_init))
-        .route("/big-incr", get(typed_big_incr));
+        .route("/big-incr", get(typed_big_incr))
+        .route("/dict-incr", get(dict_incr));
     let router = typed_big_routes::<CartState>(router, "cart");
     let router = typed_big_routes::<BytesState>(router, "bytes");
     Ok(router.layer(layer))
@@ -227,6 +228,12 @@ async fn typed(
 async fn typed_incr(mut session: TypedSession<Counter>) -> String {
     *session.visits_mut() += 1;
     session.visits().to_string()
+}
+
+async fn dict_incr(mut session: Session) -> Result<String, InsertError> {
+    let visits = session.get::<u64>("visits").unwrap_or(0) + 1;
+    session.insert("visits", visits)?;
+    Ok(visits.to_string())
 }
 
 async fn typed_read(session: TypedSession<Counter>) -> String {
@@ -260,7 +267,8 @@ async fn tower(
         .route("/incr", get(tower_incr))
         .route("/read", get(tower_read))
         .route("/big-init", get(tower_big_init))
-        .route("/big-incr", get(tower_big_incr));
+        .route("/big-incr", get(tower_big_incr))
+        .route("/dict-incr", get(tower_incr));
     let router = tower_big_routes::<Cart>(router, "cart");
     let router = tower_big_routes::<Octets>(router, "bytes");
     Ok(match store {
