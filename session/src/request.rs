@@ -18,7 +18,9 @@ use crate::dict::{DICT_NAMESPACE, Dict};
 use crate::id::SessionId;
 use crate::private::{Companion, Loaded};
 use crate::state::SessionState;
-use crate::store::{EXPIRY_FIELD, FieldKey, FieldWrite, SessionStore, StoreError};
+use crate::store::{
+    EXPIRY_FIELD, FieldKey, FieldWrite, LoadedFields, LoadedNamespace, SessionStore, StoreError,
+};
 
 /// What the layer shares with every request.
 pub(crate) struct Shared {
@@ -88,6 +90,32 @@ enum Existence {
     },
     /// The request came without a usable id, or the store does not know it.
     Absent,
+}
+
+/// A store's answer for an existing session.
+trait Found {
+    /// Its creation and expiry times.
+    fn times(&self) -> (SystemTime, SystemTime);
+    /// The stored bytes of the remembered expiry.
+    fn expiry(&self) -> Option<&[u8]>;
+}
+
+impl Found for LoadedFields {
+    fn times(&self) -> (SystemTime, SystemTime) {
+        (self.created_at, self.expires_at)
+    }
+    fn expiry(&self) -> Option<&[u8]> {
+        self.expiry.as_deref()
+    }
+}
+
+impl Found for LoadedNamespace {
+    fn times(&self) -> (SystemTime, SystemTime) {
+        (self.created_at, self.expires_at)
+    }
+    fn expiry(&self) -> Option<&[u8]> {
+        self.expiry.as_deref()
+    }
 }
 
 /// What the handler asked to be done with the whole session.
@@ -246,29 +274,8 @@ impl RequestSession {
                 if let Some(found) = &found {
                     check_loaded(found, T::FIELDS.len())?;
                 }
-                // A store must not return an expired session; if one does,
-                // the layer still does not use it.
-                let found = found.filter(|f| f.expires_at > SystemTime::now());
-                match found {
-                    Some(found) if !self.past_deadline(found.created_at) => (
-                        Existence::Live {
-                            created_at: found.created_at,
-                            expires_at: found.expires_at,
-                            remembered: remembered(id, found.expiry.as_deref()),
-                        },
-                        Some(found.values),
-                    ),
-                    Some(_) => {
-                        tracing::info!(session = %id.log_tag(), "session passed its absolute timeout; starting a new one");
-                        (Existence::Absent, None)
-                    }
-                    None => {
-                        if matches!(existence, Existence::Unknown) {
-                            tracing::info!(session = %id.log_tag(), "unknown or expired session id presented; not adopted");
-                        }
-                        (Existence::Absent, None)
-                    }
-                }
+                let (existence, found) = self.settle(id, existence, found);
+                (existence, found.map(|found| found.values))
             }
         };
         let loaded = loaded.unwrap_or_else(|| vec![None; T::FIELDS.len()]);
@@ -360,25 +367,44 @@ impl RequestSession {
         if let Some(found) = &found {
             check_size(found.fields.iter().map(|(_, value)| value))?;
         }
+        let (existence, found) = self.settle(id, existence, found);
+        let dict = found.map_or_else(Dict::default, |found| {
+            Dict::loaded(found.fields, id.log_tag())
+        });
+        Ok((existence, dict))
+    }
+
+    /// What a store's answer for the presented `id` makes the session: live,
+    /// with what was loaded, or absent (and the id not adopted).
+    fn settle<F: Found>(
+        &self,
+        id: &SessionId,
+        asked: Existence,
+        found: Option<F>,
+    ) -> (Existence, Option<F>) {
         // A store must not return an expired session; if one does, the
         // layer still does not use it.
-        match found.filter(|f| f.expires_at > SystemTime::now()) {
-            Some(found) if !self.past_deadline(found.created_at) => Ok((
-                Existence::Live {
-                    created_at: found.created_at,
-                    expires_at: found.expires_at,
-                },
-                Dict::loaded(found.fields, id.log_tag()),
-            )),
+        match found.filter(|f| f.times().1 > SystemTime::now()) {
+            Some(found) if !self.past_deadline(found.times().0) => {
+                let (created_at, expires_at) = found.times();
+                (
+                    Existence::Live {
+                        created_at,
+                        expires_at,
+                        remembered: remembered(id, found.expiry()),
+                    },
+                    Some(found),
+                )
+            }
             Some(_) => {
                 tracing::info!(session = %id.log_tag(), "session passed its absolute timeout; starting a new one");
-                Ok((Existence::Absent, Dict::default()))
+                (Existence::Absent, None)
             }
             None => {
-                if matches!(existence, Existence::Unknown) {
+                if matches!(asked, Existence::Unknown) {
                     tracing::info!(session = %id.log_tag(), "unknown or expired session id presented; not adopted");
                 }
-                Ok((Existence::Absent, Dict::default()))
+                (Existence::Absent, None)
             }
         }
     }
@@ -699,7 +725,7 @@ pub(crate) const MAX_NAMESPACE_BYTES: usize = 64 * 1024 * 1024;
 
 /// A store's answer must have one value per requested field and stay within
 /// [`MAX_NAMESPACE_BYTES`].
-fn check_loaded(found: &crate::store::LoadedFields, fields: usize) -> Result<(), StoreError> {
+fn check_loaded(found: &LoadedFields, fields: usize) -> Result<(), StoreError> {
     if found.values.len() != fields {
         return Err(StoreError::Malformed(format!(
             "store returned {} values for {fields} fields",

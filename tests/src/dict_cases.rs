@@ -17,6 +17,7 @@ use typed_sessions::{
 
 use crate::app::{Counter, Gate, Server, routes, serve_router};
 use crate::browser::Browser;
+use crate::chaos::{Behavior, Chaos};
 use crate::stores::{Call, Recording};
 
 type Store = Arc<dyn SessionStore>;
@@ -374,7 +375,7 @@ pub async fn dict_corrupt_value_reads_as_none_and_is_replaced(store: Store) {
     assert!(store.update(&id, &writes, Some(later)).await.unwrap());
     let reply = browser.get(&key_path("get_u64", "foo")).await;
     assert_eq!((reply.status, reply.body.as_str()), (200, "None"));
-    // The other key is intact.
+    // The other key is intact; a value read as another type is None too.
     assert_eq!(
         browser.get(&key_path("get", "name")).await.body,
         "Some(\"ada\")"
@@ -536,4 +537,41 @@ pub async fn dict_logout_is_not_undone_by_a_slower_request(store: Store) {
         "the slow request reissued the cookie"
     );
     assert_eq!(stored_names(&store, &id).await, None, "logout undone");
+}
+
+pub async fn dict_store_faults_are_500s_and_garbage_is_not_fatal(store: Store) {
+    let (chaos, controls) = Chaos::new(store);
+    let layer = SessionLayer::new(chaos).with_store_timeout(Duration::from_millis(300));
+    let server = serve(layer).await;
+    let mut browser = Browser::new(&server.base);
+    assert_eq!(browser.get("/dict/incr").await.body, "1");
+    for behavior in [
+        Behavior::Fail,
+        Behavior::Hang,
+        Behavior::FailAfter,
+        Behavior::HangAfter,
+        Behavior::Huge,
+        Behavior::HugeTotal,
+    ] {
+        controls.plan.lock().load = behavior;
+        let reply = browser.get("/dict/incr").await;
+        assert_eq!(reply.status, 500, "{behavior:?}");
+        assert_eq!(reply.set_cookie(), None, "{behavior:?}");
+        controls.heal();
+        assert_eq!(
+            browser.get(&key_path("get_u64", "foo")).await.body,
+            "Some(1)",
+            "{behavior:?}"
+        );
+    }
+    // Values no codec reads: absent, and overwritten by the next write.
+    controls.plan.lock().load = Behavior::Undecodable;
+    assert_eq!(browser.get("/dict/incr").await.body, "1");
+    controls.heal();
+    assert_eq!(browser.get("/dict/incr").await.body, "2");
+    // A session the store reports expired is not adopted.
+    controls.plan.lock().load = Behavior::Expired;
+    let reply = browser.get("/dict/incr").await;
+    assert_eq!(reply.body, "1");
+    assert!(reply.set_cookie().is_some(), "a new session gets a cookie");
 }

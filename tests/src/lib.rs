@@ -80,6 +80,7 @@ macro_rules! http_suite {
             dict_and_typed_namespaces_together,
             dict_controls_cycle_and_destroy_every_namespace,
             dict_logout_is_not_undone_by_a_slower_request,
+            dict_store_faults_are_500s_and_garbage_is_not_fatal,
         );
     };
     (@cases $make:expr, $module:ident; $($case:ident),* $(,)?) => {
