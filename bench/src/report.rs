@@ -681,8 +681,9 @@ fn targets(
             typed(Scenario::Incr, store),
         ) {
             let r = d.rps / t.rps;
+            let cpu = cpu_ratio(t, d).map_or(String::new(), |r| format!(" (CPU {r:.2})"));
             rows.push(format!(
-                "| {} `dict-incr` (dict-like `Session`): ≥ 0.90 of typed `incr` req/s | {r:.2} | {} |",
+                "| {} `dict-incr` (dict-like `Session`): ≥ 0.90 of typed `incr` req/s | {r:.2}{cpu} | {} |",
                 store.name(),
                 verdict(r >= 0.9)
             ));
