@@ -60,7 +60,9 @@ pub const RESERVED_KEY_PREFIX: &str = "__";
 ///   `None`, with a warning in the log; inserting the key again replaces it.
 ///
 /// Values are decoded on each [`get`](Self::get), as the type the call asks
-/// for. Keys are any UTF-8 string of 1 to [`MAX_KEY_LEN`] bytes not
+/// for. A key is stored as the field name `key` with `%`, `.`, `$` and NUL
+/// written as `%25`, `%2E`, `%24` and `%00` (so MongoDB paths stay intact);
+/// in Redis, `foo` is the hash field `@session.foo`. Keys are any UTF-8 string of 1 to [`MAX_KEY_LEN`] bytes not
 /// starting with [`RESERVED_KEY_PREFIX`]; [`insert`](Self::insert) refuses
 /// other keys with an [`InsertError`], and reads treat them as absent.
 ///

@@ -27,6 +27,11 @@
 //! axum::serve(listener, app).await.unwrap();
 //! # }
 //! ```
+//!
+//! For keys chosen at run time, take the dict-like [`Session`] instead, or
+//! beside typed namespaces in the same handler: `session.get::<u64>("foo")`,
+//! `session.insert("foo", 1)`, with the same lazy loads and changed-keys-only
+//! writes.
 
 #[doc(hidden)]
 #[path = "private.rs"]
