@@ -6,8 +6,10 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use axum::Router;
-use axum::extract::{Query, State};
+use axum::extract::{Query, Request, State};
 use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::Response;
 use axum::routing::get;
 use tokio::sync::Barrier;
 use typed_sessions::{
@@ -136,6 +138,15 @@ async fn info(session: Session) -> String {
     format!("{} {}", session.is_new(), session.id().is_some())
 }
 
+/// A middleware that takes the dict, adds 10 to `foo`, and drops it before
+/// the handler runs.
+async fn bump_first(mut session: Session, request: Request, next: Next) -> Response {
+    let count = session.get::<u64>("foo").unwrap_or(0) + 10;
+    session.insert("foo", count).unwrap();
+    drop(session);
+    next.run(request).await
+}
+
 async fn twice(_a: Session, _b: Session) -> &'static str {
     "unreachable"
 }
@@ -163,6 +174,10 @@ async fn serve(layer: SessionLayer) -> Server {
         .route("/dict/cycle", get(cycle))
         .route("/dict/info", get(info))
         .route("/dict/twice", get(twice))
+        .route(
+            "/dict/bumped",
+            get(incr).layer(middleware::from_fn(bump_first)),
+        )
         .with_state(state);
     serve_router(routes(gate.clone()).merge(dict).layer(layer), gate).await
 }
@@ -574,4 +589,16 @@ pub async fn dict_store_faults_are_500s_and_garbage_is_not_fatal(store: Store) {
     let reply = browser.get("/dict/incr").await;
     assert_eq!(reply.body, "1");
     assert!(reply.set_cookie().is_some(), "a new session gets a cookie");
+}
+
+pub async fn dict_taken_again_after_drop_sees_changes(store: Store) {
+    let server = serve(SessionLayer::new(store)).await;
+    let mut browser = Browser::new(&server.base);
+    // The middleware's +10 and the handler's +1, both kept.
+    assert_eq!(browser.get("/dict/bumped").await.body, "11");
+    assert_eq!(browser.get("/dict/bumped").await.body, "22");
+    assert_eq!(
+        browser.get(&key_path("get_u64", "foo")).await.body,
+        "Some(22)"
+    );
 }

@@ -81,6 +81,7 @@ macro_rules! http_suite {
             dict_controls_cycle_and_destroy_every_namespace,
             dict_logout_is_not_undone_by_a_slower_request,
             dict_store_faults_are_500s_and_garbage_is_not_fatal,
+            dict_taken_again_after_drop_sees_changes,
         );
     };
     (@cases $make:expr, $module:ident; $($case:ident),* $(,)?) => {

@@ -12,7 +12,8 @@
 //! rules every store keeps:
 //!
 //! - **Expired is gone.** A session whose expiry time has passed is never
-//!   returned by [`load`](SessionStore::load) and never updated, even when the
+//!   returned by [`load`](SessionStore::load) or
+//!   [`load_namespace`](SessionStore::load_namespace) and never updated, even when the
 //!   backend has not yet cleaned it up.
 //! - **No resurrection.** [`update`](SessionStore::update),
 //!   [`touch`](SessionStore::touch) and [`move_to`](SessionStore::move_to)
