@@ -547,6 +547,10 @@ pub async fn load_namespace_returns_exactly_that_namespace<S: SessionStore + ?Si
                 set(OTHER_NS, "a", b"other"),
                 set(LONGER_NS, "c", b"longer"),
                 set(SHORTER_NS, "d", b"shorter"),
+                FieldWrite {
+                    key: crate::store::EXPIRY_FIELD,
+                    value: Some(b"remembered"),
+                },
             ],
             created,
             expires,
@@ -558,6 +562,7 @@ pub async fn load_namespace_returns_exactly_that_namespace<S: SessionStore + ?Si
         .expect("session exists");
     assert_close(loaded.created_at, created, "created_at");
     assert_close(loaded.expires_at, expires, "expires_at");
+    assert_eq!(loaded.expiry, bytes("remembered"), "the remembered expiry");
     assert_eq!(
         namespace_fields(store, &id, NS).await,
         pairs(&[("a", "1"), ("b", "2")])

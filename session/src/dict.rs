@@ -156,7 +156,8 @@ impl Session {
         self.request.set_action(Action::Destroy);
     }
 
-    /// Overrides the layer's expiry for this response's write and cookie.
+    /// Sets this session's expiry, remembered with the session from now on:
+    /// the same as [`TypedSession::set_expiry`](crate::TypedSession::set_expiry).
     pub fn set_expiry(&mut self, expiry: Expiry) {
         self.request.set_expiry(expiry);
     }
