@@ -156,7 +156,7 @@ pub struct Probe {
 const SEEDED_N: u32 = 42;
 
 async fn probe(session: TypedSession<Probe>) -> String {
-    format!("{} {}", TypedSession::is_new(&session), session.n)
+    format!("{} {}", TypedSession::is_new(&session), session.n())
 }
 
 async fn seed(mut session: TypedSession<Probe>) -> &'static str {
@@ -442,14 +442,13 @@ async fn stored(
     mut session: TypedSession<Stored>,
 ) -> String {
     let summary = format!(
-        "{} {} {:?} {} {:?} {} {}",
-        session.whole.items.len(),
-        session.items.len(),
-        session.user_id,
-        session.seven,
-        session.kind,
-        session.text.len(),
-        session.scratch,
+        "{} {} {:?} {} {:?} {}",
+        session.whole().items.len(),
+        session.items().len(),
+        session.user_id(),
+        session.seven(),
+        session.kind(),
+        session.text().len(),
     );
     match op {
         1 => *session.user_id_mut() = Some(1),
