@@ -455,7 +455,7 @@ mod tests {
                 error.0.len()
             );
         }
-        // Skipping an unknown field's deeply nested value is bounded too.
+        // Passing over an unknown field's deeply nested value is bounded too.
         #[derive(serde::Deserialize, Debug)]
         struct Nothing {}
         let mut bytes = vec![TAG_MESSAGE_PACK, 0x81, 0xa1, b'x'];
