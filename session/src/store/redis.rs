@@ -149,7 +149,7 @@ use redis::cluster_routing::Slot;
 use redis::{Cmd, RedisError, RedisWrite, Script, ToRedisArgs, Value};
 
 use super::{
-    EXPIRY_FIELD, FORWARD_WINDOW, FieldKey, FieldWrite, LoadedFields, LoadedNamespace,
+    Bytes, EXPIRY_FIELD, FORWARD_WINDOW, FieldKey, FieldWrite, LoadedFields, LoadedNamespace,
     SessionStore, StoreError,
 };
 use super::{from_unix_millis, unix_millis};
@@ -957,6 +957,15 @@ fn backend(error: RedisError) -> StoreError {
     }
 }
 
+/// One field's value in a reply: absent, or its bytes.
+fn field_value(value: Value) -> Result<Option<Bytes>, StoreError> {
+    match value {
+        Value::Nil => Ok(None),
+        Value::BulkString(bytes) => Ok(Some(bytes.into())),
+        other => Err(unexpected("a field value", &other)),
+    }
+}
+
 fn unexpected(what: &str, value: &Value) -> StoreError {
     let kind = match value {
         Value::Nil => "nil",
@@ -1029,26 +1038,36 @@ impl RedisStore {
             other => return Err(unexpected("the session's hash fields", &other)),
         };
         let mut items = items.into_iter();
-        let (Some(created), Some(expires), Some(expiry)) =
-            (items.next(), items.next(), items.next())
+        let Some((created_at, expires_at, expiry)) = self.session_head(id, &mut items).await?
         else {
-            return Err(StoreError::Malformed("a short HMGET reply".into()));
-        };
-        let Some((created_at, expires_at)) = self.times(id, &created, &expires).await? else {
             return Ok(None);
         };
-        let value = |value| match value {
-            Value::Nil => Ok(None),
-            Value::BulkString(bytes) => Ok(Some(bytes.into())),
-            other => Err(unexpected("a field value", &other)),
-        };
-        let values = items.map(value).collect::<Result<_, _>>()?;
+        let values = items.map(field_value).collect::<Result<_, _>>()?;
         Ok(Some(LoadedFields {
-            expiry: value(expiry)?,
+            expiry,
             created_at,
             expires_at,
             values,
         }))
+    }
+
+    /// The first three values of a load's reply (marker, `__expires`, the
+    /// remembered expiry): the session's times and remembered expiry, or
+    /// `None` when the marker says there is no live session.
+    async fn session_head(
+        &self,
+        id: &SessionId,
+        items: &mut std::vec::IntoIter<Value>,
+    ) -> Result<Option<(SystemTime, SystemTime, Option<Bytes>)>, StoreError> {
+        let (Some(created), Some(expires), Some(expiry)) =
+            (items.next(), items.next(), items.next())
+        else {
+            return Err(StoreError::Malformed("a short load reply".into()));
+        };
+        let Some((created_at, expires_at)) = self.times(id, &created, &expires).await? else {
+            return Ok(None);
+        };
+        Ok(Some((created_at, expires_at, field_value(expiry)?)))
     }
 
     async fn create_direct(
@@ -1235,12 +1254,8 @@ impl SessionStore for RedisStore {
             other => return Err(unexpected("the namespace's hash fields", &other)),
         };
         let mut items = items.into_iter();
-        let (Some(created), Some(expires), Some(expiry)) =
-            (items.next(), items.next(), items.next())
+        let Some((created_at, expires_at, expiry)) = self.session_head(id, &mut items).await?
         else {
-            return Err(StoreError::Malformed("a short namespace reply".into()));
-        };
-        let Some((created_at, expires_at)) = self.times(id, &created, &expires).await? else {
             return Ok(None);
         };
         let mut fields = Vec::with_capacity(items.len() / 2);
@@ -1259,11 +1274,6 @@ impl SessionStore for RedisStore {
                 ),
             }
         }
-        let expiry = match expiry {
-            Value::Nil => None,
-            Value::BulkString(bytes) => Some(bytes.into()),
-            other => return Err(unexpected("a field value", &other)),
-        };
         Ok(Some(LoadedNamespace {
             expiry,
             created_at,
