@@ -118,6 +118,12 @@ async fn none() -> &'static str {
 }
 
 async fn wide_set(Path(i): Path<u32>, mut s: TypedSession<Wide>) -> &'static str {
+    set_wide(&mut s, i);
+    "ok"
+}
+
+/// Sets field `f{i}` of `Wide` (`f11` for any larger `i`) to `i + 1`.
+pub fn set_wide(s: &mut TypedSession<Wide>, i: u32) {
     let v = i + 1;
     match i {
         0 => s.set_f0(v),
@@ -133,7 +139,6 @@ async fn wide_set(Path(i): Path<u32>, mut s: TypedSession<Wide>) -> &'static str
         10 => s.set_f10(v),
         _ => s.set_f11(v),
     }
-    "ok"
 }
 
 async fn wide_get(s: TypedSession<Wide>) -> String {

@@ -95,21 +95,7 @@ async fn slow_wide(
     let mut release = race.release.subscribe();
     race.loaded.add_permits(1);
     let _ = release.wait_for(|go| *go).await;
-    let v = i + 1;
-    match i {
-        0 => s.set_f0(v),
-        1 => s.set_f1(v),
-        2 => s.set_f2(v),
-        3 => s.set_f3(v),
-        4 => s.set_f4(v),
-        5 => s.set_f5(v),
-        6 => s.set_f6(v),
-        7 => s.set_f7(v),
-        8 => s.set_f8(v),
-        9 => s.set_f9(v),
-        10 => s.set_f10(v),
-        _ => s.set_f11(v),
-    }
+    crate::app::set_wide(&mut s, i);
     "ok"
 }
 
