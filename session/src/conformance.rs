@@ -22,7 +22,9 @@ use crate::store::{
 };
 
 mod forwards;
+mod index;
 pub use forwards::*;
+pub use index::*;
 
 /// Expands to a module `conformance` with one `#[tokio::test]` per case of
 /// the suite, each calling `$make.await` for its store. `$make` is an

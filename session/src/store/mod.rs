@@ -46,6 +46,24 @@
 //!   also deletes a forward from it. A store without forwards (the default
 //!   `forwarded`, returning `None`) still keeps every other rule; such racing
 //!   writes are then dropped and logged.
+//! - **The session index.** A field marked `#[session(index)]` (say, the
+//!   logged-in user) makes the layer write, beside it, an *index entry*: the
+//!   field of namespace [`INDEX_NAMESPACE`] named after the indexed
+//!   namespace, holding the index key (the field's value in a fixed encoding,
+//!   whatever the codec; removed when the value is the default). To a store
+//!   it is a field like any other (written, removed, moved and deleted with
+//!   the session), and a store that supports the index also answers
+//!   [`list_index`](SessionStore::list_index) and
+//!   [`end_index`](SessionStore::end_index) from it: exactly the live
+//!   sessions whose entry for that namespace holds that key. A deleted,
+//!   moved-away or expired session is never listed; after
+//!   [`move_to`](SessionStore::move_to) the new id is. Whatever "key → ids"
+//!   structure a store keeps is updated in the same atomic step as the entry
+//!   where the backend allows it, and does not grow with ended sessions
+//!   (entries of expired sessions are pruned on write or on listing). A write
+//!   without an index entry costs no index work. A store that keeps no index
+//!   refuses writes of index entries and both calls with
+//!   [`StoreError::Unsupported`] (the defaults of the two calls).
 
 use std::time::{Duration, SystemTime};
 
@@ -86,6 +104,41 @@ pub const EXPIRY_FIELD: FieldKey<'static> = FieldKey {
 /// hold the old id are applied to the session under its new id; after it,
 /// they are dropped (and logged), as after a `destroy`.
 pub const FORWARD_WINDOW: Duration = Duration::from_secs(10);
+
+/// The reserved namespace of index entries (see the [module docs](self)):
+/// field `ns` of this namespace holds the index key of namespace `ns`'s
+/// `#[session(index)]` field.
+pub const INDEX_NAMESPACE: &str = "__index";
+
+/// One index: the sessions whose index entry for `namespace` holds `key`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct IndexKey<'a> {
+    /// The indexed namespace (the field of [`INDEX_NAMESPACE`]).
+    pub namespace: &'a str,
+    /// The index key: the bytes of the index entry.
+    pub key: &'a [u8],
+}
+
+impl<'a> IndexKey<'a> {
+    /// The index entry a write sets (`Some(key)`) or removes (`None`), if the
+    /// write is one: what a store checks each write of `create` and `update`
+    /// with.
+    pub fn of_write(write: &FieldWrite<'a>) -> Option<(&'a str, Option<&'a [u8]>)> {
+        (write.key.namespace == INDEX_NAMESPACE).then_some((write.key.field, write.value))
+    }
+}
+
+/// A live session found through an index, as
+/// [`SessionStore::list_index`] returns it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexedSession {
+    /// The session's id.
+    pub id: SessionId,
+    /// When the session was created.
+    pub created_at: SystemTime,
+    /// When the session expires unless it is written or touched again.
+    pub expires_at: SystemTime,
+}
 
 /// One change to one field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -149,6 +202,10 @@ pub enum StoreError {
     /// The store call did not finish within the layer's timeout.
     #[error("session store call timed out after {0:?}")]
     Timeout(std::time::Duration),
+    /// The store does not offer what was asked (for example, a session
+    /// index on a backend that cannot enumerate sessions).
+    #[error("{0}")]
+    Unsupported(&'static str),
 }
 
 impl StoreError {
@@ -248,7 +305,33 @@ pub trait SessionStore: Send + Sync + 'static {
         let _ = id;
         Ok(None)
     }
+
+    /// The live sessions whose index entry for `index.namespace` holds
+    /// `index.key`, in no particular order (see the [module docs](self)).
+    /// The default, for a store that keeps no index, is
+    /// [`StoreError::Unsupported`].
+    async fn list_index(&self, index: IndexKey<'_>) -> Result<Vec<IndexedSession>, StoreError> {
+        let _ = index;
+        Err(StoreError::Unsupported(NO_INDEX))
+    }
+
+    /// Deletes, as [`delete`](Self::delete) does, every session
+    /// [`list_index`](Self::list_index) would list, except `except`, and
+    /// returns how many it deleted. Every such session that exists when the
+    /// call starts is gone when it returns. The default, for a store that
+    /// keeps no index, is [`StoreError::Unsupported`].
+    async fn end_index(
+        &self,
+        index: IndexKey<'_>,
+        except: Option<&SessionId>,
+    ) -> Result<usize, StoreError> {
+        let _ = (index, except);
+        Err(StoreError::Unsupported(NO_INDEX))
+    }
 }
+
+/// What a store without an index answers.
+const NO_INDEX: &str = "this session store keeps no session index (`#[session(index)]`)";
 
 #[async_trait]
 impl<S: SessionStore + ?Sized> SessionStore for std::sync::Arc<S> {
@@ -300,6 +383,16 @@ impl<S: SessionStore + ?Sized> SessionStore for std::sync::Arc<S> {
     }
     async fn forwarded(&self, id: &SessionId) -> Result<Option<SessionId>, StoreError> {
         (**self).forwarded(id).await
+    }
+    async fn list_index(&self, index: IndexKey<'_>) -> Result<Vec<IndexedSession>, StoreError> {
+        (**self).list_index(index).await
+    }
+    async fn end_index(
+        &self,
+        index: IndexKey<'_>,
+        except: Option<&SessionId>,
+    ) -> Result<usize, StoreError> {
+        (**self).end_index(index, except).await
     }
 }
 
