@@ -75,10 +75,12 @@ pub(crate) struct FieldAttrs {
     pub(crate) default_broken: bool,
     /// `skip`: the span of the key.
     pub(crate) skip: Option<Span>,
+    /// `index`: the span of the key.
+    pub(crate) index: Option<Span>,
 }
 
 const CONTAINER_KEYS: &[&str] = &["namespace", "crate"];
-const FIELD_KEYS: &[&str] = &["rename", "default", "skip"];
+const FIELD_KEYS: &[&str] = &["rename", "default", "skip", "index"];
 
 /// Parses every `#[session(...)]` attribute of the struct.
 pub(crate) fn container(attrs: &[Attribute], errors: &mut Errors) -> ContainerAttrs {
@@ -108,7 +110,7 @@ pub(crate) fn container(attrs: &[Attribute], errors: &mut Errors) -> ContainerAt
                 }
                 _ if FIELD_KEYS.contains(&key.as_str()) => {
                     skip_value(&meta)?;
-                    let example = if key == "skip" { "skip".to_owned() } else { format!("{key} = \"...\"") };
+                    let example = if matches!(key.as_str(), "skip" | "index") { key.clone() } else { format!("{key} = \"...\"") };
                     errors.at(
                         meta.path.span(),
                         format!("`{key}` is a field attribute: put `#[session({example})]` on a field, not on the struct"),
@@ -151,17 +153,8 @@ pub(crate) fn field(attrs: &[Attribute], errors: &mut Errors) -> FieldAttrs {
                         None => out.default_broken = true,
                     }
                 }
-                "skip" => {
-                    if meta.input.peek(Token![=]) || meta.input.peek(syn::token::Paren) {
-                        let span = skip_value(&meta)?;
-                        errors.at(span, "`skip` takes no value: write `#[session(skip)]`");
-                    }
-                    if out.skip.is_some() {
-                        errors.at(meta.path.span(), "`skip` is given twice; remove one");
-                    } else {
-                        out.skip = Some(meta.path.span());
-                    }
-                }
+                "skip" => flag(&meta, "skip", &mut out.skip, errors)?,
+                "index" => flag(&meta, "index", &mut out.index, errors)?,
                 _ if CONTAINER_KEYS.contains(&key.as_str()) => {
                     skip_value(&meta)?;
                     errors.at(
@@ -181,6 +174,31 @@ pub(crate) fn field(attrs: &[Attribute], errors: &mut Errors) -> FieldAttrs {
         }
     }
     out
+}
+
+/// A key without a value, like `skip`: records its span, once.
+fn flag(
+    meta: &ParseNestedMeta<'_>,
+    key: &str,
+    slot: &mut Option<Span>,
+    errors: &mut Errors,
+) -> syn::Result<()> {
+    if meta.input.peek(Token![=]) || meta.input.peek(syn::token::Paren) {
+        let span = skip_value(meta)?;
+        errors.at(
+            span,
+            format!("`{key}` takes no value: write `#[session({key})]`"),
+        );
+    }
+    if slot.is_some() {
+        errors.at(
+            meta.path.span(),
+            format!("`{key}` is given twice; remove one"),
+        );
+    } else {
+        *slot = Some(meta.path.span());
+    }
+    Ok(())
 }
 
 /// The `#[session ...]` attributes that have the list form; the others are

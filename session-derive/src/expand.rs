@@ -115,6 +115,12 @@ fn expand(model: &Model<'_>, fields: &[Field<'_>]) -> TokenStream {
                     &#private::Loaded,
                     &#private::Lazy<T>,
                 ) -> #private::Result<#private::Option<#private::Vec<::core::primitive::u8>>, #private::CodecError>,
+                index_key: fn(
+                    &#private::Loaded,
+                    &#private::Lazy<T>,
+                    ::core::primitive::usize,
+                    fn() -> T,
+                ) -> #private::Result<#private::Option<#private::Vec<::core::primitive::u8>>, #private::CodecError>,
             }
         }
     });
@@ -160,6 +166,36 @@ fn expand(model: &Model<'_>, fields: &[Field<'_>]) -> TokenStream {
         for<'__ts> #companion: ::core::marker::Send + ::core::marker::Sync + 'static,
     };
 
+    let index = model.index.as_ref().and_then(|index| {
+        let (_, names) = fields.iter().zip(&names).find(|(field, _)| {
+            field.stored.as_ref().map(|stored| stored.index) == Some(index.stored_index)
+        })?;
+        let codec_const = &names.codec_const;
+        let default_fn = &names.default_fn;
+        let position = Literal::usize_unsuffixed(index.stored_index);
+        let member = syn::Index::from(index.stored_index + 1);
+        let key_ty = &index.key_ty;
+        Some((
+            quote! {
+                const INDEX: #private::Option<::core::primitive::usize> = #private::Option::Some(#position);
+
+                fn index_key(&self) -> #private::Result<#private::Option<#private::Vec<::core::primitive::u8>>, #private::CodecError> {
+                    (#codec_const.index_key)(&self.0, &self.#member, #position, #default_fn)
+                }
+            },
+            quote! {
+                #[automatically_derived]
+                impl #private::IndexedState for #ident
+                where
+                    #thread_safe
+                {
+                    type IndexKey = #key_ty;
+                }
+            },
+        ))
+    });
+    let (index_members, indexed_impl) = index.unzip();
+
     let body = quote! {
         #[doc = #companion_doc]
         #vis struct #companion(#private::Loaded, #(#lazy_types,)*);
@@ -195,6 +231,8 @@ fn expand(model: &Model<'_>, fields: &[Field<'_>]) -> TokenStream {
                     _ => #private::Result::Ok(#private::Option::None),
                 }
             }
+
+            #index_members
         }
 
         #[allow(dead_code)]
@@ -229,6 +267,8 @@ fn expand(model: &Model<'_>, fields: &[Field<'_>]) -> TokenStream {
 
             const FIELDS: &'static [&'static #str_ty] = &[#(#stored_names),*];
         }
+
+        #indexed_impl
     };
     wrap(body)
 }
@@ -321,6 +361,7 @@ fn field_checks(
                     set: #private::Lazy::<T>::set,
                     take: #private::Lazy::<T>::take,
                     encode: #private::encode_current::<T>,
+                    index_key: #private::index_key::<T>,
                 }
             }
 

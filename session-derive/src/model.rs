@@ -40,6 +40,17 @@ pub(crate) struct Model<'a> {
     /// Every field, stored and skipped, in declaration order; `None` when
     /// the input is not a struct with named fields.
     pub(crate) fields: Option<Vec<Field<'a>>>,
+    /// The `#[session(index)]` field, if any.
+    pub(crate) index: Option<IndexField>,
+}
+
+/// The `#[session(index)]` field.
+pub(crate) struct IndexField {
+    /// Its position among the stored fields.
+    pub(crate) stored_index: usize,
+    /// The type sessions are looked up by: the field's type, or `K` for
+    /// `Option<K>`.
+    pub(crate) key_ty: TokenStream,
 }
 
 /// One named field.
@@ -201,6 +212,7 @@ impl<'a> Model<'a> {
             }
         };
 
+        let mut index_field: Option<(IndexField, &Ident)> = None;
         let fields = fields.map(|named| {
             let self_ty = input.ident.to_token_stream();
             let mut fields = Vec::with_capacity(named.named.len());
@@ -219,6 +231,15 @@ impl<'a> Model<'a> {
                 };
                 let stored = match attrs.skip {
                     Some(_) => {
+                        if let Some(span) = attrs.index {
+                            errors.at(
+                                span,
+                                format!(
+                                    "`index` needs a stored field, and `{}` is skipped: an index finds sessions by a stored value. Remove `skip`, or put `index` on a stored field",
+                                    ident.unraw()
+                                ),
+                            );
+                        }
                         if let Some(rename) = &attrs.rename {
                             errors.at(
                                 rename.key,
@@ -282,6 +303,30 @@ impl<'a> Model<'a> {
                                 ),
                             );
                         }
+                        if let Some(span) = attrs.index {
+                            match &index_field {
+                                Some((_, first)) => errors.at(
+                                    span,
+                                    format!(
+                                        "a namespace has at most one index field, and `{}` is already one: remove `index` from `{}` or from `{}`, or move one of them to a state type of its own",
+                                        first.unraw(),
+                                        ident.unraw(),
+                                        first.unraw()
+                                    ),
+                                ),
+                                None => {
+                                    let ty = replace_self(field.ty.to_token_stream(), &self_ty);
+                                    index_field = Some((
+                                        IndexField {
+                                            stored_index: index,
+                                            key_ty: option_inner(&field.ty)
+                                                .map_or(ty, |inner| replace_self(inner.to_token_stream(), &self_ty)),
+                                        },
+                                        ident,
+                                    ));
+                                }
+                            }
+                        }
                         let stored = Stored {
                             index,
                             name,
@@ -311,6 +356,7 @@ impl<'a> Model<'a> {
             krate,
             namespace,
             fields,
+            index: index_field.map(|(index, _)| index),
         }
     }
 
@@ -320,6 +366,27 @@ impl<'a> Model<'a> {
             .iter()
             .flatten()
             .filter_map(|field| field.stored.as_ref().map(|stored| (field, stored)))
+    }
+}
+
+/// `K` for a type written `Option<K>` (any path ending in `Option`).
+fn option_inner(ty: &syn::Type) -> Option<&syn::Type> {
+    let syn::Type::Path(path) = ty else {
+        return None;
+    };
+    if path.qself.is_some() {
+        return None;
+    }
+    let last = path.path.segments.last()?;
+    if last.ident != "Option" {
+        return None;
+    }
+    let syn::PathArguments::AngleBracketed(args) = &last.arguments else {
+        return None;
+    };
+    match args.args.iter().collect::<Vec<_>>().as_slice() {
+        [syn::GenericArgument::Type(inner)] => Some(inner),
+        _ => None,
     }
 }
 

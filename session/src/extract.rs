@@ -10,9 +10,10 @@ use http::request::Parts;
 
 use crate::config::Expiry;
 use crate::id::SessionId;
+use crate::index::{IndexError, SessionIndex, SessionInfo};
 use crate::private::Companion;
 use crate::request::{Action, LoadError, RequestSession};
-use crate::state::SessionState;
+use crate::state::{IndexedState, SessionState};
 
 /// One namespace of the request's session, typed.
 ///
@@ -110,6 +111,59 @@ impl<T: SessionState> TypedSession<T> {
     /// ```
     pub fn set_expiry(this: &mut Self, expiry: Expiry) {
         this.request.set_expiry(expiry);
+    }
+}
+
+/// Log out everywhere, for a state type with a `#[session(index)]` field
+/// (see [`SessionIndex`]).
+impl<T: IndexedState> TypedSession<T> {
+    /// The live sessions whose index field holds the same value as this
+    /// one's, oldest first, this one marked
+    /// [`current`](SessionInfo::current): "your devices". Empty while the
+    /// value is the default (not indexed). A session not stored yet (new in
+    /// this request) is not among them.
+    ///
+    /// ```
+    /// use typed_sessions::{IndexError, SessionState, TypedSession};
+    ///
+    /// #[derive(SessionState)]
+    /// struct Auth {
+    ///     #[session(index)]
+    ///     user: Option<String>,
+    /// }
+    ///
+    /// async fn devices(auth: TypedSession<Auth>) -> Result<String, IndexError> {
+    ///     let mut page = String::new();
+    ///     for session in TypedSession::sessions(&auth).await? {
+    ///         let mark = if session.current { "*" } else { " " };
+    ///         page.push_str(&format!("{mark} {}\n", session.tag));
+    ///     }
+    ///     Ok(page)
+    /// }
+    /// ```
+    pub async fn sessions(this: &Self) -> Result<Vec<SessionInfo>, IndexError> {
+        let Some(key) = this.companion().index_key()? else {
+            return Ok(Vec::new());
+        };
+        let current = this.request.id();
+        Self::index(this).list_key(&key, current.as_ref()).await
+    }
+
+    /// Ends every other live session whose index field holds the same value
+    /// as this one's ("log out my other devices", say after a password
+    /// change) and returns how many it ended. This session stays.
+    pub async fn end_other_sessions(this: &Self) -> Result<usize, IndexError> {
+        let Some(key) = this.companion().index_key()? else {
+            return Ok(0);
+        };
+        let current = this.request.id();
+        Self::index(this).end_key(&key, current.as_ref()).await
+    }
+
+    /// The index of this state type, to list or end the sessions of any
+    /// value (an admin action), as [`SessionLayer::index`](crate::SessionLayer::index) gives.
+    pub fn index(this: &Self) -> SessionIndex<T> {
+        SessionIndex::new(this.request.shared().clone())
     }
 }
 

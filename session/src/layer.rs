@@ -15,6 +15,7 @@ use crate::codec::{Codec, CodecChoice};
 use crate::config::{Config, ConfigError, Expiry};
 use crate::cookies;
 use crate::request::{RequestSession, Shared};
+use crate::state::IndexedState;
 use crate::store::SessionStore;
 
 /// The tower layer that gives handlers their sessions.
@@ -97,6 +98,14 @@ impl SessionLayer {
             error: config.check().err(),
             shared: Arc::new(Shared::new(config, store)),
         }
+    }
+
+    /// The index of `T`'s `#[session(index)]` field, to list or end the
+    /// sessions of a value from anywhere: a background task, an admin
+    /// endpoint (see [`SessionIndex`](crate::SessionIndex)). It uses this
+    /// layer's store and store timeout.
+    pub fn index<T: IndexedState>(&self) -> crate::SessionIndex<T> {
+        crate::SessionIndex::new(self.shared.clone())
     }
 
     /// Changes the configuration and redoes, once, the checks and the

@@ -44,6 +44,7 @@ mod cookies;
 mod dict;
 mod extract;
 mod id;
+mod index;
 mod layer;
 mod remembered;
 mod request;
@@ -60,8 +61,9 @@ pub use cookie::{Key, SameSite};
 pub use dict::{DICT_NAMESPACE, InsertError, MAX_KEY_LEN, RESERVED_KEY_PREFIX, Session};
 pub use extract::{SessionRejection, TypedSession};
 pub use id::{LogTag, RandomnessError, SessionId};
+pub use index::{IndexError, SessionIndex, SessionInfo};
 pub use layer::{SessionLayer, SessionService};
-pub use state::SessionState;
+pub use state::{IndexedState, SessionState};
 #[cfg(feature = "memcache")]
 pub use store::memcache::MemcacheStore;
 pub use store::memory::MemoryStore;

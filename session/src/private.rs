@@ -9,7 +9,7 @@ pub use core::result::Result;
 pub use std::vec::Vec;
 
 pub use crate::codec::CodecError;
-pub use crate::state::SessionState;
+pub use crate::state::{IndexedState, SessionState};
 
 use std::sync::OnceLock;
 
@@ -201,6 +201,26 @@ pub trait Companion: Send + Sync + Sized + 'static {
     /// Encodes stored field `index` if it holds a value (it always does once
     /// changed).
     fn encode_field(&self, index: usize) -> Result<Option<Vec<u8>>, CodecError>;
+    /// The stored index of the `#[session(index)]` field, if there is one.
+    const INDEX: Option<usize> = None;
+    /// The index key of the index field's current value (decoding it if
+    /// needed); `None` for the default value, which is not indexed, and for
+    /// a state without an index field.
+    fn index_key(&self) -> Result<Option<Vec<u8>>, CodecError> {
+        Ok(None)
+    }
+}
+
+/// The index key of a field's value, for [`Companion::index_key`]: `None`
+/// when it encodes as the default does.
+pub fn index_key<F: StoredField>(
+    loaded: &Loaded,
+    lazy: &Lazy<F>,
+    index: usize,
+    default: fn() -> F,
+) -> Result<Option<Vec<u8>>, CodecError> {
+    let key = crate::index::key_bytes(lazy.get(loaded, index, default))?;
+    Ok((key != crate::index::key_bytes(&default())?).then_some(key))
 }
 
 /// Encodes a field's value if it has one, for [`Companion::encode_field`].

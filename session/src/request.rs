@@ -19,7 +19,8 @@ use crate::id::SessionId;
 use crate::private::{Companion, Loaded};
 use crate::state::SessionState;
 use crate::store::{
-    EXPIRY_FIELD, FieldKey, FieldWrite, LoadedFields, LoadedNamespace, SessionStore, StoreError,
+    EXPIRY_FIELD, FieldKey, FieldWrite, INDEX_NAMESPACE, LoadedFields, LoadedNamespace,
+    SessionStore, StoreError,
 };
 
 /// What the layer shares with every request.
@@ -39,7 +40,7 @@ impl Shared {
     }
 
     /// Runs one store call under the configured timeout.
-    async fn call<T>(
+    pub(crate) async fn call<T>(
         &self,
         call: impl Future<Output = Result<T, StoreError>>,
     ) -> Result<T, StoreError> {
@@ -149,6 +150,7 @@ impl<C: Companion> ErasedSession for C {
         for (index, field) in <C::State as SessionState>::FIELDS.iter().enumerate() {
             let key = FieldKey { namespace, field };
             let stored = loaded.stored(index);
+            let written = out.len();
             if loaded.is_changed(index) {
                 if let Some(bytes) = self.encode_field(index)?
                     && stored != Some(bytes.as_slice())
@@ -157,6 +159,15 @@ impl<C: Companion> ErasedSession for C {
                 }
             } else if loaded.cleared() && stored.is_some() {
                 out.push((key, None));
+            }
+            // The index entry goes with every write of the index field, in
+            // the same store call, and with nothing else.
+            if C::INDEX == Some(index) && out.len() > written {
+                let entry = FieldKey {
+                    namespace: INDEX_NAMESPACE,
+                    field: namespace,
+                };
+                out.push((entry, self.index_key()?));
             }
         }
         Ok(())
@@ -230,6 +241,11 @@ impl RequestSession {
     }
 
     /// The stored session's id, if the request has one.
+    /// What the layer shares with every request.
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
     pub(crate) fn id(&self) -> Option<SessionId> {
         match self.state.lock().existence {
             Existence::Live { .. } => self.presented.id().cloned(),

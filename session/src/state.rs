@@ -45,3 +45,12 @@ pub trait SessionState: Sized + Send + Sync + 'static {
     /// indices used by the other items refer to this list.
     const FIELDS: &'static [&'static str];
 }
+
+/// A [`SessionState`] with a `#[session(index)]` field: its sessions can be
+/// listed and ended by that field's value (see [`SessionIndex`](crate::SessionIndex)).
+/// The derive implements it; never implement it by hand.
+pub trait IndexedState: SessionState {
+    /// The type sessions are looked up by: the index field's type, or `K`
+    /// for a field of type `Option<K>` (whose `None` is not indexed).
+    type IndexKey: serde::Serialize;
+}

@@ -10,6 +10,7 @@ pub mod dict_cases;
 pub mod expiry_cases;
 pub mod format_cases;
 pub mod http_cases;
+pub mod index_cases;
 pub mod stores;
 
 /// Expands to one module per group of cases (`cases`, `format_cases`, ...)
@@ -85,6 +86,31 @@ macro_rules! http_suite {
         );
     };
     (@cases $make:expr, $module:ident; $($case:ident),* $(,)?) => {
+        $crate::http_cases_module!($make, $module; $($case),*);
+    };
+}
+
+/// The HTTP cases of the session index (log out everywhere), for the stores
+/// that keep one, as [`http_suite!`] expands them.
+#[macro_export]
+macro_rules! http_index_suite {
+    ($make:expr) => {
+        $crate::http_cases_module!($make, index_cases;
+            index_lists_the_devices_of_the_current_user,
+            index_logout_others_keeps_only_the_current,
+            index_logout_everywhere_inside_and_outside_requests,
+            index_follows_switches_clears_logouts_and_cycles,
+            index_work_only_on_writes_of_the_index_field,
+            index_never_lists_expired_sessions,
+        );
+    };
+}
+
+/// One module of cases: one `#[tokio::test]` per case.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! http_cases_module {
+    ($make:expr, $module:ident; $($case:ident),* $(,)?) => {
         mod $module {
             #[allow(unused_imports)]
             use super::*;

@@ -6,6 +6,7 @@ use std::time::SystemTime;
 
 use async_trait::async_trait;
 use parking_lot::Mutex;
+use typed_sessions::store::{IndexKey, IndexedSession};
 use typed_sessions::{
     FieldWrite, LoadedFields, LoadedNamespace, SessionId, SessionStore, StoreError,
 };
@@ -20,6 +21,8 @@ pub enum Call {
     Touch,
     Delete,
     Move,
+    ListIndex,
+    EndIndex,
 }
 
 fn summarize(writes: &[FieldWrite<'_>]) -> (Vec<String>, usize) {
@@ -113,6 +116,18 @@ impl SessionStore for Recording {
     }
     async fn forwarded(&self, id: &SessionId) -> Result<Option<SessionId>, StoreError> {
         self.inner.forwarded(id).await
+    }
+    async fn list_index(&self, index: IndexKey<'_>) -> Result<Vec<IndexedSession>, StoreError> {
+        self.calls.lock().push(Call::ListIndex);
+        self.inner.list_index(index).await
+    }
+    async fn end_index(
+        &self,
+        index: IndexKey<'_>,
+        except: Option<&SessionId>,
+    ) -> Result<usize, StoreError> {
+        self.calls.lock().push(Call::EndIndex);
+        self.inner.end_index(index, except).await
     }
 }
 
@@ -233,5 +248,15 @@ impl SessionStore for Faulty {
     }
     async fn forwarded(&self, id: &SessionId) -> Result<Option<SessionId>, StoreError> {
         self.inner.forwarded(id).await
+    }
+    async fn list_index(&self, index: IndexKey<'_>) -> Result<Vec<IndexedSession>, StoreError> {
+        self.inner.list_index(index).await
+    }
+    async fn end_index(
+        &self,
+        index: IndexKey<'_>,
+        except: Option<&SessionId>,
+    ) -> Result<usize, StoreError> {
+        self.inner.end_index(index, except).await
     }
 }

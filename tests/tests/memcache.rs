@@ -18,6 +18,13 @@ async fn shared_store() -> MemcacheStore {
 
 typed_sessions_tests::http_suite!(async { crate::shared_store().await });
 
+/// Memcached keeps no session index: an indexed write is a loud 500.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn index_on_a_store_without_one_fails_loudly() {
+    let store = std::sync::Arc::new(shared_store().await);
+    typed_sessions_tests::index_cases::index_on_a_store_without_one_fails_loudly(store).await;
+}
+
 /// A memcached this test owns, on a spare loopback port, and the HTTP app
 /// over it: killed, requests are 500s; restarted, they work again.
 mod own_server {

@@ -2,6 +2,7 @@
 #![allow(missing_docs, clippy::unwrap_used)]
 
 typed_sessions_tests::http_suite!(async { typed_sessions::MemoryStore::default() });
+typed_sessions_tests::http_index_suite!(async { typed_sessions::MemoryStore::default() });
 
 mod layer_only {
     use std::sync::Arc;

@@ -21,6 +21,7 @@ async fn shared_store() -> MongoStore {
 }
 
 typed_sessions_tests::http_suite!(async { crate::shared_store().await });
+typed_sessions_tests::http_index_suite!(async { crate::shared_store().await });
 
 /// A SecantusDB this test owns (spare port, data on disk so it survives a
 /// restart) and the HTTP app over it: stopped, requests are 500s; restarted,

@@ -77,10 +77,12 @@ fn redis_cli_with_input(url: &str, args: &[&str], last_argument: Option<&[u8]>) 
 
 mod single {
     typed_sessions_tests::http_suite!(crate::single_store());
+    typed_sessions_tests::http_index_suite!(crate::single_store());
 }
 
 mod cluster {
     typed_sessions_tests::http_suite!(crate::cluster_store());
+    typed_sessions_tests::http_index_suite!(crate::cluster_store());
 }
 
 /// Store failures of any kind become 500s (the suite's generic fault case).
