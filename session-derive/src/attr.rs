@@ -1,6 +1,6 @@
 //! Parsing of the `#[session(...)]` attributes.
 //!
-//! Every problem is pushed to an [`Errors`] accumulator and parsing goes on,
+//! Every problem is pushed to an [`Errors`](crate::ctxt::Errors) accumulator and parsing goes on,
 //! so one compile reports every malformed key at once. Each error carries the
 //! span of the offending token and says what to write instead.
 
@@ -9,45 +9,7 @@ use syn::meta::ParseNestedMeta;
 use syn::spanned::Spanned;
 use syn::{Attribute, Expr, ExprLit, ExprPath, Lit, LitStr, Path, Token};
 
-/// Accumulates errors; they are combined into one `syn::Error` and emitted
-/// as several `compile_error!`s.
-#[derive(Default)]
-pub(crate) struct Errors(Option<syn::Error>);
-
-impl Errors {
-    /// Records an error.
-    pub(crate) fn push(&mut self, error: syn::Error) {
-        match &mut self.0 {
-            Some(all) => all.combine(error),
-            None => self.0 = Some(error),
-        }
-    }
-
-    /// Records an error spanning all of `tokens`.
-    pub(crate) fn spanned(
-        &mut self,
-        tokens: impl quote::ToTokens,
-        message: impl std::fmt::Display,
-    ) {
-        self.push(syn::Error::new_spanned(tokens, message));
-    }
-
-    /// Records an error at `span`.
-    pub(crate) fn at(&mut self, span: Span, message: impl std::fmt::Display) {
-        self.push(syn::Error::new(span, message));
-    }
-
-    /// Whether no error was recorded.
-    #[cfg(test)]
-    pub(crate) fn is_empty(&self) -> bool {
-        self.0.is_none()
-    }
-
-    /// The recorded errors, if any.
-    pub(crate) fn into_error(self) -> Option<syn::Error> {
-        self.0
-    }
-}
+use crate::ctxt::{Errors, join_and};
 
 /// A value together with the span of the key that introduced it.
 pub(crate) struct Keyed<T> {
@@ -337,7 +299,7 @@ fn parse_default_path(lit: &LitStr) -> syn::Result<ExprPath> {
 /// close.
 fn unknown_key(key: &str, place: &str, here: &[&str], elsewhere: &[&str]) -> String {
     let quoted: Vec<String> = here.iter().map(|k| format!("`{k}`")).collect();
-    let accepted = crate::model::join_and(&quoted);
+    let accepted = join_and(&quoted);
     let mut message =
         format!("unknown `session` attribute `{key}` on {place}; {place} accepts {accepted}");
     if let Some(close) = here

@@ -39,7 +39,7 @@ use syn::DeriveInput;
 use syn::ext::IdentExt;
 use syn::spanned::Spanned;
 
-use crate::attr::Errors;
+use crate::ctxt::Errors;
 use crate::model::{Accessor, DefaultExpr, Field, Model, respan};
 
 /// The whole derive: errors (if any) followed by the impl.

@@ -3,12 +3,14 @@
 //!
 //! The crate is laid out like `serde_derive`: `attr` parses the
 //! `#[session(...)]` attributes, `model` builds and checks a small model of
-//! the input, `expand` generates the code. Errors carry the span of the
+//! the input, `expand` generates the code; `ctxt` holds the error
+//! collector they share. Errors carry the span of the
 //! offending token, are all collected before anything is emitted, and come
 //! with an impl that still compiles, so that code using the state type sees
 //! no follow-on errors.
 
 mod attr;
+mod ctxt;
 mod expand;
 mod model;
 
@@ -93,9 +95,14 @@ use proc_macro::TokenStream;
 ///   `take_f()`, `TypedSession::reset`, and every request for a skipped field.
 /// - `skip`: the field is never stored and has no accessors; on every
 ///   request it starts at its default (`Default::default()`, or its
-///   `default = "..."` function: `skip` and `default` may be combined), and
-///   it can be read through the dereference. `skip` and `rename` together
-///   are an error.
+///   `default = "..."` function: `skip` and `default` may be combined).
+///   `skip` and `rename` together are an error.
+/// - `index`: the field (say, the logged-in user) is indexed: the store keeps
+///   "value → live sessions", so the sessions of a value can be listed and
+///   ended (log out everywhere; see `typed_sessions::SessionIndex`). At most
+///   one per struct, on a stored field. The derive then implements
+///   `IndexedState`, looked up by `K` for a field of type `Option<K>` and by
+///   the field's type otherwise; the default value is not indexed.
 ///
 /// Keys can be combined in one attribute or spread over several:
 /// `#[session(rename = "uid", default = "no_user")]`.
@@ -133,9 +140,10 @@ use proc_macro::TokenStream;
 ///   suggestion when a known key is close), a field key on the struct or a
 ///   struct key on a field, a key given twice;
 /// - a value of the wrong kind: `rename = 3`, `namespace = cart` (unquoted),
-///   `default = "not a path"`, `default = "f()"`, `skip = "yes"`, a key
+///   `default = "not a path"`, `default = "f()"`, `skip = "yes"`,
+///   `index = "user"`, a key
 ///   without its value (`default`);
-/// - `skip` together with `rename`;
+/// - `skip` together with `rename` or `index`; `index` on two fields;
 /// - a namespace or stored name outside the allowed set (above), empty,
 ///   longer than 64 bytes, or a namespace starting with `__`;
 /// - two fields stored under the same name (after `rename`);

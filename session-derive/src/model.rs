@@ -16,7 +16,8 @@ use syn::{
     Attribute, Data, DeriveInput, ExprPath, Fields, GenericParam, Generics, Ident, Path, Visibility,
 };
 
-use crate::attr::{self, Errors};
+use crate::attr;
+use crate::ctxt::{Errors, join_and};
 
 /// The longest namespace or stored name, in bytes.
 pub(crate) const MAX_NAME_LEN: usize = 64;
@@ -468,14 +469,6 @@ fn check_name(
         ),
     };
     errors.at(span, message);
-}
-
-/// `a`, `a and b`, `a, b and c`.
-pub(crate) fn join_and(items: &[String]) -> String {
-    match items.split_last() {
-        Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
-        _ => items.join(""),
-    }
 }
 
 /// Replaces every `Self` in `tokens` with `with`: the field types are used
