@@ -11,7 +11,7 @@ use http::request::Parts;
 
 use crate::codec::CodecError;
 use crate::config::Expiry;
-use crate::extract::{SessionRejection, rejection};
+use crate::extract::SessionRejection;
 use crate::id::{LogTag, SessionId};
 use crate::request::{Action, RequestSession};
 
@@ -202,7 +202,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Session {
             .get::<Arc<RequestSession>>()
             .cloned()
             .ok_or(SessionRejection::MissingLayer)?;
-        let dict = request.take_dict().await.map_err(rejection)?;
+        let dict = request.take_dict().await?;
         Ok(Self { dict, request })
     }
 }

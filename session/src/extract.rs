@@ -12,7 +12,7 @@ use crate::config::Expiry;
 use crate::id::SessionId;
 use crate::index::{IndexError, SessionIndex, SessionInfo};
 use crate::private::Companion;
-use crate::request::{Action, LoadError, RequestSession};
+use crate::request::{Action, RequestSession};
 use crate::state::{IndexedState, SessionState};
 
 /// One namespace of the request's session, typed.
@@ -213,11 +213,31 @@ pub enum SessionRejection {
     MissingLayer,
     /// Loading from the store failed or timed out.
     #[error("the session store failed: {0}")]
-    Store(crate::store::StoreError),
-    /// The same `TypedSession<T>` was taken twice at once, or two state types
-    /// share a namespace.
-    #[error("{0}")]
-    Misuse(String),
+    Store(#[from] crate::store::StoreError),
+    /// The same `TypedSession<T>` was taken twice at once in one request
+    /// (take it once, or drop the first before taking it again).
+    #[error(
+        "TypedSession<{state}> is already in use in this request; take it once, or drop the first before taking it again"
+    )]
+    InUse {
+        /// The state type's name.
+        state: &'static str,
+    },
+    /// Two state types use the same namespace.
+    #[error(
+        "two session types, {state} and another, use the namespace {namespace:?}; give one of them #[session(namespace = \"...\")]"
+    )]
+    NamespaceClash {
+        /// The state type being taken.
+        state: &'static str,
+        /// The namespace both use.
+        namespace: &'static str,
+    },
+    /// The dict-like [`Session`](crate::Session) was taken twice at once.
+    #[error(
+        "Session is already in use in this request; take it once, or drop the first before taking it again"
+    )]
+    DictInUse,
 }
 
 impl IntoResponse for SessionRejection {
@@ -234,14 +254,6 @@ impl IntoResponse for SessionRejection {
     }
 }
 
-/// The rejection for a failed extraction.
-pub(crate) fn rejection(error: LoadError) -> SessionRejection {
-    match error {
-        LoadError::Store(error) => SessionRejection::Store(error),
-        other => SessionRejection::Misuse(other.to_string()),
-    }
-}
-
 impl<S: Send + Sync, T: SessionState> FromRequestParts<S> for TypedSession<T> {
     type Rejection = SessionRejection;
 
@@ -251,7 +263,7 @@ impl<S: Send + Sync, T: SessionState> FromRequestParts<S> for TypedSession<T> {
             .get::<Arc<RequestSession>>()
             .cloned()
             .ok_or(SessionRejection::MissingLayer)?;
-        let session = request.take::<T>().await.map_err(rejection)?;
+        let session = request.take::<T>().await?;
         Ok(Self {
             session: Some(session),
             request,

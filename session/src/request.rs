@@ -15,6 +15,7 @@ use crate::codec::{CodecChoice, CodecError};
 use crate::config::{Config, Expiry};
 use crate::cookies::{Presented, SetCookie};
 use crate::dict::{DICT_NAMESPACE, Dict};
+use crate::extract::SessionRejection;
 use crate::id::SessionId;
 use crate::private::{Companion, Loaded};
 use crate::state::SessionState;
@@ -56,25 +57,6 @@ impl Shared {
             Err(_) => Err(StoreError::Timeout(self.config.store_timeout)),
         }
     }
-}
-
-/// Why a `TypedSession` could not be extracted.
-#[derive(Debug, thiserror::Error)]
-pub(crate) enum LoadError {
-    #[error("loading the session failed: {0}")]
-    Store(#[from] StoreError),
-    #[error(
-        "TypedSession<{0}> is already in use in this request; take it once, or drop the first before taking it again"
-    )]
-    InUse(&'static str),
-    #[error(
-        "two session types, {0} and another, use the namespace {1:?}; give one of them #[session(namespace = \"...\")]"
-    )]
-    NamespaceClash(&'static str, &'static str),
-    #[error(
-        "Session is already in use in this request; take it once, or drop the first before taking it again"
-    )]
-    DictInUse,
 }
 
 /// What the request's session is known to be.
@@ -271,7 +253,7 @@ impl RequestSession {
 
     /// Takes namespace `T` out of the request's session, loading it from the
     /// store (one round trip) the first time.
-    pub(crate) async fn take<T: SessionState>(&self) -> Result<T::Session, LoadError> {
+    pub(crate) async fn take<T: SessionState>(&self) -> Result<T::Session, SessionRejection> {
         let existence = {
             let mut state = self.state.lock();
             state.used = true;
@@ -315,19 +297,24 @@ impl RequestSession {
         )))
     }
 
-    fn unpark<T: SessionState>(slot: &mut Slot) -> Result<T::Session, LoadError> {
+    fn unpark<T: SessionState>(slot: &mut Slot) -> Result<T::Session, SessionRejection> {
         if slot.type_id != TypeId::of::<T>() {
-            return Err(LoadError::NamespaceClash(slot.type_name, T::NAMESPACE));
+            return Err(SessionRejection::NamespaceClash {
+                state: slot.type_name,
+                namespace: T::NAMESPACE,
+            });
         }
-        let parked = slot
-            .parked
-            .take()
-            .ok_or(LoadError::InUse(std::any::type_name::<T>()))?;
+        let parked = slot.parked.take().ok_or(SessionRejection::InUse {
+            state: std::any::type_name::<T>(),
+        })?;
         parked
             .into_any()
             .downcast::<T::Session>()
             .map(|session| *session)
-            .map_err(|_| LoadError::NamespaceClash(slot.type_name, T::NAMESPACE))
+            .map_err(|_| SessionRejection::NamespaceClash {
+                state: slot.type_name,
+                namespace: T::NAMESPACE,
+            })
     }
 
     /// Hands a namespace back when its `TypedSession` is dropped.
@@ -344,13 +331,13 @@ impl RequestSession {
 
     /// Takes the dict-like `Session`'s namespace out of the request's
     /// session, loading every key of it (one round trip) the first time.
-    pub(crate) async fn take_dict(&self) -> Result<Dict, LoadError> {
+    pub(crate) async fn take_dict(&self) -> Result<Dict, SessionRejection> {
         let existence = {
             let mut state = self.state.lock();
             state.used = true;
             match std::mem::replace(&mut state.dict, DictSlot::InUse) {
                 DictSlot::Parked(dict) => return Ok(dict),
-                DictSlot::InUse => return Err(LoadError::DictInUse),
+                DictSlot::InUse => return Err(SessionRejection::DictInUse),
                 DictSlot::Untaken => {}
             }
             state.existence
@@ -371,7 +358,7 @@ impl RequestSession {
         Ok(dict)
     }
 
-    async fn load_dict(&self, existence: Existence) -> Result<(Existence, Dict), LoadError> {
+    async fn load_dict(&self, existence: Existence) -> Result<(Existence, Dict), SessionRejection> {
         let id = match (existence, self.presented.id()) {
             (Existence::Absent, _) | (_, None) => return Ok((Existence::Absent, Dict::default())),
             (_, Some(id)) => id,
