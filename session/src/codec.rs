@@ -67,15 +67,30 @@ pub const TAG_JSON: u8 = 0x03;
 pub const FIRST_CUSTOM_TAG: u8 = 0x20;
 
 /// A codec's error: the value could not be encoded, or the bytes could not be
-/// decoded.
+/// decoded. Its [`source`](std::error::Error::source) is the codec's own
+/// error, when there is one.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct CodecError(pub String);
+#[error("{message}")]
+pub struct CodecError {
+    message: String,
+    source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+}
 
 impl CodecError {
-    /// Wraps any displayable error.
-    pub fn new(error: impl fmt::Display) -> Self {
-        Self(error.to_string())
+    /// Wraps a codec's error: the message is its own, and it is the source.
+    pub fn new(error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self {
+            message: error.to_string(),
+            source: Some(Box::new(error)),
+        }
+    }
+
+    /// An error with a message only.
+    pub fn msg(message: impl fmt::Display) -> Self {
+        Self {
+            message: message.to_string(),
+            source: None,
+        }
     }
 }
 
@@ -291,7 +306,7 @@ impl CodecChoice {
     /// [`MAX_MESSAGE`] bytes.
     pub(crate) fn decode<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T, CodecError> {
         let Some((&tag, body)) = bytes.split_first() else {
-            return Err(CodecError("empty stored value: no codec tag".into()));
+            return Err(CodecError::msg("empty stored value: no codec tag"));
         };
         match tag {
             TAG_MESSAGE_PACK => {
@@ -319,7 +334,7 @@ impl CodecChoice {
             }
             _ => match self {
                 Self::Custom(codec) if codec.tag() == tag => decode_erased(&**codec, body),
-                _ => Err(CodecError(format!(
+                _ => Err(CodecError::msg(format_args!(
                     "stored value has codec tag {tag:#04x}, which names no codec this layer can read"
                 ))),
             },
@@ -359,7 +374,7 @@ fn decode_erased<T: DeserializeOwned>(
         out = Some(value);
         Ok(())
     })?;
-    out.ok_or_else(|| CodecError("codec produced no value".into()))
+    out.ok_or_else(|| CodecError::msg("codec produced no value"))
 }
 
 /// Encodes `value` with `codec` as the layer stores it: tag, then body.
@@ -448,11 +463,11 @@ mod tests {
         assert!(decode_value::<Node>(&MessagePack, &nested(60)).is_ok());
         for depth in [70, 1000, 100_000] {
             let error = decode_value::<Node>(&MessagePack, &nested(depth)).unwrap_err();
-            assert!(error.0.contains("nested deeper"), "{depth}: {}", error.0);
+            assert!(error.to_string().contains("nested deeper"), "{depth}: {}", error);
             assert!(
-                error.0.len() <= MAX_MESSAGE + 3,
+                error.to_string().len() <= MAX_MESSAGE + 3,
                 "{depth}: {} bytes",
-                error.0.len()
+                error.to_string().len()
             );
         }
         // Passing over an unknown field's deeply nested value is bounded too.
@@ -471,13 +486,13 @@ mod tests {
         let mut bytes = nested(50);
         bytes.pop();
         let error = decode_value::<Node>(&MessagePack, &bytes).unwrap_err();
-        assert!(error.0.len() <= MAX_MESSAGE + 3, "{} bytes", error.0.len());
+        assert!(error.to_string().len() <= MAX_MESSAGE + 3, "{} bytes", error.to_string().len());
     }
 
     #[test]
     fn unknown_tags_are_errors() {
         let error = decode_value::<u64>(&MessagePack, b"\x7f\x01").unwrap_err();
-        assert!(error.0.contains("0x7f"), "{}", error.0);
+        assert!(error.to_string().contains("0x7f"), "{}", error);
     }
 
     /// A codec of one's own: JSON-ish through serde_json is not available
