@@ -1,12 +1,14 @@
 //! [`MemoryStore`]: sessions in this process's memory.
 
 mod forwards;
+mod index;
 mod names;
 mod sweeper;
 
 use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
@@ -14,9 +16,13 @@ use bytes::Bytes;
 use foldhash::fast::RandomState;
 use parking_lot::{Mutex, MutexGuard};
 
+use self::index::Index;
 use self::names::{NameId, Names};
 use self::sweeper::Sweeper;
-use super::{EXPIRY_FIELD, FieldWrite, LoadedFields, LoadedNamespace, SessionStore, StoreError};
+use super::{
+    EXPIRY_FIELD, FieldWrite, INDEX_NAMESPACE, IndexKey, IndexedSession, LoadedFields,
+    LoadedNamespace, SessionStore, StoreError,
+};
 use crate::id::{ID_LEN, SessionId};
 
 const SHARDS: usize = 64;
@@ -53,6 +59,10 @@ pub struct MemoryStore {
 struct Shards {
     shards: Box<[Shard]>,
     hasher: RandomState,
+    /// Counts the moves of sessions with an index entry from one shard to
+    /// another: a pass over the shards one at a time that saw it change may
+    /// have seen such a session twice or not at all.
+    index_moves: AtomicU64,
 }
 
 /// Keys are ids the server generated from 192 random bits, so a fast
@@ -77,6 +87,8 @@ struct Shard(Mutex<ShardState>);
 struct ShardState {
     sessions: Map<Key, Record>,
     names: Names,
+    /// The index entries of `sessions`, kept with them under the lock.
+    index: Index,
     /// No held session expires before this (a lower bound: sessions whose
     /// expiry moved later may still count); `0` while nothing is held.
     earliest_expiry: Nanos,
@@ -107,6 +119,11 @@ fn now() -> Nanos {
     nanos(SystemTime::now())
 }
 
+/// The id a key holds: every key was made by [`key`] from one.
+fn session_id(key: &Key) -> Option<SessionId> {
+    SessionId::parse(std::str::from_utf8(key).ok()?)
+}
+
 fn key(id: &SessionId) -> Key {
     // Every `SessionId` is `ID_LEN` characters; copying what there is keeps
     // this total without trusting that.
@@ -126,7 +143,15 @@ impl Record {
         self.fields.iter().find(|(n, _)| *n == name).map(|(_, b)| b)
     }
 
-    fn apply(&mut self, writes: &[FieldWrite<'_>], names: &mut Names) {
+    /// Applies `writes` to the session held under `session`, keeping the
+    /// shard's `index` in step with its index entries.
+    fn apply(
+        &mut self,
+        session: &Key,
+        writes: &[FieldWrite<'_>],
+        names: &mut Names,
+        index: &mut Index,
+    ) {
         let mut fields = std::mem::take(&mut self.fields).into_vec();
         // Room for exactly what is added, so the slice below needs no
         // reallocation and the allocator no spare room.
@@ -134,20 +159,33 @@ impl Record {
             fields.reserve_exact(writes.len());
         }
         for write in writes {
+            // The one check a write without an entry pays.
+            let indexed = IndexKey::of_write(write).is_some();
             match write.value {
                 Some(bytes) => {
                     let name = names.intern(write.key.namespace, write.key.field);
-                    let bytes = Bytes::copy_from_slice(bytes);
+                    let stored = Bytes::copy_from_slice(bytes);
                     match fields.iter_mut().find(|(n, _)| *n == name) {
-                        Some((_, value)) => *value = bytes,
+                        Some((_, value)) => {
+                            if indexed {
+                                index.remove(name, value, session);
+                            }
+                            *value = stored;
+                        }
                         None => {
                             fields.reserve_exact(1);
-                            fields.push((name, bytes));
+                            fields.push((name, stored));
                         }
+                    }
+                    if indexed {
+                        index.add(name, bytes, *session);
                     }
                 }
                 None => {
                     if let Some(name) = names.get(write.key.namespace, write.key.field) {
+                        if indexed && let Some((_, old)) = fields.iter().find(|(n, _)| *n == name) {
+                            index.remove(name, old, session);
+                        }
                         fields.retain(|(n, _)| *n != name);
                     }
                 }
@@ -181,11 +219,71 @@ impl Record {
 }
 
 impl ShardState {
+    /// Holds `record` under `key`, which holds nothing (or nothing live,
+    /// taken out with [`remove`](Self::remove) first); its index entries
+    /// are the caller's to add.
     fn insert(&mut self, key: Key, record: Record) {
         if self.sessions.is_empty() || record.expires_at < self.earliest_expiry {
             self.earliest_expiry = record.expires_at;
         }
         self.sessions.insert(key, record);
+    }
+
+    /// Takes a session out, with its index entries.
+    fn remove(&mut self, key: &Key) -> Option<Record> {
+        let record = self.sessions.remove(key)?;
+        self.index.forget(key, &record.fields);
+        Some(record)
+    }
+
+    /// Adds to `found` the live sessions whose entry `index` names holds
+    /// its key.
+    fn list(&self, index: IndexKey<'_>, now: Nanos, found: &mut Vec<IndexedSession>) {
+        let Some(name) = self.names.get(INDEX_NAMESPACE, index.namespace) else {
+            return;
+        };
+        found.extend(self.index.sessions(name, index.key).filter_map(|key| {
+            let record = self.sessions.get(key).filter(|r| r.is_live(now))?;
+            Some(IndexedSession {
+                id: session_id(key)?,
+                created_at: system_time(record.created_at),
+                expires_at: system_time(record.expires_at),
+            })
+        }));
+    }
+
+    /// Deletes, as `delete` does, the sessions whose entry `index` names
+    /// holds its key, but `except`; returns how many of them were live
+    /// (expired ones go too, uncounted).
+    fn end(
+        &mut self,
+        index: IndexKey<'_>,
+        except: Option<&Key>,
+        now: Nanos,
+        forwards: &forwards::Forwards,
+    ) -> usize {
+        let Some(name) = self.names.get(INDEX_NAMESPACE, index.namespace) else {
+            return 0;
+        };
+        let ending: Vec<Key> = self
+            .index
+            .sessions(name, index.key)
+            .filter(|key| Some(*key) != except)
+            .copied()
+            .collect();
+        let mut ended = 0;
+        for key in &ending {
+            let Some(record) = self.remove(key) else {
+                continue;
+            };
+            if let Some(id) = session_id(key) {
+                forwards.remove(&id);
+            }
+            if record.is_live(now) {
+                ended += 1;
+            }
+        }
+        ended
     }
 
     /// Sweeps the shard if one of its sessions may have expired and it was
@@ -195,10 +293,15 @@ impl ShardState {
             return;
         }
         let mut earliest = Nanos::MAX;
-        self.sessions.retain(|_, record| {
+        let Self {
+            sessions, index, ..
+        } = self;
+        sessions.retain(|key, record| {
             let live = record.is_live(now);
             if live {
                 earliest = earliest.min(record.expires_at);
+            } else {
+                index.forget(key, &record.fields);
             }
             live
         });
@@ -208,6 +311,7 @@ impl ShardState {
         if capacity > SHRINK_ABOVE && len < capacity / 4 {
             self.sessions.shrink_to(len * 2);
         }
+        self.index.shrink();
     }
 }
 
@@ -230,6 +334,43 @@ impl Shards {
             shard.0.lock().sweep_if_due(now());
         }
     }
+
+    /// Runs `visit` on every shard with `acc`, one lock at a time, and
+    /// returns `acc`, as if all shards were visited at one point in time:
+    /// if a session with an index entry moved from one shard to another
+    /// meanwhile (so `visit` may have seen it twice, or not at all),
+    /// `restart` gets `acc` and `visit` runs again on every shard, under
+    /// all their locks at once (taken in shard order, as moves take theirs).
+    ///
+    /// So an index call pauses the whole store only when it raced the move
+    /// of an indexed session (a login), and then only for as long as the
+    /// sessions of its key take.
+    fn visit_all<T>(
+        &self,
+        mut acc: T,
+        mut visit: impl FnMut(&mut T, &mut ShardState, Nanos),
+        restart: impl FnOnce(&mut T),
+    ) -> T {
+        let moves = self.index_moves.load(Ordering::Acquire);
+        for shard in self.shards.iter() {
+            let now = now();
+            let mut shard = shard.0.lock();
+            shard.sweep_if_due(now);
+            visit(&mut acc, &mut shard, now);
+        }
+        // A move that crossed into a shard already visited also locked the
+        // shard it left, which was visited after it, so it is counted by now.
+        if self.index_moves.load(Ordering::Acquire) == moves {
+            return acc;
+        }
+        restart(&mut acc);
+        let mut locked: Vec<_> = self.shards.iter().map(|shard| shard.0.lock()).collect();
+        let now = now();
+        for shard in &mut locked {
+            visit(&mut acc, shard, now);
+        }
+        acc
+    }
 }
 
 impl Default for MemoryStore {
@@ -237,6 +378,7 @@ impl Default for MemoryStore {
         let shards = Arc::new(Shards {
             shards: (0..SHARDS).map(|_| Shard::default()).collect(),
             hasher: RandomState::default(),
+            index_moves: AtomicU64::new(0),
         });
         Self {
             _sweeper: Sweeper::start(Arc::downgrade(&shards)),
@@ -353,8 +495,14 @@ impl SessionStore for MemoryStore {
     ) -> Result<(), StoreError> {
         let key = key(id);
         self.with_shard(id, |shard, now| {
-            if shard.sessions.get(&key).is_some_and(|r| r.is_live(now)) {
-                return Err(StoreError::IdExists);
+            match shard.sessions.get(&key) {
+                Some(record) if record.is_live(now) => return Err(StoreError::IdExists),
+                // Expired, not yet swept: its index entries go before the
+                // new session's come.
+                Some(_) => {
+                    shard.remove(&key);
+                }
+                None => {}
             }
             let mut record = Record {
                 created_at: nanos(created_at),
@@ -362,7 +510,7 @@ impl SessionStore for MemoryStore {
                 fields: Box::default(),
             };
             // Removals are ignored: the new session holds none of them.
-            record.apply(writes, &mut shard.names);
+            record.apply(&key, writes, &mut shard.names, &mut shard.index);
             shard.insert(key, record);
             Ok(())
         })
@@ -379,13 +527,14 @@ impl SessionStore for MemoryStore {
             let ShardState {
                 sessions,
                 names,
+                index,
                 earliest_expiry,
                 ..
             } = &mut *shard;
             let Some(record) = sessions.get_mut(&key).filter(|r| r.is_live(now)) else {
                 return false;
             };
-            record.apply(writes, names);
+            record.apply(&key, writes, names, index);
             if let Some(expires_at) = expires_at {
                 record.expires_at = nanos(expires_at);
                 *earliest_expiry = (*earliest_expiry).min(record.expires_at);
@@ -400,7 +549,7 @@ impl SessionStore for MemoryStore {
 
     async fn delete(&self, id: &SessionId) -> Result<(), StoreError> {
         self.with_shard(id, |shard, _| {
-            shard.sessions.remove(&key(id));
+            shard.remove(&key(id));
             self.forwards.remove(id);
         });
         Ok(())
@@ -444,6 +593,28 @@ impl SessionStore for MemoryStore {
     async fn forwarded(&self, id: &SessionId) -> Result<Option<SessionId>, StoreError> {
         Ok(self.forwards.get(id, SystemTime::now()))
     }
+
+    async fn list_index(&self, index: IndexKey<'_>) -> Result<Vec<IndexedSession>, StoreError> {
+        Ok(self.shards.visit_all(
+            Vec::new(),
+            |found, shard, now| shard.list(index, now, found),
+            Vec::clear,
+        ))
+    }
+
+    async fn end_index(
+        &self,
+        index: IndexKey<'_>,
+        except: Option<&SessionId>,
+    ) -> Result<usize, StoreError> {
+        let except = except.map(key);
+        // The sessions ended by the first pass stay ended and counted.
+        Ok(self.shards.visit_all(
+            0,
+            |ended, shard, now| *ended += shard.end(index, except.as_ref(), now, &self.forwards),
+            |_| {},
+        ))
+    }
 }
 
 impl MemoryStore {
@@ -476,16 +647,28 @@ impl MemoryStore {
         if live(to_shard.as_deref().unwrap_or(from_shard), &to_key) {
             return Err(StoreError::IdExists);
         }
-        let Some(mut record) = from_shard.sessions.remove(&from_key) else {
+        let Some(mut record) = from_shard.remove(&from_key) else {
             return Ok(false);
         };
         record.expires_at = nanos(expires_at);
-        match to_shard {
-            None => from_shard.insert(to_key, record),
-            Some(to_shard) => {
-                let record = record.renamed(&from_shard.names, &mut to_shard.names);
-                to_shard.insert(to_key, record);
-            }
+        let crosses = to_shard.is_some();
+        let (record, to_shard) = match to_shard {
+            None => (record, from_shard),
+            Some(to_shard) => (
+                record.renamed(&from_shard.names, &mut to_shard.names),
+                to_shard,
+            ),
+        };
+        // An expired session under `to`, not yet swept, makes room, index
+        // entries and all.
+        to_shard.remove(&to_key);
+        let indexed = to_shard
+            .index
+            .remember(to_key, &record.fields, &to_shard.names);
+        to_shard.insert(to_key, record);
+        if crosses && indexed {
+            // Under both locks: see `Shards::visit_all`.
+            self.shards.index_moves.fetch_add(1, Ordering::AcqRel);
         }
         self.forwards.insert(from, to, now);
         Ok(true)
