@@ -120,6 +120,12 @@ impl Index {
         }
     }
 
+    /// Whether the index holds no table at all.
+    #[cfg(test)]
+    pub(super) fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
     /// How many (entry, session) pairs the index holds.
     #[cfg(test)]
     pub(super) fn len(&self) -> usize {
