@@ -14,9 +14,14 @@ use super::names::{NameId, Names};
 use super::{Key, Map, SHRINK_ABOVE};
 use crate::store::INDEX_NAMESPACE;
 
-/// The ids of the sessions that share one index key: server-generated, so
-/// the fast hash of the session table is enough for them too.
-type Ids = HashSet<Key, foldhash::fast::RandomState>;
+/// The sessions that share one index key. A shard mostly holds one
+/// session of a key (a user's few sessions are spread over all shards), so
+/// one is held inline; more go to a set, which needs only the fast hash of
+/// the session table: the ids are server-generated.
+enum Ids {
+    One(Key),
+    Many(HashSet<Key, foldhash::fast::RandomState>),
+}
 
 /// Index keys to sessions. Keys are the application's values (a user name,
 /// say), which a client may choose, so they get the standard library's
@@ -36,11 +41,9 @@ impl Index {
     pub(super) fn add(&mut self, name: NameId, key: &[u8], session: Key) {
         let keys = self.entries.entry(name).or_default();
         match keys.get_mut(key) {
-            Some(ids) => {
-                ids.insert(session);
-            }
+            Some(ids) => ids.insert(session),
             None => {
-                keys.insert(key.into(), Ids::from_iter([session]));
+                keys.insert(key.into(), Ids::One(session));
             }
         }
     }
@@ -54,14 +57,11 @@ impl Index {
         let Some(ids) = keys.get_mut(key) else {
             return;
         };
-        ids.remove(session);
-        if ids.is_empty() {
+        if ids.remove(session) {
             keys.remove(key);
             if keys.is_empty() {
                 self.entries.remove(&name);
             }
-        } else {
-            shrink_set(ids);
         }
     }
 
@@ -106,7 +106,7 @@ impl Index {
             .get(&name)
             .and_then(|keys| keys.get(key))
             .into_iter()
-            .flatten()
+            .flat_map(Ids::iter)
     }
 
     /// After a sweep: tables of keys using less than a quarter of their
@@ -132,16 +132,53 @@ impl Index {
         self.entries
             .values()
             .flat_map(|keys| keys.values())
-            .map(|ids| ids.len())
+            .map(|ids| ids.iter().count())
             .sum()
     }
 }
 
-/// A key that held many sessions and now holds few gives the room back.
-fn shrink_set(ids: &mut Ids) {
-    let (len, capacity) = (ids.len(), ids.capacity());
-    if capacity > SHRINK_ABOVE && len < capacity / 4 {
-        ids.shrink_to(len * 2);
+impl Ids {
+    fn insert(&mut self, session: Key) {
+        match self {
+            Self::One(one) if *one == session => {}
+            Self::One(one) => {
+                *self = Self::Many([*one, session].into_iter().collect());
+            }
+            Self::Many(many) => {
+                many.insert(session);
+            }
+        }
+    }
+
+    /// Takes `session` out; whether none are left.
+    fn remove(&mut self, session: &Key) -> bool {
+        match self {
+            Self::One(one) => one == session,
+            Self::Many(many) => {
+                many.remove(session);
+                if many.len() == 1
+                    && let Some(last) = many.iter().next()
+                {
+                    *self = Self::One(*last);
+                    return false;
+                }
+                // A key that held many sessions and now holds few gives
+                // the room back.
+                let (len, capacity) = (many.len(), many.capacity());
+                if capacity > SHRINK_ABOVE && len < capacity / 4 {
+                    many.shrink_to(len * 2);
+                }
+                many.is_empty()
+            }
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &Key> {
+        let (one, many) = match self {
+            Self::One(one) => (Some(one), None),
+            Self::Many(many) => (None, Some(many)),
+        };
+        one.into_iter().chain(many.into_iter().flatten())
     }
 }
 
@@ -169,6 +206,27 @@ mod tests {
         assert_eq!(index.entries[&user].len(), 1, "only bob's key is left");
         index.remove(user, b"bob", &session(3));
         assert!(index.entries.is_empty());
+    }
+
+    #[test]
+    fn a_key_of_many_sessions_gives_its_room_back() {
+        let mut names = Names::default();
+        let user = names.intern(INDEX_NAMESPACE, "User");
+        let mut index = Index::default();
+        for n in 0..200 {
+            index.add(user, b"ada", session(n));
+        }
+        index.add(user, b"ada", session(7));
+        assert_eq!(index.len(), 200, "a session is held once");
+        for n in 1..200 {
+            index.remove(user, b"ada", &session(n));
+        }
+        assert!(matches!(
+            index.entries[&user].get(&b"ada"[..]),
+            Some(Ids::One(last)) if *last == session(0)
+        ));
+        index.remove(user, b"ada", &session(0));
+        assert!(index.is_empty());
     }
 
     #[test]
