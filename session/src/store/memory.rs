@@ -44,11 +44,43 @@ const SHRINK_ABOVE: usize = 64;
 /// returned. Expired sessions are swept shard by shard, each at
 /// most once a second: by the store calls that reach a shard, and for an
 /// idle store by a background thread that the store stops when it is
-/// dropped. No call pauses the whole store, and tables shrink after a mass
-/// expiry so the memory can be reused. Field names are stored once per
-/// shard, not per session: a session of one small field takes about 200
-/// bytes. Sessions are lost when the process exits, and are not shared
-/// between processes.
+/// dropped. No call pauses the whole store (but see the session index
+/// below), and tables shrink after a mass expiry so the memory can be
+/// reused. Field names are stored once per shard, not per session: a
+/// session of one small field takes about 200 bytes. Sessions are lost
+/// when the process exits, and are not shared between processes.
+///
+/// # Session index
+///
+/// The store keeps the session index (`#[session(index)]`, see
+/// [`SessionStore::list_index`]) inside the shards: each shard maps each
+/// index entry and key to the sessions of that shard holding it, and
+/// changes that map under its lock in the same step as the session, so it
+/// is always exact. A create or update that writes an entry moves the
+/// session from its old key to the new one; a delete, a sweep of an expired
+/// session and [`end_index`](SessionStore::end_index) take its entries out
+/// with it; a move takes them to the new id. The index therefore never
+/// holds more than the sessions the store holds, and a key left without
+/// sessions is dropped.
+///
+/// [`list_index`](SessionStore::list_index) and
+/// [`end_index`](SessionStore::end_index) visit the shards one lock at a
+/// time, skipping expired sessions. A session with an entry that moves to
+/// another shard meanwhile (a login cycling its id) could be seen twice or
+/// not at all, so moves of such sessions are counted, and a call that raced
+/// one visits every shard again holding all their locks: only then does an
+/// index call pause the whole store, for as long as the sessions of its key
+/// take. So a listing is exact as of one moment, and every session holding
+/// the key when `end_index` starts is gone when it returns.
+///
+/// What it costs: a session without an entry takes no more memory than
+/// before and a write without one does no index work beyond comparing its
+/// namespace with [`INDEX_NAMESPACE`]. A session with an entry holds one
+/// more field, and the index holds its id (inline when it is its key's
+/// only session in the shard) and each key's bytes once per shard: about
+/// 240 bytes more per session when every session has a key of its own,
+/// about 120 bytes when many share a key. Listing or ending a key costs one
+/// lock and lookup per shard (64) plus the key's sessions.
 pub struct MemoryStore {
     shards: Arc<Shards>,
     forwards: forwards::Forwards,
