@@ -4,10 +4,21 @@
 #![cfg(all(feature = "conformance", feature = "memcache"))]
 #![allow(missing_docs, clippy::expect_used)]
 
-typed_sessions::store_conformance_tests!(async {
+use typed_sessions::store::memcache::MemcacheStore;
+
+async fn store() -> MemcacheStore {
     let url =
         std::env::var("MEMCACHE_URL").unwrap_or_else(|_| "memcache://127.0.0.1:11211".to_owned());
-    typed_sessions::store::memcache::MemcacheStore::connect(&url)
+    MemcacheStore::connect(&url)
         .await
         .expect("memcached at MEMCACHE_URL (start it with scripts/test-servers.sh)")
-});
+}
+
+typed_sessions::store_conformance_tests!(store());
+
+/// Memcached cannot enumerate sessions: the store refuses index entries
+/// and both index calls, changing nothing.
+#[tokio::test]
+async fn index_is_refused() {
+    typed_sessions::conformance::index_is_refused(&store().await).await;
+}

@@ -3,3 +3,4 @@
 #![allow(missing_docs)]
 
 typed_sessions::store_conformance_tests!(async { typed_sessions::MemoryStore::default() });
+typed_sessions::store_index_conformance_tests!(async { typed_sessions::MemoryStore::default() });

@@ -341,6 +341,7 @@ pub async fn index_is_refused<S: SessionStore + ?Sized>(store: &S) {
             .await,
         Err(StoreError::Unsupported(_))
     ));
+    assert_eq!(load(store, &id, NS, &[]).await, None, "nothing created");
     let plain = create_with(store, &[set(NS, "a", b"1")]).await;
     assert!(matches!(
         store.update(&plain, &[entry(NS, &key)], None).await,

@@ -14,8 +14,8 @@ pub use memcache::exp::{AsyncMetaClient, MetaClientBuilder};
 use memcache::exp::{Delete, Get, GetStatus, Meta, MutationStatus, Set, Ttl};
 
 use super::{
-    EXPIRY_FIELD, FORWARD_WINDOW, FieldWrite, LoadedFields, LoadedNamespace, SessionStore,
-    StoreError, unix_millis,
+    EXPIRY_FIELD, FORWARD_WINDOW, FieldWrite, IndexKey, LoadedFields, LoadedNamespace,
+    SessionStore, StoreError, unix_millis,
 };
 use crate::id::SessionId;
 
@@ -37,6 +37,11 @@ pub const MAX_ATTEMPTS: u32 = 32;
 
 /// Memcached reads a TTL above this many seconds as an absolute Unix time.
 const MAX_RELATIVE_TTL: u64 = 30 * 24 * 60 * 60;
+
+/// What a write of an index entry fails with (see *Session index* on
+/// [`MemcacheStore`]).
+const NO_INDEX: &str = "MemcacheStore keeps no session index: Memcached cannot enumerate \
+     sessions, so a `#[session(index)]` field needs RedisStore, MongoStore or MemoryStore";
 
 /// Sessions in Memcached: one item per session, holding all of its fields.
 ///
@@ -144,6 +149,23 @@ const MAX_RELATIVE_TTL: u64 = 30 * 24 * 60 * 60;
 /// on every refused store, so stale data cannot outlive a failed write)
 /// and the session is lost. Nothing is ever truncated. Namespace and field names
 /// are limited to 65535 bytes, the key (`{prefix}{id}`) to 250 bytes.
+///
+/// # Session index
+///
+/// Memcached cannot enumerate its keys, so this store keeps no session
+/// index: a `#[session(index)]` field ("log out everywhere") needs
+/// `RedisStore`, `MongoStore` or [`MemoryStore`](super::memory::MemoryStore).
+/// A [`create`](SessionStore::create) or [`update`](SessionStore::update)
+/// that writes or removes an index entry (a field of
+/// [`INDEX_NAMESPACE`](super::INDEX_NAMESPACE)) fails with
+/// [`StoreError::Unsupported`], saying so, before anything is sent: the
+/// session stays as it was, and the misconfiguration shows on the first
+/// write of the indexed field. [`list_index`](SessionStore::list_index)
+/// and [`end_index`](SessionStore::end_index) fail the same way. A record
+/// kept per index key and maintained with compare-and-swap was the
+/// alternative; it was left out because Memcached may evict it at any time
+/// (LRU), and an index that silently forgets sessions would let "log out
+/// everywhere" miss some.
 ///
 /// # Failures
 ///
@@ -576,6 +598,7 @@ impl SessionStore for MemcacheStore {
         created_at: SystemTime,
         expires_at: SystemTime,
     ) -> Result<(), StoreError> {
+        refuse_index_entries(writes)?;
         let fields = record::merge(&[], writes);
         let value = self.encode(id, unix_millis(created_at), expires_at, &fields)?;
         self.create_item(id, &self.key(id), &value, expires_at)
@@ -589,6 +612,7 @@ impl SessionStore for MemcacheStore {
         writes: &[FieldWrite<'_>],
         expires_at: Option<SystemTime>,
     ) -> Result<bool, StoreError> {
+        refuse_index_entries(writes)?;
         self.modify(id, expires_at, |stored, expires_at| {
             let fields = record::merge(&stored.fields, writes);
             self.encode(id, stored.created_at, expires_at, &fields)
@@ -699,6 +723,18 @@ const FORWARD_NAMESPACE: &[u8] = b"__forward";
 /// `__forward.to` and the end of the window, Unix milliseconds as a
 /// big-endian u64, in `__forward.until`. Its memcached TTL ends with the
 /// window.
+/// `Unsupported` for writes that set or remove an index entry: this store
+/// keeps no index (see *Session index* on [`MemcacheStore`]).
+fn refuse_index_entries(writes: &[FieldWrite<'_>]) -> Result<(), StoreError> {
+    if writes
+        .iter()
+        .any(|write| IndexKey::of_write(write).is_some())
+    {
+        return Err(StoreError::Unsupported(NO_INDEX));
+    }
+    Ok(())
+}
+
 fn forward_record(to: &SessionId, until: SystemTime) -> Vec<u8> {
     let until = unix_millis(until).to_be_bytes();
     let fields = [
@@ -837,6 +873,30 @@ fn parse_url(url: &str) -> Result<Vec<String>, StoreError> {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn index_entries_are_refused_whether_set_or_removed() {
+        use crate::store::{FieldKey, INDEX_NAMESPACE};
+        let write = |namespace, value| FieldWrite {
+            key: FieldKey {
+                namespace,
+                field: "User",
+            },
+            value,
+        };
+        for value in [Some(&b"ada"[..]), None] {
+            let writes = [
+                write("User", Some(&b"1"[..])),
+                write(INDEX_NAMESPACE, value),
+            ];
+            let Err(error) = refuse_index_entries(&writes) else {
+                panic!("{value:?} accepted");
+            };
+            assert!(matches!(error, StoreError::Unsupported(_)));
+            assert!(error.to_string().contains("#[session(index)]"), "{error}");
+        }
+        assert!(refuse_index_entries(&[write("User", None), write("__", None)]).is_ok());
+    }
 
     #[test]
     fn errors_never_carry_the_key() {

@@ -1,12 +1,14 @@
 //! [`MemoryStore`]: sessions in this process's memory.
 
 mod forwards;
+mod index;
 mod names;
 mod sweeper;
 
 use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
@@ -14,9 +16,13 @@ use bytes::Bytes;
 use foldhash::fast::RandomState;
 use parking_lot::{Mutex, MutexGuard};
 
+use self::index::Index;
 use self::names::{NameId, Names};
 use self::sweeper::Sweeper;
-use super::{EXPIRY_FIELD, FieldWrite, LoadedFields, LoadedNamespace, SessionStore, StoreError};
+use super::{
+    EXPIRY_FIELD, FieldWrite, INDEX_NAMESPACE, IndexKey, IndexedSession, LoadedFields,
+    LoadedNamespace, SessionStore, StoreError,
+};
 use crate::id::{ID_LEN, SessionId};
 
 const SHARDS: usize = 64;
@@ -38,11 +44,43 @@ const SHRINK_ABOVE: usize = 64;
 /// returned. Expired sessions are swept shard by shard, each at
 /// most once a second: by the store calls that reach a shard, and for an
 /// idle store by a background thread that the store stops when it is
-/// dropped. No call pauses the whole store, and tables shrink after a mass
-/// expiry so the memory can be reused. Field names are stored once per
-/// shard, not per session: a session of one small field takes about 200
-/// bytes. Sessions are lost when the process exits, and are not shared
-/// between processes.
+/// dropped. No call pauses the whole store (but see the session index
+/// below), and tables shrink after a mass expiry so the memory can be
+/// reused. Field names are stored once per shard, not per session: a
+/// session of one small field takes about 200 bytes. Sessions are lost
+/// when the process exits, and are not shared between processes.
+///
+/// # Session index
+///
+/// The store keeps the session index (`#[session(index)]`, see
+/// [`SessionStore::list_index`]) inside the shards: each shard maps each
+/// index entry and key to the sessions of that shard holding it, and
+/// changes that map under its lock in the same step as the session, so it
+/// is always exact. A create or update that writes an entry moves the
+/// session from its old key to the new one; a delete, a sweep of an expired
+/// session and [`end_index`](SessionStore::end_index) take its entries out
+/// with it; a move takes them to the new id. The index therefore never
+/// holds more than the sessions the store holds, and a key left without
+/// sessions is dropped.
+///
+/// [`list_index`](SessionStore::list_index) and
+/// [`end_index`](SessionStore::end_index) visit the shards one lock at a
+/// time, skipping expired sessions. A session with an entry that moves to
+/// another shard meanwhile (a login cycling its id) could be seen twice or
+/// not at all, so moves of such sessions are counted, and a call that raced
+/// one visits every shard again holding all their locks: only then does an
+/// index call pause the whole store, for as long as the sessions of its key
+/// take. So a listing is exact as of one moment, and every session holding
+/// the key when `end_index` starts is gone when it returns.
+///
+/// What it costs: a session without an entry takes no more memory than
+/// before and a write without one does no index work beyond comparing its
+/// namespace with [`INDEX_NAMESPACE`]. A session with an entry holds one
+/// more field, and the index holds its id (inline when it is its key's
+/// only session in the shard) and each key's bytes once per shard: about
+/// 240 bytes more per session when every session has a key of its own,
+/// about 120 bytes when many share a key. Listing or ending a key costs one
+/// lock and lookup per shard (64) plus the key's sessions.
 pub struct MemoryStore {
     shards: Arc<Shards>,
     forwards: forwards::Forwards,
@@ -53,6 +91,10 @@ pub struct MemoryStore {
 struct Shards {
     shards: Box<[Shard]>,
     hasher: RandomState,
+    /// Counts the moves of sessions with an index entry from one shard to
+    /// another: a pass over the shards one at a time that saw it change may
+    /// have seen such a session twice or not at all.
+    index_moves: AtomicU64,
 }
 
 /// Keys are ids the server generated from 192 random bits, so a fast
@@ -77,6 +119,8 @@ struct Shard(Mutex<ShardState>);
 struct ShardState {
     sessions: Map<Key, Record>,
     names: Names,
+    /// The index entries of `sessions`, kept with them under the lock.
+    index: Index,
     /// No held session expires before this (a lower bound: sessions whose
     /// expiry moved later may still count); `0` while nothing is held.
     earliest_expiry: Nanos,
@@ -107,6 +151,11 @@ fn now() -> Nanos {
     nanos(SystemTime::now())
 }
 
+/// The id a key holds: every key was made by [`key`] from one.
+fn session_id(key: &Key) -> Option<SessionId> {
+    SessionId::parse(std::str::from_utf8(key).ok()?)
+}
+
 fn key(id: &SessionId) -> Key {
     // Every `SessionId` is `ID_LEN` characters; copying what there is keeps
     // this total without trusting that.
@@ -126,7 +175,15 @@ impl Record {
         self.fields.iter().find(|(n, _)| *n == name).map(|(_, b)| b)
     }
 
-    fn apply(&mut self, writes: &[FieldWrite<'_>], names: &mut Names) {
+    /// Applies `writes` to the session held under `session`, keeping the
+    /// shard's `index` in step with its index entries.
+    fn apply(
+        &mut self,
+        session: &Key,
+        writes: &[FieldWrite<'_>],
+        names: &mut Names,
+        index: &mut Index,
+    ) {
         let mut fields = std::mem::take(&mut self.fields).into_vec();
         // Room for exactly what is added, so the slice below needs no
         // reallocation and the allocator no spare room.
@@ -134,20 +191,33 @@ impl Record {
             fields.reserve_exact(writes.len());
         }
         for write in writes {
+            // The one check a write without an entry pays.
+            let indexed = IndexKey::of_write(write).is_some();
             match write.value {
                 Some(bytes) => {
                     let name = names.intern(write.key.namespace, write.key.field);
-                    let bytes = Bytes::copy_from_slice(bytes);
+                    let stored = Bytes::copy_from_slice(bytes);
                     match fields.iter_mut().find(|(n, _)| *n == name) {
-                        Some((_, value)) => *value = bytes,
+                        Some((_, value)) => {
+                            if indexed {
+                                index.remove(name, value, session);
+                            }
+                            *value = stored;
+                        }
                         None => {
                             fields.reserve_exact(1);
-                            fields.push((name, bytes));
+                            fields.push((name, stored));
                         }
+                    }
+                    if indexed {
+                        index.add(name, bytes, *session);
                     }
                 }
                 None => {
                     if let Some(name) = names.get(write.key.namespace, write.key.field) {
+                        if indexed && let Some((_, old)) = fields.iter().find(|(n, _)| *n == name) {
+                            index.remove(name, old, session);
+                        }
                         fields.retain(|(n, _)| *n != name);
                     }
                 }
@@ -181,11 +251,71 @@ impl Record {
 }
 
 impl ShardState {
+    /// Holds `record` under `key`, which holds nothing (or nothing live,
+    /// taken out with [`remove`](Self::remove) first); its index entries
+    /// are the caller's to add.
     fn insert(&mut self, key: Key, record: Record) {
         if self.sessions.is_empty() || record.expires_at < self.earliest_expiry {
             self.earliest_expiry = record.expires_at;
         }
         self.sessions.insert(key, record);
+    }
+
+    /// Takes a session out, with its index entries.
+    fn remove(&mut self, key: &Key) -> Option<Record> {
+        let record = self.sessions.remove(key)?;
+        self.index.forget(key, &record.fields);
+        Some(record)
+    }
+
+    /// Adds to `found` the live sessions whose entry `index` names holds
+    /// its key.
+    fn list(&self, index: IndexKey<'_>, now: Nanos, found: &mut Vec<IndexedSession>) {
+        let Some(name) = self.names.get(INDEX_NAMESPACE, index.namespace) else {
+            return;
+        };
+        found.extend(self.index.sessions(name, index.key).filter_map(|key| {
+            let record = self.sessions.get(key).filter(|r| r.is_live(now))?;
+            Some(IndexedSession {
+                id: session_id(key)?,
+                created_at: system_time(record.created_at),
+                expires_at: system_time(record.expires_at),
+            })
+        }));
+    }
+
+    /// Deletes, as `delete` does, the sessions whose entry `index` names
+    /// holds its key, but `except`; returns how many of them were live
+    /// (expired ones go too, uncounted).
+    fn end(
+        &mut self,
+        index: IndexKey<'_>,
+        except: Option<&Key>,
+        now: Nanos,
+        forwards: &forwards::Forwards,
+    ) -> usize {
+        let Some(name) = self.names.get(INDEX_NAMESPACE, index.namespace) else {
+            return 0;
+        };
+        let ending: Vec<Key> = self
+            .index
+            .sessions(name, index.key)
+            .filter(|key| Some(*key) != except)
+            .copied()
+            .collect();
+        let mut ended = 0;
+        for key in &ending {
+            let Some(record) = self.remove(key) else {
+                continue;
+            };
+            if let Some(id) = session_id(key) {
+                forwards.remove(&id);
+            }
+            if record.is_live(now) {
+                ended += 1;
+            }
+        }
+        ended
     }
 
     /// Sweeps the shard if one of its sessions may have expired and it was
@@ -195,10 +325,15 @@ impl ShardState {
             return;
         }
         let mut earliest = Nanos::MAX;
-        self.sessions.retain(|_, record| {
+        let Self {
+            sessions, index, ..
+        } = self;
+        sessions.retain(|key, record| {
             let live = record.is_live(now);
             if live {
                 earliest = earliest.min(record.expires_at);
+            } else {
+                index.forget(key, &record.fields);
             }
             live
         });
@@ -208,6 +343,7 @@ impl ShardState {
         if capacity > SHRINK_ABOVE && len < capacity / 4 {
             self.sessions.shrink_to(len * 2);
         }
+        self.index.shrink();
     }
 }
 
@@ -230,6 +366,43 @@ impl Shards {
             shard.0.lock().sweep_if_due(now());
         }
     }
+
+    /// Runs `visit` on every shard with `acc`, one lock at a time, and
+    /// returns `acc`, as if all shards were visited at one point in time:
+    /// if a session with an index entry moved from one shard to another
+    /// meanwhile (so `visit` may have seen it twice, or not at all),
+    /// `restart` gets `acc` and `visit` runs again on every shard, under
+    /// all their locks at once (taken in shard order, as moves take theirs).
+    ///
+    /// So an index call pauses the whole store only when it raced the move
+    /// of an indexed session (a login), and then only for as long as the
+    /// sessions of its key take.
+    fn visit_all<T>(
+        &self,
+        mut acc: T,
+        mut visit: impl FnMut(&mut T, &mut ShardState, Nanos),
+        restart: impl FnOnce(&mut T),
+    ) -> T {
+        let moves = self.index_moves.load(Ordering::Acquire);
+        for shard in self.shards.iter() {
+            let now = now();
+            let mut shard = shard.0.lock();
+            shard.sweep_if_due(now);
+            visit(&mut acc, &mut shard, now);
+        }
+        // A move that crossed into a shard already visited also locked the
+        // shard it left, which was visited after it, so it is counted by now.
+        if self.index_moves.load(Ordering::Acquire) == moves {
+            return acc;
+        }
+        restart(&mut acc);
+        let mut locked: Vec<_> = self.shards.iter().map(|shard| shard.0.lock()).collect();
+        let now = now();
+        for shard in &mut locked {
+            visit(&mut acc, shard, now);
+        }
+        acc
+    }
 }
 
 impl Default for MemoryStore {
@@ -237,6 +410,7 @@ impl Default for MemoryStore {
         let shards = Arc::new(Shards {
             shards: (0..SHARDS).map(|_| Shard::default()).collect(),
             hasher: RandomState::default(),
+            index_moves: AtomicU64::new(0),
         });
         Self {
             _sweeper: Sweeper::start(Arc::downgrade(&shards)),
@@ -353,8 +527,14 @@ impl SessionStore for MemoryStore {
     ) -> Result<(), StoreError> {
         let key = key(id);
         self.with_shard(id, |shard, now| {
-            if shard.sessions.get(&key).is_some_and(|r| r.is_live(now)) {
-                return Err(StoreError::IdExists);
+            match shard.sessions.get(&key) {
+                Some(record) if record.is_live(now) => return Err(StoreError::IdExists),
+                // Expired, not yet swept: its index entries go before the
+                // new session's come.
+                Some(_) => {
+                    shard.remove(&key);
+                }
+                None => {}
             }
             let mut record = Record {
                 created_at: nanos(created_at),
@@ -362,7 +542,7 @@ impl SessionStore for MemoryStore {
                 fields: Box::default(),
             };
             // Removals are ignored: the new session holds none of them.
-            record.apply(writes, &mut shard.names);
+            record.apply(&key, writes, &mut shard.names, &mut shard.index);
             shard.insert(key, record);
             Ok(())
         })
@@ -379,13 +559,14 @@ impl SessionStore for MemoryStore {
             let ShardState {
                 sessions,
                 names,
+                index,
                 earliest_expiry,
                 ..
             } = &mut *shard;
             let Some(record) = sessions.get_mut(&key).filter(|r| r.is_live(now)) else {
                 return false;
             };
-            record.apply(writes, names);
+            record.apply(&key, writes, names, index);
             if let Some(expires_at) = expires_at {
                 record.expires_at = nanos(expires_at);
                 *earliest_expiry = (*earliest_expiry).min(record.expires_at);
@@ -400,7 +581,7 @@ impl SessionStore for MemoryStore {
 
     async fn delete(&self, id: &SessionId) -> Result<(), StoreError> {
         self.with_shard(id, |shard, _| {
-            shard.sessions.remove(&key(id));
+            shard.remove(&key(id));
             self.forwards.remove(id);
         });
         Ok(())
@@ -444,6 +625,28 @@ impl SessionStore for MemoryStore {
     async fn forwarded(&self, id: &SessionId) -> Result<Option<SessionId>, StoreError> {
         Ok(self.forwards.get(id, SystemTime::now()))
     }
+
+    async fn list_index(&self, index: IndexKey<'_>) -> Result<Vec<IndexedSession>, StoreError> {
+        Ok(self.shards.visit_all(
+            Vec::new(),
+            |found, shard, now| shard.list(index, now, found),
+            Vec::clear,
+        ))
+    }
+
+    async fn end_index(
+        &self,
+        index: IndexKey<'_>,
+        except: Option<&SessionId>,
+    ) -> Result<usize, StoreError> {
+        let except = except.map(key);
+        // The sessions ended by the first pass stay ended and counted.
+        Ok(self.shards.visit_all(
+            0,
+            |ended, shard, now| *ended += shard.end(index, except.as_ref(), now, &self.forwards),
+            |_| {},
+        ))
+    }
 }
 
 impl MemoryStore {
@@ -476,16 +679,28 @@ impl MemoryStore {
         if live(to_shard.as_deref().unwrap_or(from_shard), &to_key) {
             return Err(StoreError::IdExists);
         }
-        let Some(mut record) = from_shard.sessions.remove(&from_key) else {
+        let Some(mut record) = from_shard.remove(&from_key) else {
             return Ok(false);
         };
         record.expires_at = nanos(expires_at);
-        match to_shard {
-            None => from_shard.insert(to_key, record),
-            Some(to_shard) => {
-                let record = record.renamed(&from_shard.names, &mut to_shard.names);
-                to_shard.insert(to_key, record);
-            }
+        let crosses = to_shard.is_some();
+        let (record, to_shard) = match to_shard {
+            None => (record, from_shard),
+            Some(to_shard) => (
+                record.renamed(&from_shard.names, &mut to_shard.names),
+                to_shard,
+            ),
+        };
+        // An expired session under `to`, not yet swept, makes room, index
+        // entries and all.
+        to_shard.remove(&to_key);
+        let indexed = to_shard
+            .index
+            .remember(to_key, &record.fields, &to_shard.names);
+        to_shard.insert(to_key, record);
+        if crosses && indexed {
+            // Under both locks: see `Shards::visit_all`.
+            self.shards.index_moves.fetch_add(1, Ordering::AcqRel);
         }
         self.forwards.insert(from, to, now);
         Ok(true)
@@ -516,6 +731,15 @@ mod tests {
                 .map(|s| s.0.lock().sessions.capacity())
                 .sum()
         }
+
+        /// How many (entry, session) pairs the shards' indexes hold.
+        fn index_len(&self) -> usize {
+            self.shards
+                .shards
+                .iter()
+                .map(|s| s.0.lock().index.len())
+                .sum()
+        }
     }
 
     fn id() -> SessionId {
@@ -528,6 +752,16 @@ mod tests {
             value: Some(value),
         }
     }
+
+    /// The write that sets namespace `User`'s index entry to `key`.
+    fn entry(key: &[u8]) -> FieldWrite<'_> {
+        set(INDEX_NAMESPACE, "User", key)
+    }
+
+    const ADA: IndexKey<'static> = IndexKey {
+        namespace: "User",
+        key: b"ada",
+    };
 
     /// Adds `count` sessions of one small field to `store`, expiring `after`
     /// from now, and returns when they expire.
@@ -706,5 +940,181 @@ mod tests {
         // ...and ends once the store (here: its stop handle) is gone.
         drop(_stop);
         eventually("the sweeper thread ends", || thread.is_finished()).await;
+    }
+
+    #[tokio::test]
+    async fn ended_sessions_leave_nothing_in_the_index() {
+        let store = MemoryStore::without_sweeper();
+        let now = SystemTime::now();
+        // Long enough for the creates to finish before it (debug builds).
+        let soon = now + Duration::from_secs(1);
+        let later = now + WAIT * 6;
+        let mut deleted = Vec::new();
+        for i in 0..3_000 {
+            let id = id();
+            // Expiring, deleted, and moved away from the key.
+            let expires = if i % 3 == 0 { soon } else { later };
+            store
+                .create(&id, &[entry(b"ada")], now, expires)
+                .await
+                .unwrap();
+            match i % 3 {
+                1 => deleted.push(id),
+                2 => {
+                    let entry = entry(b"bob");
+                    assert!(store.update(&id, &[entry], None).await.unwrap());
+                    let gone = FieldWrite {
+                        value: None,
+                        ..entry
+                    };
+                    assert!(store.update(&id, &[gone], None).await.unwrap());
+                }
+                _ => {}
+            }
+        }
+        for id in &deleted {
+            store.delete(id).await.unwrap();
+        }
+        assert_eq!(store.index_len(), 1_000, "only the expiring ones are left");
+        until(soon).await;
+        assert!(store.list_index(ADA).await.unwrap().is_empty());
+        let mut reads = 0;
+        while store.index_len() > 0 {
+            assert!(reads < 100_000, "{} entries still held", store.index_len());
+            store.load(&id(), "User", &["a"]).await.unwrap();
+            reads += 1;
+        }
+        // 1,000 sessions without an entry are all that is left.
+        assert_eq!(store.len(), 1_000);
+        for shard in store.shards.shards.iter() {
+            assert!(shard.0.lock().index.is_empty(), "no empty tables kept");
+        }
+    }
+
+    #[tokio::test]
+    async fn an_idle_store_prunes_the_index() {
+        let store = MemoryStore::new();
+        let now = SystemTime::now();
+        let soon = now + Duration::from_millis(50);
+        for _ in 0..500 {
+            store
+                .create(&id(), &[entry(b"ada")], now, soon)
+                .await
+                .unwrap();
+        }
+        until(soon).await;
+        eventually("the sweeper thread prunes the index", || {
+            store.index_len() == 0
+        })
+        .await;
+    }
+
+    #[tokio::test]
+    async fn a_dead_session_replaced_under_its_id_leaves_no_entry() {
+        let store = MemoryStore::without_sweeper();
+        let now = SystemTime::now();
+        let (old, to) = (id(), id());
+        let past = now - Duration::from_secs(1);
+        for id in [&old, &to] {
+            store
+                .create(id, &[entry(b"ada")], past, past)
+                .await
+                .unwrap();
+        }
+        store
+            .create(&old, &[entry(b"bob")], now, now + WAIT)
+            .await
+            .unwrap();
+        assert!(store.move_to(&old, &to, now + WAIT).await.unwrap());
+        assert_eq!(store.index_len(), 1, "only the live session's entry");
+        let bob = IndexKey { key: b"bob", ..ADA };
+        let listed = store.list_index(bob).await.unwrap();
+        assert_eq!(listed.len(), 1);
+        assert_eq!(listed[0].id, to);
+    }
+
+    /// Moves the session `from` to fresh ids `moves` times or until it is
+    /// gone, and returns where it is.
+    async fn keep_moving(store: &MemoryStore, mut from: SessionId, moves: usize) -> SessionId {
+        let expires = SystemTime::now() + WAIT * 6;
+        for _ in 0..moves {
+            let to = id();
+            if !store.move_to(&from, &to, expires).await.unwrap() {
+                break;
+            }
+            from = to;
+            tokio::task::yield_now().await;
+        }
+        from
+    }
+
+    async fn indexed_sessions(store: &MemoryStore, count: usize) -> Vec<SessionId> {
+        let now = SystemTime::now();
+        let mut ids = Vec::new();
+        for _ in 0..count {
+            let id = id();
+            store
+                .create(&id, &[entry(b"ada")], now, now + WAIT * 6)
+                .await
+                .unwrap();
+            ids.push(id);
+        }
+        ids
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn end_index_racing_moves_leaves_none() {
+        let store = Arc::new(MemoryStore::without_sweeper());
+        let sessions = 16;
+        for _ in 0..50 {
+            let moved = store.shards.index_moves.load(Ordering::Acquire);
+            let movers: Vec<_> = indexed_sessions(&store, sessions)
+                .await
+                .into_iter()
+                .map(|id| {
+                    let store = store.clone();
+                    tokio::spawn(async move { keep_moving(&store, id, 100_000).await })
+                })
+                .collect();
+            // Sessions that cross into a shard already visited, or out of
+            // one not yet visited, are ended all the same.
+            eventually("the movers are moving", || {
+                store.shards.index_moves.load(Ordering::Acquire) > moved + 100
+            })
+            .await;
+            assert_eq!(store.end_index(ADA, None).await.unwrap(), sessions);
+            for mover in movers {
+                let last = mover.await.unwrap();
+                assert_eq!(store.load(&last, "User", &[]).await.unwrap(), None);
+            }
+            assert_eq!(store.index_len(), 0);
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn listing_racing_moves_lists_each_session_once() {
+        let store = Arc::new(MemoryStore::without_sweeper());
+        let sessions = 8;
+        let movers: Vec<_> = indexed_sessions(&store, sessions)
+            .await
+            .into_iter()
+            .map(|id| {
+                let store = store.clone();
+                tokio::spawn(async move { keep_moving(&store, id, 2_000).await })
+            })
+            .collect();
+        let mut listings = 0;
+        while !movers.iter().all(|mover| mover.is_finished()) {
+            let listed = store.list_index(ADA).await.unwrap();
+            // Never an old id beside its new one, never a session missed.
+            assert_eq!(listed.len(), sessions, "listing {listings}: {listed:?}");
+            listings += 1;
+            tokio::task::yield_now().await;
+        }
+        assert!(listings > 0);
+        for mover in movers {
+            mover.await.unwrap();
+        }
+        assert_eq!(store.list_index(ADA).await.unwrap().len(), sessions);
     }
 }
