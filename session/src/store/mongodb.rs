@@ -148,10 +148,12 @@ use mongodb::{Client, ClientSession, Collection, IndexModel};
 use tokio::sync::OnceCell;
 
 use super::{
-    EXPIRY_FIELD, FORWARD_WINDOW, FieldWrite, LoadedFields, LoadedNamespace, SessionStore,
-    StoreError,
+    EXPIRY_FIELD, FORWARD_WINDOW, FieldWrite, IndexKey, IndexedSession, LoadedFields,
+    LoadedNamespace, SessionStore, StoreError,
 };
 use crate::id::SessionId;
+
+mod index;
 
 /// Default bound on each store call, see [`MongoStore::with_timeout`].
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -197,6 +199,8 @@ pub struct MongoStore {
     index: Arc<OnceCell<()>>,
     /// Whether the deployment supports transactions, asked once.
     transactions: Arc<OnceCell<bool>>,
+    /// The session-index database indexes known to exist.
+    entry_indexes: Arc<index::EntryIndexes>,
     timeout: Duration,
 }
 
@@ -206,6 +210,7 @@ impl std::fmt::Debug for MongoStore {
             .field("collection", &self.collection.namespace().to_string())
             .field("timeout", &self.timeout)
             .field("index_ensured", &self.index.initialized())
+            .field("session_indexes_ensured", &self.entry_indexes.ensured())
             .finish_non_exhaustive()
     }
 }
@@ -262,6 +267,7 @@ impl MongoStore {
             collection,
             index: Arc::new(OnceCell::new()),
             transactions: Arc::new(OnceCell::new()),
+            entry_indexes: Arc::default(),
             timeout: DEFAULT_TIMEOUT,
         }
     }
@@ -824,9 +830,9 @@ impl SessionStore for MongoStore {
         created_at: SystemTime,
         expires_at: SystemTime,
     ) -> Result<(), StoreError> {
-        let writes = fold_writes(writes)?;
+        let folded = fold_writes(writes)?;
         let mut data = Document::new();
-        for ((namespace, field), value) in writes {
+        for ((namespace, field), value) in folded {
             let Some(bytes) = value else { continue };
             if !data.contains_key(namespace) {
                 data.insert(namespace, Document::new());
@@ -847,6 +853,7 @@ impl SessionStore for MongoStore {
         }
         self.timed(async {
             self.ensure_index_untimed().await?;
+            self.ensure_entry_indexes(writes).await?;
             match self.insert_new(id, &doc).await {
                 Ok(()) => Ok(()),
                 Err(error) if error_code(&error) == Some(CODE_DUPLICATE_KEY) => {
@@ -866,6 +873,7 @@ impl SessionStore for MongoStore {
     ) -> Result<bool, StoreError> {
         self.timed(async {
             self.ensure_index_untimed().await?;
+            self.ensure_entry_indexes(writes).await?;
             self.update_untimed(id, writes, expires_at).await
         })
         .await
@@ -953,6 +961,18 @@ impl SessionStore for MongoStore {
             }
         })
         .await
+    }
+
+    async fn list_index(&self, index: IndexKey<'_>) -> Result<Vec<IndexedSession>, StoreError> {
+        self.timed(self.list_entries(index)).await
+    }
+
+    async fn end_index(
+        &self,
+        index: IndexKey<'_>,
+        except: Option<&SessionId>,
+    ) -> Result<usize, StoreError> {
+        self.timed(self.end_entries(index, except)).await
     }
 }
 
