@@ -15,7 +15,9 @@
 //! ```
 //!
 //! The remembered expiry ([`EXPIRY_FIELD`]) is the field
-//! `data.__.expiry`; `load` projects it with the namespace. A moved
+//! `data.__.expiry`; `load` projects it with the namespace. An index entry
+//! (see [the session index](#the-session-index)) is the field
+//! `data.__index.<namespace>`. A moved
 //! session's old document becomes, in the step that retires it (inside the
 //! transaction, or step 3 below), the forward
 //! `{_id, forward: {to: "<new id>", until: Date}, expires_at: until}` for
@@ -42,6 +44,51 @@
 //! *different* options already in the collection is a conflict the server
 //! reports (code 85/86): drop it or use another collection.
 //!
+//! # The session index
+//!
+//! A session's index entry for namespace `ns` (the key of its
+//! `#[session(index)]` field, see the [store contract](super#writing-a-store))
+//! is stored as any other field, `data.__index.ns: Binary(key)` (generic
+//! subtype, so any bytes), in the session's own document. So writes, removals,
+//! `move_to`, `delete` and expiry keep the index exact with no extra step:
+//! there is no separate "key → ids" structure to update, prune or leave behind.
+//!
+//! The database index is a **sparse single-field index** `{"data.__index.ns": 1}`
+//! per indexed namespace (MongoDB's default name, `data.__index.ns_1`). The
+//! store creates it (`createIndexes`, idempotent) before the first write that
+//! sets an entry of `ns`, and before the first `list_index`/`end_index` of
+//! `ns`, once per `MongoStore` value and its clones. Sparse, because only
+//! sessions that hold an entry belong in it: creating, updating, touching and
+//! deleting a session without one does no index work on the server. A write
+//! without an entry costs nothing extra on the client either (a scan of its
+//! few writes, no lock, no round trip); removing an entry needs no index.
+//!
+//! - `list_index` is one `find` of `{data.__index.ns: key, expires_at > now,
+//!   created_at is a date}` projecting `_id`, `created_at`, `expires_at`,
+//!   hinted to the entry index: the server reads the index entries of that key
+//!   and fetches only those documents (expired ones not yet removed by the TTL
+//!   monitor are among them, and filtered out).
+//! - `end_index` is one `delete` (multi) with the same filter, plus `_id ≠
+//!   except`, and the same hint; it returns the server's count. Whatever
+//!   matches when the server runs it is deleted, as `delete` would, leaving no
+//!   forward. A session that a non-transactional `move_to` is moving at that
+//!   moment is deleted under its old id; the move then sees the delete, drops
+//!   its copy and returns `false` (as with a concurrent `destroy`).
+//! - During such a move, `list_index` may list the session under both ids for
+//!   the few milliseconds both documents exist; with transactions it never does.
+//!
+//! The hint is there because SecantusDB's planner scans the collection for a
+//! filter with more clauses than the index covers unless told otherwise
+//! (measured: with the hint it examines exactly the key's documents); real
+//! MongoDB picks the index either way. SecantusDB also creates and uses
+//! indexes on dotted paths, sparse and compound indexes, but ignores partial
+//! indexes and multikey `$elemMatch` without a hint, so neither of those
+//! layouts would have gained anything. Each indexed namespace costs one index
+//! of MongoDB's 64 per collection; an application has one per
+//! `#[session(index)]` field.
+//!
+//! # Expired sessions
+//!
 //! MongoDB's TTL monitor runs only about once a minute, so an expired document
 //! can still be there: every operation filters on `expires_at > now` (the
 //! application server's clock), and an expired session is never returned,
@@ -57,6 +104,11 @@
 //! | `create` | one `insert_one`; on a duplicate key, see below | yes for the insert |
 //! | `delete` | one `delete_one` by `_id` | yes |
 //! | `move_to` | a transaction when the deployment supports one; otherwise mark-and-read, insert, conditional delete (see below) | with a transaction; otherwise three atomic steps that never lose the session |
+//! | `list_index` | one `find` hinted to the entry index ([above](#the-session-index)) | a query (not a snapshot across documents) |
+//! | `end_index` | one multi-document `delete`, same filter and hint | each document's delete is |
+//!
+//! A `create` or `update` that sets an entry of a namespace this store has
+//! not yet indexed sends `createIndexes` first, once.
 //!
 //! Concurrent writers of different fields of one session never lose each
 //! other's writes: each `update_one` changes only the paths it names, and
