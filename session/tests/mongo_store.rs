@@ -809,3 +809,44 @@ async fn writes_without_an_entry_cost_no_index_work() {
     assert_eq!(log.take_names(), ["update", "update"]);
     store.collection().drop().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_dropped_session_index_is_created_again() {
+    let store = shared_store(&fresh_collection("index_dropped")).await;
+    let key = new_id();
+    let index = typed_sessions::store::IndexKey {
+        namespace: NS,
+        key: key.as_str().as_bytes(),
+    };
+    let id = new_id();
+    store
+        .create(
+            &id,
+            &[entry(NS, index.key)],
+            SystemTime::now(),
+            in_a_minute(),
+        )
+        .await
+        .unwrap();
+    store
+        .collection()
+        .drop_index("data.__index.ns_1")
+        .await
+        .unwrap();
+    assert!(!has_entry_index(&store).await);
+    assert_eq!(store.list_index(index).await.unwrap().len(), 1);
+    assert!(has_entry_index(&store).await, "created again");
+    store
+        .collection()
+        .drop_index("data.__index.ns_1")
+        .await
+        .unwrap();
+    assert_eq!(store.end_index(index, None).await.unwrap(), 1);
+    assert!(has_entry_index(&store).await, "created again");
+    store.collection().drop().await.unwrap();
+}
+
+async fn has_entry_index(store: &MongoStore) -> bool {
+    let names: Vec<String> = store.collection().list_index_names().await.unwrap();
+    names.iter().any(|name| name == "data.__index.ns_1")
+}

@@ -77,6 +77,10 @@
 //! - During such a move, `list_index` may list the session under both ids for
 //!   the few milliseconds both documents exist; with transactions it never does.
 //!
+//! A hint naming a missing index is an error, so when the server refuses
+//! one (the index or its collection was dropped while the store ran), the
+//! store creates the index again and retries the call once.
+//!
 //! The hint is there because SecantusDB's planner scans the collection for a
 //! filter with more clauses than the index covers unless told otherwise
 //! (measured: with the hint it examines exactly the key's documents); real

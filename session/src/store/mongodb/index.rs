@@ -13,7 +13,7 @@ use mongodb::{IndexModel, bson::RawDocument};
 use parking_lot::Mutex;
 use tokio::sync::OnceCell;
 
-use super::{MongoStore, backend, binary, check_name, system_time};
+use super::{MongoStore, backend, binary, check_name, error_code, system_time};
 use crate::id::SessionId;
 use crate::store::{FieldWrite, INDEX_NAMESPACE, IndexKey, IndexedSession, StoreError};
 
@@ -35,7 +35,15 @@ impl EntryIndexes {
     fn cell(&self, namespace: &str) -> Arc<OnceCell<()>> {
         Arc::clone(self.0.lock().entry(namespace.to_owned()).or_default())
     }
+
+    /// Forgets that `namespace`'s index exists, so the next use creates it.
+    fn forget(&self, namespace: &str) {
+        self.0.lock().remove(namespace);
+    }
 }
+
+/// What the server answers a hint naming no index (BadValue).
+const CODE_BAD_HINT: i32 = 2;
 
 /// The stored path of `namespace`'s index entry.
 fn entry_path(namespace: &str) -> String {
@@ -111,14 +119,22 @@ impl MongoStore {
         &self,
         index: IndexKey<'_>,
     ) -> Result<Vec<IndexedSession>, StoreError> {
-        self.ensure_entry_index(index.namespace).await?;
-        let mut cursor = self
-            .collection
-            .find(index_filter(index, DateTime::now()))
-            .hint(Hint::Keys(index_keys(index.namespace)))
-            .projection(doc! { "_id": 1, "created_at": 1, "expires_at": 1 })
-            .await
-            .map_err(backend)?;
+        let mut retried = false;
+        let mut cursor = loop {
+            self.ensure_entry_index(index.namespace).await?;
+            let found = self
+                .collection
+                .find(index_filter(index, DateTime::now()))
+                .hint(Hint::Keys(index_keys(index.namespace)))
+                .projection(doc! { "_id": 1, "created_at": 1, "expires_at": 1 })
+                .await;
+            match found {
+                Err(error) if !retried && self.index_vanished(index.namespace, &error) => {
+                    retried = true;
+                }
+                other => break other.map_err(backend)?,
+            }
+        };
         let mut found = Vec::new();
         while cursor.advance().await.map_err(backend)? {
             if let Some(session) = indexed_session(cursor.current()) {
@@ -135,18 +151,43 @@ impl MongoStore {
         index: IndexKey<'_>,
         except: Option<&SessionId>,
     ) -> Result<usize, StoreError> {
-        self.ensure_entry_index(index.namespace).await?;
-        let mut filter = index_filter(index, DateTime::now());
-        if let Some(except) = except {
-            filter.insert("_id", doc! { "$ne": except.as_str() });
-        }
-        let result = self
-            .collection
-            .delete_many(filter)
-            .hint(Hint::Keys(index_keys(index.namespace)))
-            .await
-            .map_err(backend)?;
+        let mut retried = false;
+        let result = loop {
+            self.ensure_entry_index(index.namespace).await?;
+            let mut filter = index_filter(index, DateTime::now());
+            if let Some(except) = except {
+                filter.insert("_id", doc! { "$ne": except.as_str() });
+            }
+            let deleted = self
+                .collection
+                .delete_many(filter)
+                .hint(Hint::Keys(index_keys(index.namespace)))
+                .await;
+            match deleted {
+                Err(error) if !retried && self.index_vanished(index.namespace, &error) => {
+                    retried = true;
+                }
+                other => break other.map_err(backend)?,
+            }
+        };
         Ok(usize::try_from(result.deleted_count).unwrap_or(usize::MAX))
+    }
+
+    /// Whether `error` says the hinted index is not there (dropped, or its
+    /// collection dropped, since this store created it); if so, forgets it
+    /// so that the one retry creates it again.
+    fn index_vanished(&self, namespace: &str, error: &mongodb::error::Error) -> bool {
+        let vanished = error_code(error) == Some(CODE_BAD_HINT);
+        if vanished {
+            tracing::warn!(
+                collection = %self.collection.namespace(),
+                namespace,
+                %error,
+                "MongoStore: the session index is gone; creating it again"
+            );
+            self.entry_indexes.forget(namespace);
+        }
+        vanished
     }
 }
 
