@@ -647,7 +647,7 @@ fn stages(plan: &Document) -> Vec<(String, Option<String>)> {
 #[tokio::test]
 async fn session_index_is_a_database_index_its_queries_use() {
     use futures_util::TryStreamExt;
-    let (store, log) = commands::logged_store("session_index", |store| store).await;
+    let (store, log) = commands::logged_store(&mongo_url(), "session_index", |store| store).await;
     let (ada, bob) = (new_id(), new_id());
     let mut adas = Vec::new();
     for i in 0..30 {
@@ -762,7 +762,7 @@ async fn session_index_is_a_database_index_its_queries_use() {
 
 #[tokio::test]
 async fn writes_without_an_entry_cost_no_index_work() {
-    let (store, log) = commands::logged_store("index_cost", |store| store).await;
+    let (store, log) = commands::logged_store(&mongo_url(), "index_cost", |store| store).await;
     let id = new_id();
     let plain = [set(NS, "a", b"1")];
     store
@@ -849,4 +849,100 @@ async fn a_dropped_session_index_is_created_again() {
 async fn has_entry_index(store: &MongoStore) -> bool {
     let names: Vec<String> = store.collection().list_index_names().await.unwrap();
     names.iter().any(|name| name == "data.__index.ns_1")
+}
+
+/// Runs one of each kind of write through `store`: create (with an index
+/// entry, so the entry index is created), update, touch, a move without
+/// transactions, end_index, delete.
+async fn every_kind_of_write(store: &MongoStore) {
+    let (id, key) = (new_id(), new_id());
+    let index = typed_sessions::store::IndexKey {
+        namespace: NS,
+        key: key.as_str().as_bytes(),
+    };
+    store
+        .create(
+            &id,
+            &[set(NS, "a", b"1"), entry(NS, index.key)],
+            SystemTime::now(),
+            in_a_minute(),
+        )
+        .await
+        .unwrap();
+    assert!(
+        store
+            .update(&id, &[set(NS, "a", b"2")], None)
+            .await
+            .unwrap()
+    );
+    assert!(store.touch(&id, in_a_minute()).await.unwrap());
+    let to = new_id();
+    assert!(store.move_to(&id, &to, in_a_minute()).await.unwrap());
+    assert_eq!(store.end_index(index, None).await.unwrap(), 1);
+    store.delete(&to).await.unwrap();
+}
+
+/// The write commands `log` recorded, each with its `writeConcern`; fails
+/// unless every kind of write the store sends is among them.
+fn write_concerns(log: &commands::CommandLog) -> Vec<(String, Option<Document>)> {
+    let writes: Vec<(String, Option<Document>)> = log
+        .take_writes()
+        .into_iter()
+        .map(|(name, command)| {
+            let concern = command.get_document("writeConcern").ok().cloned();
+            (name, concern)
+        })
+        .collect();
+    for kind in [
+        "insert",
+        "update",
+        "delete",
+        "findAndModify",
+        "createIndexes",
+    ] {
+        assert!(
+            writes.iter().any(|(name, _)| name == kind),
+            "no {kind} among {writes:?}"
+        );
+    }
+    writes
+}
+
+#[tokio::test]
+async fn every_write_waits_for_a_journaled_majority_by_default() {
+    let (store, log) = commands::logged_store(&mongo_url(), "concern_default", |s| s).await;
+    assert_eq!(
+        store.write_concern(),
+        Some(&MongoStore::default_write_concern())
+    );
+    every_kind_of_write(&store).await;
+    for (name, concern) in write_concerns(&log) {
+        assert_eq!(concern, Some(doc! { "w": "majority", "j": true }), "{name}");
+    }
+    store.collection().drop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_chosen_write_concern_replaces_the_default() {
+    let chosen = mongodb::options::WriteConcern::nodes(1);
+    let (store, log) = commands::logged_store(&mongo_url(), "concern_chosen", |s| {
+        s.with_write_concern(chosen)
+    })
+    .await;
+    every_kind_of_write(&store).await;
+    for (name, concern) in write_concerns(&log) {
+        assert_eq!(concern, Some(doc! { "w": 1 }), "{name}");
+    }
+    store.collection().drop().await.unwrap();
+
+    // A write concern the URI states is kept.
+    let url = mongo_url();
+    let separator = if url.contains('?') { '&' } else { '?' };
+    let url = format!("{url}{separator}w=1&journal=false");
+    let (store, log) = commands::logged_store(&url, "concern_uri", |s| s).await;
+    every_kind_of_write(&store).await;
+    for (name, concern) in write_concerns(&log) {
+        assert_eq!(concern, Some(doc! { "w": 1, "j": false }), "{name}");
+    }
+    store.collection().drop().await.unwrap();
 }

@@ -21,21 +21,39 @@ impl CommandLog {
         std::mem::take(&mut *self.0.lock().unwrap())
     }
 
+    /// Takes the commands recorded so far that write: what a write concern
+    /// applies to.
+    pub fn take_writes(&self) -> Vec<(String, Document)> {
+        const WRITES: [&str; 6] = [
+            "insert",
+            "update",
+            "delete",
+            "findAndModify",
+            "createIndexes",
+            "commitTransaction",
+        ];
+        self.take()
+            .into_iter()
+            .filter(|(name, _)| WRITES.contains(&name.as_str()))
+            .collect()
+    }
+
     /// Takes the names of the commands recorded so far.
     pub fn take_names(&self) -> Vec<String> {
         self.take().into_iter().map(|(name, _)| name).collect()
     }
 }
 
-/// A store on a fresh collection of the shared server whose client logs its
-/// commands, with `configure` applied; its TTL index is already in place
+/// A store on a fresh collection of the server at `url` whose client logs
+/// its commands, with `configure` applied; its TTL index is already in place
 /// and the log empty.
 pub async fn logged_store(
+    url: &str,
     prefix: &str,
     configure: impl FnOnce(MongoStore) -> MongoStore,
 ) -> (MongoStore, CommandLog) {
     let log = CommandLog::default();
-    let mut options = ClientOptions::parse(super::mongo_url()).await.unwrap();
+    let mut options = ClientOptions::parse(url).await.unwrap();
     let recorder = log.clone();
     options.command_event_handler = Some(EventHandler::callback(move |event| {
         if let CommandEvent::Started(started) = event {
