@@ -33,7 +33,11 @@ impl EntryIndexes {
     }
 
     fn cell(&self, namespace: &str) -> Arc<OnceCell<()>> {
-        Arc::clone(self.0.lock().entry(namespace.to_owned()).or_default())
+        let mut cells = self.0.lock();
+        match cells.get(namespace) {
+            Some(cell) => Arc::clone(cell),
+            None => Arc::clone(cells.entry(namespace.to_owned()).or_default()),
+        }
     }
 
     /// Forgets that `namespace`'s index exists, so the next use creates it.
