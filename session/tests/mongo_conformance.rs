@@ -14,3 +14,4 @@ async fn store() -> MongoStore {
 }
 
 typed_sessions::store_conformance_tests!(store());
+typed_sessions::store_index_conformance_tests!(store());

@@ -16,6 +16,7 @@ use typed_sessions::store::Bytes;
 use typed_sessions::store::mongodb::{InvalidName, MongoStore};
 use typed_sessions::{FieldKey, FieldWrite, SessionStore, StoreError};
 
+use mongo_support::commands;
 use mongo_support::*;
 
 const COLLECTION: &str = "store_tests";
@@ -617,4 +618,331 @@ async fn move_onto_a_live_id_changes_nothing() {
             .await
             .unwrap()
     );
+}
+
+/// The write of `namespace`'s index entry (the layer's `#[session(index)]`).
+fn entry<'a>(namespace: &'a str, key: &'a [u8]) -> FieldWrite<'a> {
+    set(typed_sessions::store::INDEX_NAMESPACE, namespace, key)
+}
+
+/// Every `(stage, indexName)` of an explained plan, depth first.
+fn stages(plan: &Document) -> Vec<(String, Option<String>)> {
+    let mut found = vec![(
+        plan.get_str("stage").unwrap_or_default().to_owned(),
+        plan.get_str("indexName").ok().map(str::to_owned),
+    )];
+    for child in ["inputStage", "executionStages"] {
+        if let Ok(child) = plan.get_document(child) {
+            found.extend(stages(child));
+        }
+    }
+    if let Ok(children) = plan.get_array("inputStages") {
+        for child in children.iter().filter_map(Bson::as_document) {
+            found.extend(stages(child));
+        }
+    }
+    found
+}
+
+#[tokio::test]
+async fn session_index_is_a_database_index_its_queries_use() {
+    use futures_util::TryStreamExt;
+    let (store, log) = commands::logged_store(&mongo_url(), "session_index", |store| store).await;
+    let (ada, bob) = (new_id(), new_id());
+    let mut adas = Vec::new();
+    for i in 0..30 {
+        let key = if i % 3 == 0 { &ada } else { &bob };
+        let id = new_id();
+        let mut writes = vec![set(NS, "a", b"1")];
+        if i < 24 {
+            writes.push(entry(NS, key.as_str().as_bytes()));
+            if key == &ada {
+                adas.push(id.clone());
+            }
+        }
+        store
+            .create(&id, &writes, SystemTime::now(), in_a_minute())
+            .await
+            .unwrap();
+    }
+
+    let indexes: Vec<IndexModel> = store
+        .collection()
+        .list_indexes()
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    let index = indexes
+        .iter()
+        .find(|index| index.keys == doc! { "data.__index.ns": 1 })
+        .unwrap_or_else(|| panic!("no index on data.__index.ns in {indexes:?}"));
+    let options = index.options.as_ref().expect("index options");
+    assert_eq!(
+        options.sparse,
+        Some(true),
+        "sessions without an entry stay out"
+    );
+    let name = options.name.clone().expect("index name");
+
+    log.take();
+    let key = typed_sessions::store::IndexKey {
+        namespace: NS,
+        key: ada.as_str().as_bytes(),
+    };
+    let listed = store.list_index(key).await.unwrap();
+    assert_eq!(listed.len(), adas.len());
+    let sent = log.take();
+    let names: Vec<&str> = sent.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(names, ["find"], "listing is one query");
+    let find = &sent[0].1;
+    assert_eq!(
+        find.get_document("hint").unwrap(),
+        &doc! { "data.__index.ns": 1 }
+    );
+    // Explain the very query the store sent.
+    let mut explained = doc! { "find": find.get_str("find").unwrap() };
+    for part in ["filter", "projection", "hint"] {
+        explained.insert(part, find.get(part).unwrap().clone());
+    }
+    let explain = store
+        .collection()
+        .client()
+        .database(DB)
+        .run_command(doc! { "explain": explained, "verbosity": "executionStats" })
+        .await
+        .unwrap();
+    let plan = explain
+        .get_document("queryPlanner")
+        .and_then(|planner| planner.get_document("winningPlan"))
+        .unwrap();
+    assert!(
+        stages(plan).contains(&("IXSCAN".to_owned(), Some(name.clone()))),
+        "the listing scans the session index: {plan}"
+    );
+    let stats = explain.get_document("executionStats").unwrap();
+    let examined = stats
+        .get("totalDocsExamined")
+        .and_then(Bson::as_i64)
+        .or_else(|| {
+            stats
+                .get("totalDocsExamined")
+                .and_then(Bson::as_i32)
+                .map(i64::from)
+        });
+    assert_eq!(
+        examined,
+        Some(i64::try_from(adas.len()).unwrap()),
+        "only the key's sessions are read: {stats}"
+    );
+
+    // Ending is one multi-document delete, through the same index.
+    log.take();
+    let ended = store.end_index(key, Some(&adas[0])).await.unwrap();
+    assert_eq!(ended, adas.len() - 1);
+    let sent = log.take();
+    let names: Vec<&str> = sent.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(names, ["delete"], "ending is one delete");
+    let delete = sent[0].1.get_array("deletes").unwrap()[0]
+        .as_document()
+        .unwrap();
+    assert_eq!(delete.get("limit").and_then(Bson::as_i32), Some(0));
+    assert_eq!(
+        delete.get_document("hint").unwrap(),
+        &doc! { "data.__index.ns": 1 }
+    );
+    // SecantusDB's explain of a delete describes no plan, and its delete
+    // uses an index for the first filter clause that has one: the entry
+    // must come first (expires_at has the TTL index).
+    let first = delete.get_document("q").unwrap().keys().next().cloned();
+    assert_eq!(first.as_deref(), Some("data.__index.ns"));
+    store.collection().drop().await.unwrap();
+}
+
+#[tokio::test]
+async fn writes_without_an_entry_cost_no_index_work() {
+    let (store, log) = commands::logged_store(&mongo_url(), "index_cost", |store| store).await;
+    let id = new_id();
+    let plain = [set(NS, "a", b"1")];
+    store
+        .create(&id, &plain, SystemTime::now(), in_a_minute())
+        .await
+        .unwrap();
+    assert!(
+        store
+            .update(&id, &plain, Some(in_a_minute()))
+            .await
+            .unwrap()
+    );
+    // Removing an entry needs no index either.
+    let removal = FieldWrite {
+        key: FieldKey {
+            namespace: typed_sessions::store::INDEX_NAMESPACE,
+            field: NS,
+        },
+        value: None,
+    };
+    assert!(store.update(&id, &[removal], None).await.unwrap());
+    assert_eq!(log.take_names(), ["insert", "update", "update"]);
+
+    // The first entry of a namespace creates its index, once per store.
+    let other = new_id();
+    store
+        .create(
+            &other,
+            &[entry(NS, b"ada")],
+            SystemTime::now(),
+            in_a_minute(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(log.take_names(), ["createIndexes", "insert"]);
+    assert!(store.update(&id, &[entry(NS, b"bob")], None).await.unwrap());
+    assert!(
+        store
+            .clone()
+            .update(&other, &[entry(NS, b"bob")], None)
+            .await
+            .unwrap()
+    );
+    assert_eq!(log.take_names(), ["update", "update"]);
+    store.collection().drop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_dropped_session_index_is_created_again() {
+    let store = shared_store(&fresh_collection("index_dropped")).await;
+    let key = new_id();
+    let index = typed_sessions::store::IndexKey {
+        namespace: NS,
+        key: key.as_str().as_bytes(),
+    };
+    let id = new_id();
+    store
+        .create(
+            &id,
+            &[entry(NS, index.key)],
+            SystemTime::now(),
+            in_a_minute(),
+        )
+        .await
+        .unwrap();
+    store
+        .collection()
+        .drop_index("data.__index.ns_1")
+        .await
+        .unwrap();
+    assert!(!has_entry_index(&store).await);
+    assert_eq!(store.list_index(index).await.unwrap().len(), 1);
+    assert!(has_entry_index(&store).await, "created again");
+    store
+        .collection()
+        .drop_index("data.__index.ns_1")
+        .await
+        .unwrap();
+    assert_eq!(store.end_index(index, None).await.unwrap(), 1);
+    assert!(has_entry_index(&store).await, "created again");
+    store.collection().drop().await.unwrap();
+}
+
+async fn has_entry_index(store: &MongoStore) -> bool {
+    let names: Vec<String> = store.collection().list_index_names().await.unwrap();
+    names.iter().any(|name| name == "data.__index.ns_1")
+}
+
+/// Runs one of each kind of write through `store`: create (with an index
+/// entry, so the entry index is created), update, touch, a move without
+/// transactions, end_index, delete.
+async fn every_kind_of_write(store: &MongoStore) {
+    let (id, key) = (new_id(), new_id());
+    let index = typed_sessions::store::IndexKey {
+        namespace: NS,
+        key: key.as_str().as_bytes(),
+    };
+    store
+        .create(
+            &id,
+            &[set(NS, "a", b"1"), entry(NS, index.key)],
+            SystemTime::now(),
+            in_a_minute(),
+        )
+        .await
+        .unwrap();
+    assert!(
+        store
+            .update(&id, &[set(NS, "a", b"2")], None)
+            .await
+            .unwrap()
+    );
+    assert!(store.touch(&id, in_a_minute()).await.unwrap());
+    let to = new_id();
+    assert!(store.move_to(&id, &to, in_a_minute()).await.unwrap());
+    assert_eq!(store.end_index(index, None).await.unwrap(), 1);
+    store.delete(&to).await.unwrap();
+}
+
+/// The write commands `log` recorded, each with its `writeConcern`; fails
+/// unless every kind of write the store sends is among them.
+fn write_concerns(log: &commands::CommandLog) -> Vec<(String, Option<Document>)> {
+    let writes: Vec<(String, Option<Document>)> = log
+        .take_writes()
+        .into_iter()
+        .map(|(name, command)| {
+            let concern = command.get_document("writeConcern").ok().cloned();
+            (name, concern)
+        })
+        .collect();
+    for kind in [
+        "insert",
+        "update",
+        "delete",
+        "findAndModify",
+        "createIndexes",
+    ] {
+        assert!(
+            writes.iter().any(|(name, _)| name == kind),
+            "no {kind} among {writes:?}"
+        );
+    }
+    writes
+}
+
+#[tokio::test]
+async fn every_write_waits_for_a_journaled_majority_by_default() {
+    let (store, log) = commands::logged_store(&mongo_url(), "concern_default", |s| s).await;
+    assert_eq!(
+        store.write_concern(),
+        Some(&MongoStore::default_write_concern())
+    );
+    every_kind_of_write(&store).await;
+    for (name, concern) in write_concerns(&log) {
+        assert_eq!(concern, Some(doc! { "w": "majority", "j": true }), "{name}");
+    }
+    store.collection().drop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_chosen_write_concern_replaces_the_default() {
+    let chosen = mongodb::options::WriteConcern::nodes(1);
+    let (store, log) = commands::logged_store(&mongo_url(), "concern_chosen", |s| {
+        s.with_write_concern(chosen)
+    })
+    .await;
+    every_kind_of_write(&store).await;
+    for (name, concern) in write_concerns(&log) {
+        assert_eq!(concern, Some(doc! { "w": 1 }), "{name}");
+    }
+    store.collection().drop().await.unwrap();
+
+    // A write concern the URI states is kept.
+    let url = mongo_url();
+    let separator = if url.contains('?') { '&' } else { '?' };
+    let url = format!("{url}{separator}w=1&journal=false");
+    let (store, log) = commands::logged_store(&url, "concern_uri", |s| s).await;
+    every_kind_of_write(&store).await;
+    for (name, concern) in write_concerns(&log) {
+        assert_eq!(concern, Some(doc! { "w": 1, "j": false }), "{name}");
+    }
+    store.collection().drop().await.unwrap();
 }

@@ -41,8 +41,7 @@ mod own_server {
         let mut mongo = OwnServer::start(Storage::Disk, None);
         let store = MongoStore::connect(&mongo.url(), "typed_sessions_test", "http_fault")
             .await
-            .unwrap()
-            .with_timeout(Duration::from_secs(5));
+            .unwrap();
         // A layer timeout longer than the browser's 30 s: a 500 below comes
         // from the store failing by itself, not from the layer giving up.
         let layer = SessionLayer::new(store)

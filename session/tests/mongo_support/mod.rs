@@ -1,6 +1,7 @@
 //! Helpers shared by the MongoStore tests (`mongo_*.rs`).
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod commands;
 pub mod server;
 
 use std::time::{Duration, SystemTime};

@@ -172,6 +172,14 @@ impl OwnServer {
         // The port is closed once the process is gone.
     }
 
+    /// Kills the server (SIGKILL): no shutdown, nothing flushed that was
+    /// not already on disk. Waits for it to exit.
+    pub fn kill(&mut self) {
+        let mut child = self.child.take().expect("server running");
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
     /// Starts it again on the same port with the same storage.
     pub fn restart(&mut self) {
         self.spawn();
