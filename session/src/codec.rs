@@ -463,7 +463,11 @@ mod tests {
         assert!(decode_value::<Node>(&MessagePack, &nested(60)).is_ok());
         for depth in [70, 1000, 100_000] {
             let error = decode_value::<Node>(&MessagePack, &nested(depth)).unwrap_err();
-            assert!(error.to_string().contains("nested deeper"), "{depth}: {}", error);
+            assert!(
+                error.to_string().contains("nested deeper"),
+                "{depth}: {}",
+                error
+            );
             assert!(
                 error.to_string().len() <= MAX_MESSAGE + 3,
                 "{depth}: {} bytes",
@@ -486,7 +490,11 @@ mod tests {
         let mut bytes = nested(50);
         bytes.pop();
         let error = decode_value::<Node>(&MessagePack, &bytes).unwrap_err();
-        assert!(error.to_string().len() <= MAX_MESSAGE + 3, "{} bytes", error.to_string().len());
+        assert!(
+            error.to_string().len() <= MAX_MESSAGE + 3,
+            "{} bytes",
+            error.to_string().len()
+        );
     }
 
     #[test]

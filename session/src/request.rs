@@ -1,6 +1,9 @@
 //! The per-request session: what the extractor loaded, what handlers
 //! changed, and the save that runs after the handler.
 
+mod plan;
+mod save;
+
 use std::any::{Any, TypeId};
 use std::future::Future;
 use std::sync::Arc;
@@ -20,8 +23,7 @@ use crate::id::SessionId;
 use crate::private::{Companion, Loaded};
 use crate::state::SessionState;
 use crate::store::{
-    EXPIRY_FIELD, FieldKey, FieldWrite, INDEX_NAMESPACE, LoadedFields, LoadedNamespace,
-    SessionStore, StoreError,
+    FieldKey, INDEX_NAMESPACE, LoadedFields, LoadedNamespace, SessionStore, StoreError,
 };
 
 /// What the layer shares with every request.
@@ -435,233 +437,6 @@ impl RequestSession {
         self.state.lock().used
     }
 
-    /// After the handler: carries out what it asked for and writes what it
-    /// changed. Returns the `Set-Cookie` value to send, if any.
-    pub(crate) async fn save(&self) -> Result<Option<HeaderValue>, SaveError> {
-        let (existence, action, chosen_expiry, writes, dict_writes) = {
-            let state = self.state.lock();
-            let mut writes = Vec::new();
-            for slot in &state.slots {
-                match &slot.parked {
-                    Some(session) => session.writes(&mut writes)?,
-                    None => tracing::warn!(
-                        namespace = slot.namespace,
-                        "a TypedSession<{}> was still alive after the handler returned; its changes are not saved",
-                        slot.type_name
-                    ),
-                }
-            }
-            let mut dict_writes = Vec::new();
-            match &state.dict {
-                DictSlot::Parked(dict) => dict.writes(&mut dict_writes),
-                DictSlot::InUse => tracing::warn!(
-                    namespace = DICT_NAMESPACE,
-                    "a Session was still alive after the handler returned; its changes are not saved"
-                ),
-                DictSlot::Untaken => {}
-            }
-            (
-                state.existence,
-                state.action,
-                state.expiry,
-                writes,
-                dict_writes,
-            )
-        };
-        let config = &self.shared.config;
-        let cookie = &self.shared.cookie;
-        let store = &*self.shared.store;
-        let writes: Vec<FieldWrite<'_>> = writes
-            .iter()
-            .map(|(key, value)| FieldWrite {
-                key: *key,
-                value: value.as_deref(),
-            })
-            .chain(dict_writes.iter().map(|(field, value)| FieldWrite {
-                key: FieldKey {
-                    namespace: DICT_NAMESPACE,
-                    field,
-                },
-                value: value.as_deref(),
-            }))
-            .collect();
-        let now = SystemTime::now();
-        let live = match (existence, self.presented.id()) {
-            (
-                Existence::Live {
-                    created_at,
-                    expires_at,
-                    remembered,
-                },
-                Some(id),
-            ) => Some((id, created_at, expires_at, remembered)),
-            _ => None,
-        };
-
-        if action == Action::Destroy {
-            if let Some((id, ..)) = live {
-                self.shared.call(store.delete(id)).await?;
-                tracing::info!(session = %id.log_tag(), "session destroyed");
-            }
-            let had_cookie = !matches!(self.presented, Presented::Nothing);
-            return Ok(if had_cookie || live.is_some() {
-                cookie.removal()
-            } else {
-                None
-            });
-        }
-
-        // A chosen expiry is stored with the session (once, while it
-        // differs from the stored one) and every later request follows it.
-        let remembered = live.and_then(|(.., remembered)| remembered);
-        let expiry = chosen_expiry.or(remembered).unwrap_or(config.expiry());
-        let chosen_bytes = chosen_expiry
-            .filter(|chosen| Some(*chosen) != remembered)
-            .map(|chosen| crate::remembered::encode(&chosen));
-        let Some((id, created_at, stored_expiry, _)) = live else {
-            let expires_at = expiry.expires_at(now, self.deadline(now));
-            // After an `AtDateTime` has passed, a session would be dead on
-            // arrival: none is created.
-            if writes.is_empty() || Config::lifetime(expires_at, now).is_none() {
-                // A presented cookie was refused: malformed, or its id
-                // unknown to the store (or past its absolute timeout).
-                let refused = !matches!(self.presented, Presented::Nothing)
-                    && matches!(existence, Existence::Absent);
-                return Ok(if refused { cookie.removal() } else { None });
-            }
-            let mut writes = writes;
-            if let Some(bytes) = &chosen_bytes {
-                writes.push(FieldWrite {
-                    key: EXPIRY_FIELD,
-                    value: Some(bytes),
-                });
-            }
-            return self
-                .create(&writes, expiry, expires_at, now)
-                .await
-                .map(Some);
-        };
-        let fresh_expiry = expiry.expires_at(now, self.deadline(created_at));
-        if Config::lifetime(fresh_expiry, now).is_none() {
-            // Its date has passed (or the handler set one that has): the
-            // session ends now rather than outliving its cookie or being
-            // kept alive by one that outlives it.
-            self.shared.call(store.delete(id)).await?;
-            tracing::info!(session = %id.log_tag(), "session reached its expiry date; ended");
-            return Ok(cookie.removal());
-        }
-        // The handler's own writes, without the remembered expiry: what a
-        // write that lost a race with a login carries over to the new id.
-        let own_writes = writes.len();
-        let mut writes = writes;
-        if let Some(bytes) = &chosen_bytes {
-            writes.push(FieldWrite {
-                key: EXPIRY_FIELD,
-                value: Some(bytes),
-            });
-        }
-
-        if action == Action::CycleId {
-            let new_id = SessionId::generate()?;
-            if !writes.is_empty()
-                && !self
-                    .shared
-                    .call(store.update(id, &writes, Some(fresh_expiry)))
-                    .await?
-            {
-                // Another login cycled the id first: its cookie stands.
-                return self.forward(id, &writes[..own_writes]).await;
-            }
-            if !self
-                .shared
-                .call(store.move_to(id, &new_id, fresh_expiry))
-                .await?
-            {
-                return Ok(self.vanished(id));
-            }
-            tracing::info!(from = %id.log_tag(), to = %new_id.log_tag(), "session id cycled");
-            return Ok(self.issue(&new_id, expiry, fresh_expiry, now));
-        }
-
-        // The store's expiry and the cookie's Max-Age move together, once
-        // per refresh interval (or when the handler chose an expiry, or the
-        // cookie needs signing with the current key); in between, writes
-        // leave the stored expiry alone, so the cookie the browser holds
-        // stays right and most responses carry no Set-Cookie at all.
-        let refresh = chosen_expiry.is_some()
-            || matches!(self.presented, Presented::OldKey(_))
-            || expiry.refresh_due(fresh_expiry, stored_expiry);
-        let new_expiry = refresh.then_some(fresh_expiry);
-        if !writes.is_empty() {
-            if !self
-                .shared
-                .call(store.update(id, &writes, new_expiry))
-                .await?
-            {
-                return self.forward(id, &writes[..own_writes]).await;
-            }
-        } else if refresh && !self.shared.call(store.touch(id, fresh_expiry)).await? {
-            return Ok(self.vanished(id));
-        }
-        Ok(if refresh {
-            self.issue(id, expiry, fresh_expiry, now)
-        } else {
-            None
-        })
-    }
-
-    async fn create(
-        &self,
-        writes: &[FieldWrite<'_>],
-        expiry: Expiry,
-        expires_at: SystemTime,
-        now: SystemTime,
-    ) -> Result<HeaderValue, SaveError> {
-        // A collision of 192-bit random ids does not happen; the retry only
-        // keeps a broken random source from overwriting anything.
-        for _ in 0..3 {
-            let id = SessionId::generate()?;
-            match self
-                .shared
-                .call(self.shared.store.create(&id, writes, now, expires_at))
-                .await
-            {
-                Ok(()) => {
-                    tracing::info!(session = %id.log_tag(), "session created");
-                    return self
-                        .issue(&id, expiry, expires_at, now)
-                        .ok_or(SaveError::Cookie);
-                }
-                Err(StoreError::IdExists) => continue,
-                Err(error) => return Err(error.into()),
-            }
-        }
-        Err(StoreError::IdExists.into())
-    }
-
-    /// The cookie that hands `id` to the client, for a session expiring at
-    /// `expires_at` (computed at `now`): `Max-Age` and `Expires` never reach
-    /// past the session, and `OnSessionEnd` sends neither.
-    fn issue(
-        &self,
-        id: &SessionId,
-        expiry: Expiry,
-        expires_at: SystemTime,
-        now: SystemTime,
-    ) -> Option<HeaderValue> {
-        let max_age = match expiry {
-            Expiry::OnSessionEnd => None,
-            Expiry::OnInactivity(_) | Expiry::AtDateTime(_) => {
-                match Config::lifetime(expires_at, now) {
-                    Some(seconds) => Some(seconds),
-                    // Checked by the caller; a dead session gets no cookie.
-                    None => return self.shared.cookie.removal(),
-                }
-            }
-        };
-        (self.shared.cookie).issue(id, max_age, now, &self.shared.config)
-    }
-
     /// The removal cookie for a cookie refused without the store
     /// (malformed, badly signed, ambiguous), so the client stops sending it;
     /// `None` otherwise.
@@ -670,43 +445,6 @@ impl RequestSession {
             Presented::Rejected => self.shared.cookie.removal(),
             Presented::Nothing | Presented::Id(_) | Presented::OldKey(_) => None,
         }
-    }
-
-    /// An update of `id` found no session: if a login moved it within the
-    /// forward window, the handler's writes go to the session under its new
-    /// id (an ordinary update, so a session deleted since stays deleted);
-    /// otherwise they are dropped. No cookie either way: the old id is dead
-    /// and the login's response carries the new one.
-    async fn forward(
-        &self,
-        id: &SessionId,
-        writes: &[FieldWrite<'_>],
-    ) -> Result<Option<HeaderValue>, SaveError> {
-        let store = &*self.shared.store;
-        if writes.is_empty() {
-            return Ok(self.vanished(id));
-        }
-        let Some(to) = self.shared.call(store.forwarded(id)).await? else {
-            return Ok(self.vanished(id));
-        };
-        if !self.shared.call(store.update(&to, writes, None)).await? {
-            return Ok(self.vanished(id));
-        }
-        tracing::info!(
-            from = %id.log_tag(), to = %to.log_tag(),
-            "session id cycled while this request ran; its changes went to the new id"
-        );
-        Ok(None)
-    }
-
-    /// The session was deleted or moved while this request ran: its changes
-    /// are dropped rather than resurrecting it.
-    fn vanished(&self, id: &SessionId) -> Option<HeaderValue> {
-        tracing::info!(
-            session = %id.log_tag(),
-            "session ended (destroyed, cycled or expired) while this request ran; its changes are dropped"
-        );
-        None
     }
 }
 
