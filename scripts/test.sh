@@ -27,6 +27,9 @@ cargo clippy --workspace --all-targets --all-features -- -D warnings
 step "cargo doc (warnings are errors)"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --all-features --no-deps --quiet
 
+step "public API matches session/public-api.txt"
+bash scripts/public-api.sh
+
 step "cargo test --workspace --all-features"
 cargo test --workspace --all-features
 
