@@ -22,7 +22,8 @@ use axum::routing::get;
 use http::{HeaderValue, Request, StatusCode, header};
 use serde::{Deserialize, Serialize};
 use tower::ServiceExt;
-use typed_sessions::codec::{Codec, decode_value, encode_value};
+use typed_sessions::__private::{decode_value, encode_value};
+use typed_sessions::codec::Codec;
 use typed_sessions::{
     FieldWrite, Key, LoadedFields, LoadedNamespace, MemoryStore, SessionId, SessionLayer, SessionState,
     SessionStore, StoreError, TypedSession,

@@ -378,7 +378,7 @@ fn decode_erased<T: DeserializeOwned>(
 }
 
 /// Encodes `value` with `codec` as the layer stores it: tag, then body.
-pub fn encode_value<T: Serialize>(
+pub(crate) fn encode_value<T: Serialize>(
     codec: &(impl Codec + ?Sized),
     value: &T,
 ) -> Result<Vec<u8>, CodecError> {
@@ -394,7 +394,7 @@ pub fn encode_value<T: Serialize>(
 
 /// Decodes a stored (tagged) value as a layer configured with `codec`
 /// would: by the codec its tag names.
-pub fn decode_value<T: DeserializeOwned>(
+pub(crate) fn decode_value<T: DeserializeOwned>(
     codec: &(impl Codec + ?Sized),
     bytes: &[u8],
 ) -> Result<T, CodecError> {

@@ -233,3 +233,21 @@ pub fn encode_current<F: StoredField>(
         .map(|value| loaded.codec.encode(value))
         .transpose()
 }
+
+/// A value as a layer with `codec` stores it (tag, then body): for the fuzz
+/// targets and fault tests, which check the stored format without a store.
+pub fn encode_value<T: serde::Serialize>(
+    codec: &(impl crate::Codec + ?Sized),
+    value: &T,
+) -> Result<Vec<u8>, CodecError> {
+    crate::codec::encode_value(codec, value)
+}
+
+/// Decodes a stored value as a layer with `codec` would, for the same
+/// callers as [`encode_value`].
+pub fn decode_value<T: serde::de::DeserializeOwned>(
+    codec: &(impl crate::Codec + ?Sized),
+    bytes: &[u8],
+) -> Result<T, CodecError> {
+    crate::codec::decode_value(codec, bytes)
+}

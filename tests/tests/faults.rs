@@ -22,8 +22,9 @@ use axum::Router;
 use axum::routing::get;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
+use typed_sessions::__private::{decode_value, encode_value};
 use typed_sessions::MessagePack;
-use typed_sessions::codec::{MAX_MESSAGE, decode_value, encode_value};
+use typed_sessions::codec::MAX_MESSAGE;
 use typed_sessions::{
     Expiry, FieldKey, FieldWrite, MemoryStore, SessionId, SessionLayer, SessionState, SessionStore,
     TypedSession,
