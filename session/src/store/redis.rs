@@ -136,6 +136,46 @@
 //! or may not have been applied. Server-side scripts are cached by Redis;
 //! after a restart the store reloads them by itself. Requires Redis 5 or
 //! newer (tested with 7.0).
+//!
+//! # TLS
+//!
+//! With the feature `redis-rustls`, [`RedisStore::connect`] and
+//! [`RedisStore::connect_cluster`] accept `rediss://` URLs (TLS through
+//! rustls with its `ring` provider). The server's certificate must be valid
+//! for the host in the URL and signed by a CA of the system trust store,
+//! which includes what `SSL_CERT_FILE` and `SSL_CERT_DIR` name: pointing
+//! `SSL_CERT_FILE` at a private CA's certificate is enough for `connect`,
+//! and for the local cache's own connection (see
+//! [`with_local_cache`](RedisStore::with_local_cache)). An untrusted
+//! certificate fails the connect with
+//! `invalid peer certificate: UnknownIssuer`.
+//!
+//! To trust a private CA in code only, or to present a client certificate
+//! (mutual TLS), build the client yourself and hand its connection to
+//! [`RedisStore::new`] (no local cache then); on a cluster,
+//! `redis::cluster::ClusterClientBuilder::certs` takes the same
+//! certificates:
+//!
+//! ```no_run
+//! # #[cfg(feature = "redis-rustls")]
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! use redis::TlsCertificates;
+//! use typed_sessions::store::redis::RedisStore;
+//!
+//! let client = redis::Client::build_with_tls(
+//!     "rediss://redis.internal:6380/",
+//!     TlsCertificates {
+//!         client_tls: None,
+//!         root_cert: Some(std::fs::read("private-ca.pem")?),
+//!     },
+//! )?;
+//! let manager = redis::aio::ConnectionManager::new(client).await?;
+//! let store = RedisStore::new(manager);
+//! # Ok(()) }
+//! ```
+//!
+//! Tested against a TLS-only `redis-server` (single server; TLS on a
+//! cluster is the redis crate's and untested here).
 
 use std::io::Write as _;
 use std::sync::{Arc, LazyLock};
@@ -550,7 +590,7 @@ impl RedisStore {
     }
 
     /// Connects to one Redis server, e.g. `redis://127.0.0.1:6379/`
-    /// (`rediss://` is not enabled in this build).
+    /// (`rediss://…` with the feature `redis-rustls`, see [TLS](self#tls)).
     ///
     /// The connection manager reconnects by itself; connecting times out
     /// after 1 s, a response after 2 s.
