@@ -64,6 +64,287 @@
 //!   without an index entry costs no index work. A store that keeps no index
 //!   refuses writes of index entries and both calls with
 //!   [`StoreError::Unsupported`] (the defaults of the two calls).
+//!
+//! # An example store
+//!
+//! A complete store over a `Mutex<HashMap>`, to start yours from: every
+//! required method, forwards and the session index, keeping every rule
+//! above; it passes both conformance suites
+//! (`typed_sessions::store_conformance_tests!` and
+//! `typed_sessions::store_index_conformance_tests!`, feature `conformance`).
+//! One lock makes each call atomic. A backend without one gets the same
+//! guarantees from conditional writes (a script, a compare-and-swap, a
+//! filtered update), as the stores of this crate do; their module docs say
+//! how, backend by backend.
+//!
+//! ```
+//! use std::collections::HashMap;
+//! use std::sync::{Mutex, MutexGuard, PoisonError};
+//! use std::time::SystemTime;
+//!
+//! use async_trait::async_trait;
+//! use typed_sessions::SessionId;
+//! use typed_sessions::store::{
+//!     Bytes, EXPIRY_FIELD, FORWARD_WINDOW, FieldWrite, INDEX_NAMESPACE, IndexKey,
+//!     IndexedSession, LoadedFields, LoadedNamespace, SessionStore, StoreError,
+//! };
+//!
+//! /// One stored session.
+//! struct Stored {
+//!     created_at: SystemTime,
+//!     expires_at: SystemTime,
+//!     /// (namespace, field) -> the codec's bytes, opaque to the store.
+//!     fields: HashMap<(String, String), Bytes>,
+//! }
+//!
+//! impl Stored {
+//!     fn get(&self, namespace: &str, field: &str) -> Option<Bytes> {
+//!         self.fields.get(&(namespace.to_owned(), field.to_owned())).cloned()
+//!     }
+//!
+//!     /// Field level: exactly the named fields change, the others keep
+//!     /// their bytes.
+//!     fn apply(&mut self, writes: &[FieldWrite<'_>]) {
+//!         for write in writes {
+//!             let key = (write.key.namespace.to_owned(), write.key.field.to_owned());
+//!             match write.value {
+//!                 Some(value) => self.fields.insert(key, Bytes::copy_from_slice(value)),
+//!                 None => self.fields.remove(&key),
+//!             };
+//!         }
+//!     }
+//! }
+//!
+//! #[derive(Default)]
+//! struct Sessions {
+//!     live: HashMap<SessionId, Stored>,
+//!     /// Old id -> (new id, end of the window), left by `move_to`.
+//!     forwards: HashMap<SessionId, (SessionId, SystemTime)>,
+//! }
+//!
+//! impl Sessions {
+//!     /// The session under `id` if it has not expired. Expired is gone: an
+//!     /// expired session is dropped here, so no call returns, updates or
+//!     /// moves it.
+//!     fn live(&mut self, id: &SessionId, now: SystemTime) -> Option<&mut Stored> {
+//!         if self.live.get(id).is_some_and(|s| s.expires_at <= now) {
+//!             self.live.remove(id);
+//!         }
+//!         self.live.get_mut(id)
+//!     }
+//!
+//!     /// Drops every expired session and forward. A full scan, so it runs
+//!     /// on `create` only; a real store sweeps incrementally or lets its
+//!     /// backend expire keys.
+//!     fn sweep(&mut self, now: SystemTime) {
+//!         self.live.retain(|_, s| s.expires_at > now);
+//!         self.forwards.retain(|_, (_, until)| *until > now);
+//!     }
+//!
+//!     /// The live sessions whose index entry for `index.namespace` holds
+//!     /// `index.key`. A scan; a real store keeps "key -> ids" beside the
+//!     /// sessions, updated in the same atomic step as the entry.
+//!     fn indexed<'a>(
+//!         &'a self,
+//!         index: IndexKey<'a>,
+//!         now: SystemTime,
+//!     ) -> impl Iterator<Item = (&'a SessionId, &'a Stored)> + 'a {
+//!         self.live.iter().filter(move |(_, s)| {
+//!             s.expires_at > now
+//!                 && s.get(INDEX_NAMESPACE, index.namespace).as_deref() == Some(index.key)
+//!         })
+//!     }
+//! }
+//!
+//! /// Sessions in a `HashMap` behind one lock.
+//! #[derive(Default)]
+//! pub struct HashMapStore {
+//!     sessions: Mutex<Sessions>,
+//! }
+//!
+//! impl HashMapStore {
+//!     fn lock(&self) -> MutexGuard<'_, Sessions> {
+//!         // Every call leaves the maps consistent, so a panic elsewhere
+//!         // while holding the lock does not make them unusable.
+//!         self.sessions.lock().unwrap_or_else(PoisonError::into_inner)
+//!     }
+//! }
+//!
+//! #[async_trait]
+//! impl SessionStore for HashMapStore {
+//!     async fn load(
+//!         &self,
+//!         id: &SessionId,
+//!         namespace: &str,
+//!         fields: &[&str],
+//!     ) -> Result<Option<LoadedFields>, StoreError> {
+//!         let mut sessions = self.lock();
+//!         let Some(s) = sessions.live(id, SystemTime::now()) else {
+//!             return Ok(None);
+//!         };
+//!         Ok(Some(LoadedFields {
+//!             created_at: s.created_at,
+//!             expires_at: s.expires_at,
+//!             values: fields.iter().map(|field| s.get(namespace, field)).collect(),
+//!             // The remembered expiry comes with every load.
+//!             expiry: s.get(EXPIRY_FIELD.namespace, EXPIRY_FIELD.field),
+//!         }))
+//!     }
+//!
+//!     async fn load_namespace(
+//!         &self,
+//!         id: &SessionId,
+//!         namespace: &str,
+//!     ) -> Result<Option<LoadedNamespace>, StoreError> {
+//!         let mut sessions = self.lock();
+//!         let Some(s) = sessions.live(id, SystemTime::now()) else {
+//!             return Ok(None);
+//!         };
+//!         Ok(Some(LoadedNamespace {
+//!             created_at: s.created_at,
+//!             expires_at: s.expires_at,
+//!             fields: s
+//!                 .fields
+//!                 .iter()
+//!                 .filter(|((ns, _), _)| ns == namespace)
+//!                 .map(|((_, field), value)| (field.clone(), value.clone()))
+//!                 .collect(),
+//!             expiry: s.get(EXPIRY_FIELD.namespace, EXPIRY_FIELD.field),
+//!         }))
+//!     }
+//!
+//!     async fn create(
+//!         &self,
+//!         id: &SessionId,
+//!         writes: &[FieldWrite<'_>],
+//!         created_at: SystemTime,
+//!         expires_at: SystemTime,
+//!     ) -> Result<(), StoreError> {
+//!         let now = SystemTime::now();
+//!         let mut sessions = self.lock();
+//!         sessions.sweep(now);
+//!         // Never overwrite a live session.
+//!         if sessions.live(id, now).is_some() {
+//!             return Err(StoreError::IdExists);
+//!         }
+//!         let mut stored = Stored {
+//!             created_at,
+//!             expires_at,
+//!             fields: HashMap::new(),
+//!         };
+//!         stored.apply(writes); // a removal of a field not there is a no-op
+//!         sessions.live.insert(id.clone(), stored);
+//!         Ok(())
+//!     }
+//!
+//!     async fn update(
+//!         &self,
+//!         id: &SessionId,
+//!         writes: &[FieldWrite<'_>],
+//!         expires_at: Option<SystemTime>,
+//!     ) -> Result<bool, StoreError> {
+//!         let mut sessions = self.lock();
+//!         // No resurrection: a deleted, moved or expired session is not
+//!         // written, and nothing is created.
+//!         let Some(s) = sessions.live(id, SystemTime::now()) else {
+//!             return Ok(false);
+//!         };
+//!         s.apply(writes);
+//!         if let Some(expires_at) = expires_at {
+//!             s.expires_at = expires_at;
+//!         }
+//!         Ok(true)
+//!     }
+//!
+//!     async fn touch(&self, id: &SessionId, expires_at: SystemTime) -> Result<bool, StoreError> {
+//!         let mut sessions = self.lock();
+//!         let Some(s) = sessions.live(id, SystemTime::now()) else {
+//!             return Ok(false);
+//!         };
+//!         s.expires_at = expires_at;
+//!         Ok(true)
+//!     }
+//!
+//!     async fn delete(&self, id: &SessionId) -> Result<(), StoreError> {
+//!         let mut sessions = self.lock();
+//!         sessions.live.remove(id);
+//!         // A logout wins over writes racing it: no forward survives.
+//!         sessions.forwards.remove(id);
+//!         Ok(())
+//!     }
+//!
+//!     async fn move_to(
+//!         &self,
+//!         from: &SessionId,
+//!         to: &SessionId,
+//!         expires_at: SystemTime,
+//!     ) -> Result<bool, StoreError> {
+//!         let now = SystemTime::now();
+//!         let mut sessions = self.lock();
+//!         if sessions.live(from, now).is_none() {
+//!             return Ok(false);
+//!         }
+//!         if sessions.live(to, now).is_some() {
+//!             return Err(StoreError::IdExists);
+//!         }
+//!         let Some(mut stored) = sessions.live.remove(from) else {
+//!             return Ok(false);
+//!         };
+//!         // Fields (the index entry among them) and creation time move; the
+//!         // old id is no session any more, only a forward.
+//!         stored.expires_at = expires_at;
+//!         sessions.live.insert(to.clone(), stored);
+//!         let until = now + FORWARD_WINDOW;
+//!         sessions.forwards.insert(from.clone(), (to.clone(), until));
+//!         Ok(true)
+//!     }
+//!
+//!     async fn forwarded(&self, id: &SessionId) -> Result<Option<SessionId>, StoreError> {
+//!         let sessions = self.lock();
+//!         Ok(sessions
+//!             .forwards
+//!             .get(id)
+//!             .filter(|(_, until)| *until > SystemTime::now())
+//!             .map(|(to, _)| to.clone()))
+//!     }
+//!
+//!     async fn list_index(&self, index: IndexKey<'_>) -> Result<Vec<IndexedSession>, StoreError> {
+//!         let sessions = self.lock();
+//!         Ok(sessions
+//!             .indexed(index, SystemTime::now())
+//!             .map(|(id, s)| IndexedSession {
+//!                 id: id.clone(),
+//!                 created_at: s.created_at,
+//!                 expires_at: s.expires_at,
+//!             })
+//!             .collect())
+//!     }
+//!
+//!     async fn end_index(
+//!         &self,
+//!         index: IndexKey<'_>,
+//!         except: Option<&SessionId>,
+//!     ) -> Result<usize, StoreError> {
+//!         let mut sessions = self.lock();
+//!         let ended: Vec<SessionId> = sessions
+//!             .indexed(index, SystemTime::now())
+//!             .map(|(id, _)| id.clone())
+//!             .filter(|id| Some(id) != except)
+//!             .collect();
+//!         // Under the one lock, so every session holding the key when the
+//!         // call starts is gone when it returns, ended as `delete` ends it.
+//!         for id in &ended {
+//!             sessions.live.remove(id);
+//!             sessions.forwards.remove(id);
+//!         }
+//!         Ok(ended.len())
+//!     }
+//! }
+//!
+//! // Plugged in like any store:
+//! let layer = typed_sessions::SessionLayer::new(HashMapStore::default());
+//! # let _ = layer;
+//! ```
 
 use std::time::{Duration, SystemTime};
 
@@ -74,11 +355,14 @@ pub use bytes::Bytes;
 use crate::id::SessionId;
 
 #[cfg(feature = "memcache")]
+#[cfg_attr(docsrs, doc(cfg(feature = "memcache")))]
 pub mod memcache;
 pub mod memory;
 #[cfg(feature = "mongodb")]
+#[cfg_attr(docsrs, doc(cfg(feature = "mongodb")))]
 pub mod mongodb;
 #[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub mod redis;
 
 /// The address of one stored field.
