@@ -31,6 +31,65 @@ use crate::state::{IndexedState, SessionState};
 /// Taking the same `TypedSession<T>` twice at once in one request is
 /// rejected; taking it again after the first was dropped (say, in a
 /// middleware, then in the handler) sees the first one's changes.
+///
+/// ```
+/// use axum::extract::{Path, Query};
+/// use axum::{Router, routing::get};
+/// use serde::Deserialize;
+/// use typed_sessions::{MemoryStore, SessionLayer, SessionState, TypedSession};
+///
+/// #[derive(SessionState)]
+/// struct Auth {
+///     user: Option<String>,
+///     logins: u32,
+/// }
+///
+/// #[derive(SessionState)]
+/// struct Cart {
+///     items: Vec<String>,
+/// }
+///
+/// // Reads only: nothing is written back.
+/// async fn index(auth: TypedSession<Auth>, cart: TypedSession<Cart>) -> String {
+///     let who = auth.user().as_deref().unwrap_or("anonymous");
+///     format!("{who}, {} items", cart.items().len())
+/// }
+///
+/// // Writes one field of `Cart`; only that field is sent to the store.
+/// async fn add(Path(item): Path<String>, mut cart: TypedSession<Cart>) -> String {
+///     cart.items_mut().push(item);
+///     cart.items().len().to_string()
+/// }
+///
+/// #[derive(Deserialize)]
+/// struct Login {
+///     user: String,
+/// }
+///
+/// async fn login(Query(login): Query<Login>, mut auth: TypedSession<Auth>) -> String {
+///     // (Check the credentials first.)
+///     auth.set_user(Some(login.user.clone()));
+///     *auth.logins_mut() += 1;
+///     // New privileges, new id: the session (the cart too) moves to a fresh
+///     // id after the handler, and an id planted before the login is useless.
+///     TypedSession::cycle_id(&mut auth);
+///     format!("welcome {}", login.user)
+/// }
+///
+/// async fn logout(mut auth: TypedSession<Auth>) -> &'static str {
+///     // Every namespace is deleted and the cookie expired.
+///     TypedSession::destroy(&mut auth);
+///     "bye"
+/// }
+///
+/// let app: Router = Router::new()
+///     .route("/", get(index))
+///     .route("/cart/{item}", get(add))
+///     .route("/login", get(login))
+///     .route("/logout", get(logout))
+///     .layer(SessionLayer::new(MemoryStore::default()));
+/// # let _ = app;
+/// ```
 pub struct TypedSession<T: SessionState> {
     session: Option<T::Session>,
     request: Arc<RequestSession>,

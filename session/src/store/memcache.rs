@@ -4,6 +4,155 @@
 //! meta-protocol module (`memcache::exp`, pinned at 0.21): every use of it
 //! is in this module. [`AsyncMetaClient`] and [`MetaClientBuilder`] are
 //! re-exported here for [`MemcacheStore::new`].
+//!
+//! # Layout
+//!
+//! A session is one item at `{prefix}{id}` (default prefix `session:`),
+//! holding a small versioned binary record: format version, creation time,
+//! expiry time (both in Unix milliseconds) and every field of every
+//! namespace as (namespace, field name, value bytes), each length-prefixed.
+//! Values are the codec's bytes, stored as they came. The exact format is
+//! documented below under *Record format*.
+//!
+//! Several servers are supported: `connect` takes a comma-separated list
+//! (`memcache://10.0.0.1:11211,10.0.0.2:11211`) and the client picks each
+//! session's server by rendezvous hashing of its key, so adding or removing
+//! a server only moves that server's sessions. Memcached does not replicate:
+//! a server that restarts or is removed loses its sessions (their users get
+//! new, empty sessions).
+//!
+//! # Operations and atomicity
+//!
+//! - [`load`](SessionStore::load): one `get`. The record's expiry time is
+//!   checked against the clock, so a session past its expiry is never
+//!   returned even while Memcached still holds the item.
+//! - [`load_namespace`](SessionStore::load_namespace): the same one `get`,
+//!   keeping the fields of the one namespace.
+//! - [`create`](SessionStore::create): an `add`, which never overwrites:
+//!   atomic. If the key holds an item that is expired or unreadable, it is
+//!   replaced with a compare-and-swap, so only a dead item is ever replaced.
+//! - [`update`](SessionStore::update): `gets` (value and CAS token), merge
+//!   the written and removed fields into the stored record, `cas` it back
+//!   with the new expiry. Atomic: on a CAS conflict (another writer came
+//!   first) it reads again and merges again, up to `MAX_ATTEMPTS` (32) times
+//!   with a random backoff (starting near the time one attempt takes,
+//!   doubling, at most 100 ms), then fails with
+//!   [`StoreError::Contention`]. So concurrent writers of different fields
+//!   of one session never lose each other's writes; for one field the last
+//!   writer wins. Within one process (one store and its clones), writers
+//!   of one session take turns in a per-session queue before their
+//!   `gets`, so they do not spend round trips racing each other; between
+//!   processes the CAS token decides. Fields the update does not name keep their stored bytes,
+//!   never re-encoded. A session that is gone (a `gets` miss, an expired
+//!   record, or a `cas` that finds no item) is never re-created: the update
+//!   returns `false`.
+//! - [`touch`](SessionStore::touch): the expiry time lives inside the
+//!   record (memcached's own expiry is only accurate to a second or two),
+//!   so a touch is a `gets` and a `cas` of the item with a new header and
+//!   the field bytes copied verbatim; memcached's TTL is set in the same
+//!   write. It never rewrites a field's value, but it does send the whole
+//!   item back. Atomic, with the same queue and retries as an update.
+//! - [`delete`](SessionStore::delete): one `delete`. Atomic.
+//! - [`move_to`](SessionStore::move_to): **not atomic**. It reads the old
+//!   item (`gets`), `add`s the new one (same fields and creation time, new
+//!   expiry), then deletes the old one only if it is unchanged (delete with
+//!   the CAS token). If a concurrent write changed the old item in between,
+//!   the new item is deleted and the move starts over, so that write is
+//!   not lost; if the old item vanished in between (a concurrent delete),
+//!   the new item is deleted and the move returns `false`. A failure part
+//!   way never loses the session: the old id keeps it until the final
+//!   delete succeeds; a failure after the `add` may leave a copy under the
+//!   new id, which nobody was told about and which expires with its TTL.
+//!   The final step does not delete the old item but replaces it (with
+//!   the CAS token) by a *forward*: a record that expired at the epoch, so
+//!   nothing reads it as a session, holding `__forward.to` (the new id) and
+//!   `__forward.until` (the end of [`FORWARD_WINDOW`], Unix milliseconds,
+//!   big-endian), with a memcached TTL to match.
+//!   After the move, a slower writer of the old id finds no live session
+//!   (its `gets` finds the forward, or its `cas` fails) and gets `false`;
+//!   [`forwarded`](SessionStore::forwarded) is one `get`.
+//!
+//! # Expiry
+//!
+//! The record's expiry time is authoritative. Memcached's TTL is set on
+//! every write to one second past it (rounded up to whole seconds), so
+//! Memcached never drops a live session and frees a dead one soon after.
+//! Memcached reads a relative TTL above 30 days as an absolute Unix time;
+//! the store sends a relative TTL up to 30 days and an absolute Unix time
+//! beyond (the default 30-day inactivity expiry is just beyond), so long
+//! expiries work. Absolute TTLs assume the application's and Memcached's
+//! clocks roughly agree. Memcached may still evict a session early under
+//! memory pressure (LRU): size the cache for the sessions it must hold.
+//!
+//! # Limits
+//!
+//! Memcached refuses items over its item size limit (`-I`, 1 MiB by
+//! default). A write whose record would exceed
+//! [`with_max_item_size`](MemcacheStore::with_max_item_size) (default
+//! [`DEFAULT_MAX_ITEM_SIZE`], 1 MiB minus 512 bytes) is not sent and fails
+//! with [`StoreError::TooLarge`], naming the size and the limit; the stored
+//! session is left as it was. Keep the limit at or below the server's:
+//! if the server refuses an item anyway (its `-I` is smaller than the
+//! configured limit), that is a `TooLarge` too, logged at error level, but
+//! Memcached itself then drops the item stored under that key (it does so
+//! on every refused store, so stale data cannot outlive a failed write)
+//! and the session is lost. Nothing is ever truncated. Namespace and field names
+//! are limited to 65535 bytes, the key (`{prefix}{id}`) to 250 bytes.
+//!
+//! # Session index
+//!
+//! Memcached cannot enumerate its keys, so this store keeps no session
+//! index: a `#[session(index)]` field ("log out everywhere") needs
+//! `RedisStore`, `MongoStore` or [`MemoryStore`](super::memory::MemoryStore).
+//! A [`create`](SessionStore::create) or [`update`](SessionStore::update)
+//! that writes or removes an index entry (a field of
+//! [`INDEX_NAMESPACE`](super::INDEX_NAMESPACE)) fails with
+//! [`StoreError::Unsupported`], saying so, before anything is sent: the
+//! session stays as it was, and the misconfiguration shows on the first
+//! write of the indexed field. [`list_index`](SessionStore::list_index)
+//! and [`end_index`](SessionStore::end_index) fail the same way. A record
+//! kept per index key and maintained with compare-and-swap was the
+//! alternative; it was left out because Memcached may evict it at any time
+//! (LRU), and an index that silently forgets sessions would let "log out
+//! everywhere" miss some.
+//!
+//! # Failures
+//!
+//! A network or server failure is [`StoreError::Backend`]; each exchange
+//! has the client's deadline (1 second by default, see
+//! [`MetaClientBuilder::io_timeout`]) and a dead server fails calls at
+//! once (connection refused). A write whose outcome is unknown (the
+//! connection broke after the request was sent) is reported as an error,
+//! not retried blindly. An item whose record cannot be read (corrupt, or a
+//! format version this build does not know) is logged at warn level and
+//! treated as absent: `load` returns `None` (the layer starts a fresh
+//! session under a new id), `update`, `touch` and `move_to` return `false`,
+//! and `create` may replace it. The unreadable item itself is left alone
+//! until it expires.
+//!
+//! # Record format
+//!
+//! Version 1; integers are unsigned big-endian.
+//!
+//! ```text
+//! offset  size  content
+//! 0       1     format version: 1
+//! 1       8     created_at: Unix time in milliseconds
+//! 9       8     expires_at: Unix time in milliseconds
+//! 17      4     n: the number of fields
+//! 21      ...   n fields, each:
+//!                 2   a: length of the namespace
+//!                 a   the namespace (UTF-8)
+//!                 2   b: length of the field name
+//!                 b   the field name (UTF-8)
+//!                 4   c: length of the value
+//!                 c   the value (the codec's bytes)
+//! ```
+//!
+//! Nothing follows the last field and each (namespace, field name) pair
+//! appears once. Parsing is total: any byte string parses or is
+//! [`StoreError::Malformed`], never a panic, and the parser never
+//! allocates more than the input's length justifies.
 
 use std::hash::{BuildHasher, Hasher, RandomState};
 use std::sync::Arc;
@@ -38,8 +187,8 @@ pub const MAX_ATTEMPTS: u32 = 32;
 /// Memcached reads a TTL above this many seconds as an absolute Unix time.
 const MAX_RELATIVE_TTL: u64 = 30 * 24 * 60 * 60;
 
-/// What a write of an index entry fails with (see *Session index* on
-/// [`MemcacheStore`]).
+/// What a write of an index entry fails with (see *Session index* in the
+/// module docs).
 const NO_INDEX: &str = "MemcacheStore keeps no session index: Memcached cannot enumerate \
      sessions, so a `#[session(index)]` field needs RedisStore, MongoStore or MemoryStore";
 
@@ -56,154 +205,8 @@ const NO_INDEX: &str = "MemcacheStore keeps no session index: Memcached cannot e
 /// # }
 /// ```
 ///
-/// # Layout
-///
-/// A session is one item at `{prefix}{id}` (default prefix `session:`),
-/// holding a small versioned binary record: format version, creation time,
-/// expiry time (both in Unix milliseconds) and every field of every
-/// namespace as (namespace, field name, value bytes), each length-prefixed.
-/// Values are the codec's bytes, stored as they came. The exact format is
-/// documented below under *Record format*.
-///
-/// Several servers are supported: `connect` takes a comma-separated list
-/// (`memcache://10.0.0.1:11211,10.0.0.2:11211`) and the client picks each
-/// session's server by rendezvous hashing of its key, so adding or removing
-/// a server only moves that server's sessions. Memcached does not replicate:
-/// a server that restarts or is removed loses its sessions (their users get
-/// new, empty sessions).
-///
-/// # Operations and atomicity
-///
-/// - [`load`](SessionStore::load): one `get`. The record's expiry time is
-///   checked against the clock, so a session past its expiry is never
-///   returned even while Memcached still holds the item.
-/// - [`load_namespace`](SessionStore::load_namespace): the same one `get`,
-///   keeping the fields of the one namespace.
-/// - [`create`](SessionStore::create): an `add`, which never overwrites:
-///   atomic. If the key holds an item that is expired or unreadable, it is
-///   replaced with a compare-and-swap, so only a dead item is ever replaced.
-/// - [`update`](SessionStore::update): `gets` (value and CAS token), merge
-///   the written and removed fields into the stored record, `cas` it back
-///   with the new expiry. Atomic: on a CAS conflict (another writer came
-///   first) it reads again and merges again, up to [`MAX_ATTEMPTS`] times
-///   with a random backoff (starting near the time one attempt takes,
-///   doubling, at most 100 ms), then fails with
-///   [`StoreError::Contention`]. So concurrent writers of different fields
-///   of one session never lose each other's writes; for one field the last
-///   writer wins. Within one process (one store and its clones), writers
-///   of one session take turns in a per-session queue before their
-///   `gets`, so they do not spend round trips racing each other; between
-///   processes the CAS token decides. Fields the update does not name keep their stored bytes,
-///   never re-encoded. A session that is gone (a `gets` miss, an expired
-///   record, or a `cas` that finds no item) is never re-created: the update
-///   returns `false`.
-/// - [`touch`](SessionStore::touch): the expiry time lives inside the
-///   record (memcached's own expiry is only accurate to a second or two),
-///   so a touch is a `gets` and a `cas` of the item with a new header and
-///   the field bytes copied verbatim; memcached's TTL is set in the same
-///   write. It never rewrites a field's value, but it does send the whole
-///   item back. Atomic, with the same queue and retries as an update.
-/// - [`delete`](SessionStore::delete): one `delete`. Atomic.
-/// - [`move_to`](SessionStore::move_to): **not atomic**. It reads the old
-///   item (`gets`), `add`s the new one (same fields and creation time, new
-///   expiry), then deletes the old one only if it is unchanged (delete with
-///   the CAS token). If a concurrent write changed the old item in between,
-///   the new item is deleted and the move starts over, so that write is
-///   not lost; if the old item vanished in between (a concurrent delete),
-///   the new item is deleted and the move returns `false`. A failure part
-///   way never loses the session: the old id keeps it until the final
-///   delete succeeds; a failure after the `add` may leave a copy under the
-///   new id, which nobody was told about and which expires with its TTL.
-///   The final step does not delete the old item but replaces it (with
-///   the CAS token) by a *forward*: a record that expired at the epoch, so
-///   nothing reads it as a session, holding `__forward.to` (the new id) and
-///   `__forward.until` (the end of [`FORWARD_WINDOW`], Unix milliseconds,
-///   big-endian), with a memcached TTL to match.
-///   After the move, a slower writer of the old id finds no live session
-///   (its `gets` finds the forward, or its `cas` fails) and gets `false`;
-///   [`forwarded`](SessionStore::forwarded) is one `get`.
-///
-/// # Expiry
-///
-/// The record's expiry time is authoritative. Memcached's TTL is set on
-/// every write to one second past it (rounded up to whole seconds), so
-/// Memcached never drops a live session and frees a dead one soon after.
-/// Memcached reads a relative TTL above 30 days as an absolute Unix time;
-/// the store sends a relative TTL up to 30 days and an absolute Unix time
-/// beyond (the default 30-day inactivity expiry is just beyond), so long
-/// expiries work. Absolute TTLs assume the application's and Memcached's
-/// clocks roughly agree. Memcached may still evict a session early under
-/// memory pressure (LRU): size the cache for the sessions it must hold.
-///
-/// # Limits
-///
-/// Memcached refuses items over its item size limit (`-I`, 1 MiB by
-/// default). A write whose record would exceed
-/// [`with_max_item_size`](MemcacheStore::with_max_item_size) (default
-/// [`DEFAULT_MAX_ITEM_SIZE`], 1 MiB minus 512 bytes) is not sent and fails
-/// with [`StoreError::TooLarge`], naming the size and the limit; the stored
-/// session is left as it was. Keep the limit at or below the server's:
-/// if the server refuses an item anyway (its `-I` is smaller than the
-/// configured limit), that is a `TooLarge` too, logged at error level, but
-/// Memcached itself then drops the item stored under that key (it does so
-/// on every refused store, so stale data cannot outlive a failed write)
-/// and the session is lost. Nothing is ever truncated. Namespace and field names
-/// are limited to 65535 bytes, the key (`{prefix}{id}`) to 250 bytes.
-///
-/// # Session index
-///
-/// Memcached cannot enumerate its keys, so this store keeps no session
-/// index: a `#[session(index)]` field ("log out everywhere") needs
-/// `RedisStore`, `MongoStore` or [`MemoryStore`](super::memory::MemoryStore).
-/// A [`create`](SessionStore::create) or [`update`](SessionStore::update)
-/// that writes or removes an index entry (a field of
-/// [`INDEX_NAMESPACE`](super::INDEX_NAMESPACE)) fails with
-/// [`StoreError::Unsupported`], saying so, before anything is sent: the
-/// session stays as it was, and the misconfiguration shows on the first
-/// write of the indexed field. [`list_index`](SessionStore::list_index)
-/// and [`end_index`](SessionStore::end_index) fail the same way. A record
-/// kept per index key and maintained with compare-and-swap was the
-/// alternative; it was left out because Memcached may evict it at any time
-/// (LRU), and an index that silently forgets sessions would let "log out
-/// everywhere" miss some.
-///
-/// # Failures
-///
-/// A network or server failure is [`StoreError::Backend`]; each exchange
-/// has the client's deadline (1 second by default, see
-/// [`MetaClientBuilder::io_timeout`]) and a dead server fails calls at
-/// once (connection refused). A write whose outcome is unknown (the
-/// connection broke after the request was sent) is reported as an error,
-/// not retried blindly. An item whose record cannot be read (corrupt, or a
-/// format version this build does not know) is logged at warn level and
-/// treated as absent: `load` returns `None` (the layer starts a fresh
-/// session under a new id), `update`, `touch` and `move_to` return `false`,
-/// and `create` may replace it. The unreadable item itself is left alone
-/// until it expires.
-///
-/// # Record format
-///
-/// Version 1; integers are unsigned big-endian.
-///
-/// ```text
-/// offset  size  content
-/// 0       1     format version: 1
-/// 1       8     created_at: Unix time in milliseconds
-/// 9       8     expires_at: Unix time in milliseconds
-/// 17      4     n: the number of fields
-/// 21      ...   n fields, each:
-///                 2   a: length of the namespace
-///                 a   the namespace (UTF-8)
-///                 2   b: length of the field name
-///                 b   the field name (UTF-8)
-///                 4   c: length of the value
-///                 c   the value (the codec's bytes)
-/// ```
-///
-/// Nothing follows the last field and each (namespace, field name) pair
-/// appears once. Parsing is total: any byte string parses or is
-/// [`StoreError::Malformed`], never a panic, and the parser never
-/// allocates more than the input's length justifies.
+/// The [module docs](self) describe the layout, what each operation sends
+/// and what is atomic, expiry, limits and failures.
 #[derive(Clone)]
 pub struct MemcacheStore {
     client: AsyncMetaClient,

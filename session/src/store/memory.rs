@@ -1,4 +1,24 @@
 //! [`MemoryStore`]: sessions in this process's memory.
+//!
+//! The store every build has, and the one to develop and test with: no
+//! server, nothing to configure (`MemoryStore::default()`). Sessions live
+//! in a map of 64 shards, each behind its own lock, so every operation is
+//! atomic and concurrent requests of different sessions rarely wait for
+//! each other. It keeps every rule of the [store contract](super): an
+//! expired session is never returned, a write never brings a deleted or
+//! moved session back, an update changes exactly the fields it names, a
+//! move leaves its forward, and the session index (`#[session(index)]`) is
+//! kept exact inside the shards.
+//!
+//! It is not shared between processes and loses its sessions when the
+//! process exits: for several app servers, or sessions that survive a
+//! deploy, use a store backed by a server (Redis, Memcached, MongoDB).
+//!
+//! What [`MemoryStore`] documents: how expired sessions are swept (shard by
+//! shard, by store calls and, when idle, by a background thread the store
+//! stops when dropped), how its memory shrinks after a mass expiry, what a
+//! session costs (about 200 bytes for one small field), and how the session
+//! index is kept and what listing and ending cost.
 
 mod forwards;
 mod index;
