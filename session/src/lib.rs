@@ -94,7 +94,10 @@
 //! 1. **Nothing, until a handler asks.** The layer reads the session cookie
 //!    (a value that is not a well-formed id, or not correctly signed, is
 //!    ignored and its cookie removed) but touches no store. A handler that
-//!    takes no session costs no store call.
+//!    takes no session costs no store call. The `Cookie` header is read as
+//!    bytes, so another application's cookie on the same domain, whatever
+//!    it holds (UTF-8 like `city=Zürich`, or not UTF-8 at all), never hides
+//!    the session cookie; a `Cookie` header over 16 KB is not read.
 //! 2. **One round trip per namespace taken.** Taking `TypedSession<T>` loads
 //!    `T`'s fields (and the session's remembered expiry) in one store call;
 //!    [`Session`] loads its own namespace's keys, nothing else. Fields are
@@ -122,6 +125,9 @@
 //! A store error, or a store call slower than
 //! [`with_store_timeout`](SessionLayer::with_store_timeout) (5 s by
 //! default), is a 500 and is logged: nothing is dropped silently.
+//! [`SessionLayer`] documents the responses in detail (removal cookies,
+//! `Expires` beside `Max-Age`, a passed `Expiry::AtDateTime`) and why two
+//! stacked layers are refused.
 //!
 //! Ids are 192 bits from the operating system's CSPRNG; logs carry a short
 //! keyed hash of an id ([`LogTag`]), never the id. Cookies are `Secure`,

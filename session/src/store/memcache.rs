@@ -153,6 +153,18 @@
 //! appears once. Parsing is total: any byte string parses or is
 //! [`StoreError::Malformed`], never a panic, and the parser never
 //! allocates more than the input's length justifies.
+//!
+//! # Tests
+//!
+//! `tests/memcache_conformance.rs` runs the store conformance suite;
+//! `tests/memcache_store.rs` checks concurrent writers (12 × 20 rounds on one
+//! session, through one store and through twelve clients), 29- to 60-day
+//! expiries against memcached's own TTL, the size limit, the stored bytes
+//! against the record format above, unreadable items and moves racing
+//! writes; `tests/memcache_own_servers.rs` starts memcached servers of its
+//! own to kill, freeze (SIGSTOP) and restart them while calls run, and to
+//! share sessions between two servers. They use `MEMCACHE_URL` (default
+//! `memcache://127.0.0.1:11211`) and fail when it is unreachable.
 
 use std::hash::{BuildHasher, Hasher, RandomState};
 use std::sync::Arc;
