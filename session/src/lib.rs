@@ -264,6 +264,21 @@
 //! | `json` | the [`Json`] codec: human-readable stored values |
 //! | `bincode` | the [`Bincode`] codec: compact, but not self-describing (a changed type can decode to wrong values) and unmaintained (RUSTSEC-2025-0141); only for field types that never change |
 //! | `conformance` | [`conformance`]: the store conformance suite, to test any [`SessionStore`] |
+//!
+//! <!-- Items of features this build lacks link to docs.rs, so the docs of
+//! any feature set build without broken links. -->
+#![cfg_attr(feature = "redis", doc = "[`RedisStore`]: store::redis::RedisStore")]
+#![cfg_attr(not(feature = "redis"), doc = "[`RedisStore`]: https://docs.rs/typed-sessions/latest/typed_sessions/struct.RedisStore.html")]
+#![cfg_attr(feature = "memcache", doc = "[`MemcacheStore`]: store::memcache::MemcacheStore")]
+#![cfg_attr(not(feature = "memcache"), doc = "[`MemcacheStore`]: https://docs.rs/typed-sessions/latest/typed_sessions/struct.MemcacheStore.html")]
+#![cfg_attr(feature = "mongodb", doc = "[`MongoStore`]: store::mongodb::MongoStore")]
+#![cfg_attr(not(feature = "mongodb"), doc = "[`MongoStore`]: https://docs.rs/typed-sessions/latest/typed_sessions/struct.MongoStore.html")]
+#![cfg_attr(feature = "json", doc = "[`Json`]: codec::Json")]
+#![cfg_attr(not(feature = "json"), doc = "[`Json`]: https://docs.rs/typed-sessions/latest/typed_sessions/codec/struct.Json.html")]
+#![cfg_attr(feature = "bincode", doc = "[`Bincode`]: codec::Bincode")]
+#![cfg_attr(not(feature = "bincode"), doc = "[`Bincode`]: https://docs.rs/typed-sessions/latest/typed_sessions/codec/struct.Bincode.html")]
+#![cfg_attr(feature = "conformance", doc = "[`conformance`]: conformance")]
+#![cfg_attr(not(feature = "conformance"), doc = "[`conformance`]: https://docs.rs/typed-sessions/latest/typed_sessions/conformance/index.html")]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 #[doc(hidden)]
