@@ -259,6 +259,7 @@
 //! | feature | adds |
 //! |---|---|
 //! | `redis` | [`RedisStore`] (single server and Redis Cluster) |
+//! | `redis-rustls` | `rediss://` URLs (Redis over TLS) with rustls; implies `redis` |
 //! | `memcache` | [`MemcacheStore`] |
 //! | `mongodb` | [`MongoStore`] |
 //! | `json` | the [`Json`] codec: human-readable stored values |
