@@ -153,6 +153,11 @@ pub enum ConfigError {
         "codec tag {0:#04x} is reserved for the built-in codecs; a codec of your own returns a tag from 0x20 up"
     )]
     ReservedCodecTag(u8),
+    /// `with_store_timeout` of zero.
+    #[error(
+        "a store timeout of zero would fail every store call: give `with_store_timeout` a positive duration"
+    )]
+    ZeroStoreTimeout,
 }
 
 /// Everything the layer needs per request, shared by all requests.
@@ -276,7 +281,7 @@ impl Config {
             return Err(ConfigError::ReservedCodecTag(codec.tag()));
         }
         if self.store_timeout.is_zero() {
-            return Err(ConfigError::ZeroExpiry);
+            return Err(ConfigError::ZeroStoreTimeout);
         }
         Ok(())
     }
@@ -373,6 +378,10 @@ mod tests {
             with(|c| c.absolute_timeout = Some(Duration::ZERO)),
             Err(ConfigError::ZeroExpiry)
         ));
+        assert_eq!(
+            with(|c| c.store_timeout = Duration::ZERO),
+            Err(ConfigError::ZeroStoreTimeout)
+        );
     }
 
     #[test]
