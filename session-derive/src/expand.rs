@@ -581,7 +581,7 @@ mod tests {
             };
             for stmt in &block.block.stmts {
                 if let syn::Stmt::Item(syn::Item::Impl(imp)) = stmt
-                    && let Some((_, path, _)) = &imp.trait_
+                    && let Some((path, _)) = &imp.trait_
                     && path.segments.last().is_some_and(|s| s.ident == trait_name)
                 {
                     found.extend(imp.items.iter());
