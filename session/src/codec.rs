@@ -40,6 +40,10 @@
 //! buffers `#[serde(with = "serde_bytes")]` (crate `serde_bytes`) to store
 //! them as one binary value.
 
+/// The `erased_serde` crate this module's public API uses, so callers need not
+/// depend on a matching version of it themselves.
+pub use ::erased_serde;
+
 use std::any::TypeId;
 use std::fmt;
 use std::sync::Arc;

@@ -166,6 +166,10 @@
 //! share sessions between two servers. They use `MEMCACHE_URL` (default
 //! `memcache://127.0.0.1:11211`) and fail when it is unreachable.
 
+/// The `memcache` crate this module's public API uses, so callers need not
+/// depend on a matching version of it themselves.
+pub use ::memcache;
+
 use std::hash::{BuildHasher, Hasher, RandomState};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};

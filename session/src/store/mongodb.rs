@@ -234,6 +234,10 @@
 //! Tested against SecantusDB 0.7.0b3, a MongoDB-wire-compatible server
 //! (standalone and single-node replica set), not against a real `mongod`.
 
+/// The `mongodb` crate this module's public API uses, so callers need not
+/// depend on a matching version of it themselves.
+pub use ::mongodb;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};

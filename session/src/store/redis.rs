@@ -177,6 +177,10 @@
 //! Tested against a TLS-only `redis-server` (single server; TLS on a
 //! cluster is the redis crate's and untested here).
 
+/// The `redis` crate this module's public API uses, so callers need not
+/// depend on a matching version of it themselves.
+pub use ::redis;
+
 use std::io::Write as _;
 use std::sync::{Arc, LazyLock};
 use std::time::{Duration, SystemTime};
