@@ -89,6 +89,7 @@ impl std::fmt::Debug for SessionLayer {
 
 impl SessionLayer {
     /// A layer over `store` with the default configuration.
+    #[must_use]
     pub fn new(store: impl SessionStore) -> Self {
         Self::build(Config::default(), Arc::new(store))
     }
@@ -118,6 +119,7 @@ impl SessionLayer {
 
     /// The cookie's name \[`session`\]. A `__Host-` prefix requires Secure,
     /// no domain and path `/`; `__Secure-` requires Secure.
+    #[must_use]
     pub fn with_cookie_name(self, name: impl Into<String>) -> Self {
         let name = name.into();
         self.change(|config| config.cookie_name = name)
@@ -127,6 +129,7 @@ impl SessionLayer {
     /// `AtDateTime` already past now is a configuration error; once a date
     /// that was valid here passes, the layer creates no session and removes
     /// presented cookies, and keeps serving requests.
+    #[must_use]
     pub fn with_expiry(self, expiry: Expiry) -> Self {
         self.change(|config| config.set_expiry(expiry))
     }
@@ -136,27 +139,32 @@ impl SessionLayer {
     /// Chromium and curl send a `Secure` cookie back over plain HTTP anyway,
     /// but Python's `http.cookiejar` (and `requests`) and every browser on a
     /// non-loopback `http://` host do not, so sessions would not stick there.
+    #[must_use]
     pub fn with_secure(self, secure: bool) -> Self {
         self.change(|config| config.secure = secure)
     }
 
     /// The cookie's `HttpOnly` attribute \[true\].
+    #[must_use]
     pub fn with_http_only(self, http_only: bool) -> Self {
         self.change(|config| config.http_only = http_only)
     }
 
     /// The cookie's `SameSite` attribute \[`Lax`\].
+    #[must_use]
     pub fn with_same_site(self, same_site: SameSite) -> Self {
         self.change(|config| config.same_site = same_site)
     }
 
     /// The cookie's `Path` \[`/`\].
+    #[must_use]
     pub fn with_path(self, path: impl Into<String>) -> Self {
         let path = path.into();
         self.change(|config| config.path = path)
     }
 
     /// The cookie's `Domain` \[none: the host that set it\].
+    #[must_use]
     pub fn with_domain(self, domain: impl Into<String>) -> Self {
         let domain = domain.into();
         self.change(|config| config.domain = Some(domain))
@@ -164,14 +172,17 @@ impl SessionLayer {
 
     /// Signs ids with an HMAC key, so forged ids are refused without a store
     /// lookup.
+    #[must_use]
     pub fn with_signing_key(self, key: Key) -> Self {
-        self.with_signing_keys(vec![key])
+        self.with_signing_keys([key])
     }
 
     /// Signs with the first key and accepts ids signed with any of them, so
     /// keys can be rotated: put the new key first and keep the old ones until
     /// their cookies have expired.
-    pub fn with_signing_keys(self, keys: Vec<Key>) -> Self {
+    #[must_use]
+    pub fn with_signing_keys(self, keys: impl IntoIterator<Item = Key>) -> Self {
+        let keys: Vec<Key> = keys.into_iter().collect();
         self.change(|config| {
             // Remembered so `validate` can report it.
             config.keys_missing = keys.is_empty();
@@ -181,6 +192,7 @@ impl SessionLayer {
 
     /// Ends every session this long after its creation, whatever its
     /// activity \[none\]. Kept across `cycle_id`.
+    #[must_use]
     pub fn with_absolute_timeout(self, timeout: Duration) -> Self {
         self.change(|config| config.absolute_timeout = Some(timeout))
     }
@@ -190,6 +202,7 @@ impl SessionLayer {
     /// codec's tag), so switching keeps existing sessions readable; each
     /// field is rewritten in the new codec on its next write. See the
     /// [`codec`](crate::codec) module for the stored format.
+    #[must_use]
     pub fn with_codec(self, codec: impl Codec) -> Self {
         let codec = CodecChoice::of(codec);
         self.change(|config| config.codec = codec)
@@ -197,6 +210,7 @@ impl SessionLayer {
 
     /// The time limit of each store call \[5 s\]; a call that takes longer
     /// fails the request with a 500.
+    #[must_use]
     pub fn with_store_timeout(self, timeout: Duration) -> Self {
         self.change(|config| config.store_timeout = timeout)
     }

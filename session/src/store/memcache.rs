@@ -301,6 +301,7 @@ impl MemcacheStore {
     /// Sets the key prefix (default `session:`): a session lives at
     /// `{prefix}{id}`. Keys are limited to 250 bytes and an id is 32, so
     /// keep the prefix short.
+    #[must_use]
     pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {
         self.prefix = prefix.into();
         self
@@ -310,6 +311,7 @@ impl MemcacheStore {
     /// (default [`DEFAULT_MAX_ITEM_SIZE`]). Set it somewhat below the
     /// server's `-I` item size limit; a session that would grow past it
     /// fails with [`StoreError::TooLarge`] instead.
+    #[must_use]
     pub fn with_max_item_size(mut self, bytes: usize) -> Self {
         self.max_item_size = bytes;
         self

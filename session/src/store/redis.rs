@@ -646,6 +646,7 @@ impl RedisStore {
     /// Sets the key prefix (default `session:`); a session lives at
     /// `{prefix}{id}`. On a cluster, a prefix with a hash tag (`{...}`) puts
     /// every session in one slot, on one node.
+    #[must_use]
     pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {
         self.prefix = prefix.into();
         self
@@ -684,6 +685,7 @@ impl RedisStore {
     /// [`connect_cluster`](Self::connect_cluster), which know how to open
     /// that connection; on a store made by [`new`](Self::new) this logs a
     /// warning and leaves the cache off.
+    #[must_use]
     pub fn with_local_cache(mut self, max_bytes: usize) -> Self {
         match &self.origin {
             Some(origin) => self.cache = Some(LocalCache::new(origin.clone(), max_bytes)),
