@@ -60,6 +60,9 @@ checks=(bans)
 dbs="${CARGO_HOME:-$HOME/.cargo}/advisory-dbs"
 # Run from the package, whose .cargo/config.toml patches in the derive.
 cd "$lib"
+# cargo-deny reads every target's crates (macOS, Windows too): fetched here
+# from crates.io, as it may not under --offline.
+cargo fetch --quiet
 if [[ ${ADVISORY_FETCH:-0} == 1 ]]; then
   cargo deny --config "$root/deny.toml" fetch db
 fi
