@@ -189,14 +189,15 @@ use redis::cluster_routing::Slot;
 use redis::{Cmd, RedisError, RedisWrite, Script, ToRedisArgs, Value};
 
 use super::{
-    Bytes, EXPIRY_FIELD, FORWARD_WINDOW, FieldKey, FieldWrite, LoadedFields, LoadedNamespace,
-    SessionStore, StoreError,
+    Bytes, EXPIRY_FIELD, FORWARD_WINDOW, FieldKey, FieldWrite, IndexKey, IndexedSession,
+    LoadedFields, LoadedNamespace, SessionStore, StoreError,
 };
 use super::{from_unix_millis, unix_millis};
 use crate::id::SessionId;
 
 pub mod cache;
 use cache::{CacheStats, LocalCache, Origin};
+pub mod index;
 
 /// The default key prefix.
 const DEFAULT_PREFIX: &str = "session:";
@@ -274,9 +275,8 @@ return out
 /// ARGV: creation time, expiry, then field/value pairs. One `HSET` of
 /// everything (in chunks of 1000 arguments beyond that: Lua's `unpack` has a
 /// limit).
-static CREATE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
+static CREATE: LazyLock<Script> = LazyLock::new(|| Script::new(CREATE_LUA));
+const CREATE_LUA: &str = r"
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 local n = #ARGV
 if n <= 1000 then
@@ -287,19 +287,18 @@ else
 end
 redis.call('PEXPIREAT', KEYS[1], ARGV[2])
 return 1
-",
-    )
-});
+";
 
 /// ARGV: expiry (empty: keep the stored one), the number n of fields to
 /// set, n field/value pairs, then the fields to remove. 1 written, 0 not a
 /// session, 2 busy: while `__frozen`
 /// holds a time in the future nothing is written (see the module docs). A
-/// write clears `__moving`.
-static UPDATE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
-local m = redis.call('HMGET', KEYS[1], '__created', '__frozen', '__moving')
+/// write clears `__moving`. 3 written, and the expiry moved past
+/// `__indexed_until`: the session's index keys need a longer life (see
+/// [`index`]).
+static UPDATE: LazyLock<Script> = LazyLock::new(|| Script::new(UPDATE_LUA));
+const UPDATE_LUA: &str = r"
+local m = redis.call('HMGET', KEYS[1], '__created', '__frozen', '__moving', '__indexed_until')
 if not m[1] then return 0 end
 if m[2] then
   local now = redis.call('TIME')
@@ -319,19 +318,23 @@ else
 end
 for i = last + 1, n, 1000 do redis.call('HDEL', KEYS[1], unpack(ARGV, i, math.min(i + 999, n))) end
 if m[3] and n > 2 then redis.call('HDEL', KEYS[1], '__moving') end
-if expires then redis.call('PEXPIREAT', KEYS[1], ARGV[1]) end
+if expires then
+  redis.call('PEXPIREAT', KEYS[1], ARGV[1])
+  if m[4] and tonumber(ARGV[1]) > (tonumber(m[4]) or 0) then return 3 end
+end
 return 1
-",
-    )
-});
+";
 
-/// ARGV: expiry.
+/// ARGV: expiry. 1 touched, 0 not a session, 3 touched past
+/// `__indexed_until` (as for [`UPDATE`]).
 static TOUCH: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
-if redis.call('HEXISTS', KEYS[1], '__created') == 0 then return 0 end
+local m = redis.call('HMGET', KEYS[1], '__created', '__indexed_until')
+if not m[1] then return 0 end
 redis.call('HSET', KEYS[1], '__expires', ARGV[1])
 redis.call('PEXPIREAT', KEYS[1], ARGV[1])
+if m[2] and tonumber(ARGV[1]) > (tonumber(m[2]) or 0) then return 3 end
 return 1
 ",
     )
@@ -339,11 +342,14 @@ return 1
 
 /// KEYS: from, to (one slot). ARGV: expiry, the new id, the end of the
 /// forward window. 1 moved (leaving the forward at `from`), 0 `from`
-/// missing, -1 `to` exists.
+/// missing, -1 `to` exists, 2 `from` has index entries (nothing done: the
+/// move must take its index keys along, see [`index`]).
 static RENAME: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
-if redis.call('HEXISTS', KEYS[1], '__created') == 0 then return 0 end
+local m = redis.call('HMGET', KEYS[1], '__created', '__indexed_until')
+if not m[1] then return 0 end
+if m[2] then return 2 end
 if redis.call('EXISTS', KEYS[2]) == 1 then return -1 end
 redis.call('RENAME', KEYS[1], KEYS[2])
 redis.call('HSET', KEYS[2], '__expires', ARGV[1])
@@ -859,21 +865,30 @@ impl RedisStore {
             let Some(fields) = self.copy_out(from_key, token, lease).await? else {
                 return Ok(false);
             };
-            let result = self.copy_in_and_finish(from_key, to_key, to, token, expires_at, &fields);
+            let moved_index = match self.index_copy(to, expires_at, &fields).await {
+                Ok(moved_index) => moved_index,
+                Err(error) => {
+                    self.thaw(from_key, token, lease).await;
+                    return Err(error);
+                }
+            };
+            let until = moved_index.as_ref().map(|moved| moved.until);
+            let result =
+                self.copy_in_and_finish(from_key, to_key, to, token, expires_at, &fields, until);
             let step = match result.await {
                 Ok(step) => step,
                 Err(error) => {
-                    if lease.is_some() {
-                        // Best effort; the lease runs out by itself anyway.
-                        let mut thaw = evalsha(&THAW, 1);
-                        thaw.arg(from_key).arg(token);
-                        let _ = self.eval(&THAW, &thaw).await;
-                    }
+                    self.thaw(from_key, token, lease).await;
                     return Err(error);
                 }
             };
             match step {
-                Step::Done => return Ok(true),
+                Step::Done => {
+                    if let Some(moved_index) = &moved_index {
+                        self.index_moved(from, moved_index).await;
+                    }
+                    return Ok(true);
+                }
                 Step::Retry => {
                     tracing::debug!(
                         from = %from.log_tag(), to = %to.log_tag(), attempt,
@@ -898,7 +913,18 @@ impl RedisStore {
         Err(StoreError::Contention(MOVE_ATTEMPTS))
     }
 
+    /// Lets writes to `from` go on after a failed cluster move that held
+    /// them off. Best effort; the lease runs out by itself anyway.
+    async fn thaw(&self, from_key: &str, token: &str, lease: Option<Duration>) {
+        if lease.is_some() {
+            let mut thaw = evalsha(&THAW, 1);
+            thaw.arg(from_key).arg(token);
+            let _ = self.eval(&THAW, &thaw).await;
+        }
+    }
+
     /// Cluster move, steps 2 and 3.
+    #[allow(clippy::too_many_arguments)]
     async fn copy_in_and_finish(
         &self,
         from_key: &str,
@@ -907,8 +933,12 @@ impl RedisStore {
         token: &str,
         expires_at: u64,
         fields: &[Value],
+        indexed_until: Option<u64>,
     ) -> Result<Step, StoreError> {
-        if !self.copy_in(to_key, token, expires_at, fields).await? {
+        if !self
+            .copy_in(to_key, token, expires_at, fields, indexed_until)
+            .await?
+        {
             return Err(StoreError::IdExists);
         }
         self.finish(from_key, token, to).await
@@ -934,13 +964,15 @@ impl RedisStore {
     }
 
     /// Cluster move, step 2: creates `to` from the copy, unless it exists.
-    /// The lease and the old expiry are not copied.
+    /// The lease, the old expiry and the old `__indexed_until` are not
+    /// copied; `indexed_until` is the new one.
     async fn copy_in(
         &self,
         to_key: &str,
         token: &str,
         expires_at: u64,
         fields: &[Value],
+        indexed_until: Option<u64>,
     ) -> Result<bool, StoreError> {
         let mut command = evalsha(&COPY_IN, 1);
         command.arg(to_key).arg(token).arg(expires_at);
@@ -950,9 +982,15 @@ impl RedisStore {
                     "a session hash field that is not a string".into(),
                 ));
             };
-            if name != FROZEN.as_bytes() && name != EXPIRES.as_bytes() {
+            if name != FROZEN.as_bytes()
+                && name != EXPIRES.as_bytes()
+                && name != index::INDEXED_UNTIL.as_bytes()
+            {
                 command.arg(name.as_slice()).arg(value.as_slice());
             }
+        }
+        if let Some(until) = indexed_until {
+            command.arg(index::INDEXED_UNTIL).arg(until);
         }
         Ok(self.eval_int(&COPY_IN, &command).await? == 1)
     }
@@ -1117,19 +1155,35 @@ impl RedisStore {
         created_at: SystemTime,
         expires_at: SystemTime,
     ) -> Result<(), StoreError> {
+        if index::sets_entry(writes) {
+            return self
+                .create_indexed(id, writes, created_at, expires_at)
+                .await;
+        }
         let mut command = evalsha(&CREATE, 1);
+        command.arg(self.key_arg(id));
+        self.create_args(&mut command, writes, created_at, expires_at);
+        match self.eval_int(&CREATE, &command).await? {
+            1 => Ok(()),
+            _ => Err(StoreError::IdExists),
+        }
+    }
+
+    /// `CREATE`'s ARGV.
+    fn create_args(
+        &self,
+        command: &mut Cmd,
+        writes: &[FieldWrite<'_>],
+        created_at: SystemTime,
+        expires_at: SystemTime,
+    ) {
         command
-            .arg(self.key_arg(id))
             .arg(unix_millis(created_at))
             .arg(expiry_millis(expires_at));
         for write in effective(writes) {
             if let Some(value) = write.value {
                 command.arg(HashField::from(write.key)).arg(value);
             }
-        }
-        match self.eval_int(&CREATE, &command).await? {
-            1 => Ok(()),
-            _ => Err(StoreError::IdExists),
         }
     }
 
@@ -1139,30 +1193,31 @@ impl RedisStore {
         writes: &[FieldWrite<'_>],
         expires_at: Option<SystemTime>,
     ) -> Result<bool, StoreError> {
-        let sets = effective(writes).filter(|w| w.value.is_some()).count();
-        let mut command = evalsha(&UPDATE, 1);
-        command.arg(self.key_arg(id));
-        match expires_at {
-            Some(expires_at) => command.arg(expiry_millis(expires_at)),
-            None => command.arg(""),
+        let (script, command, index_keys, members) = if index::sets_entry(writes) {
+            match self.update_indexed_command(id, writes, expires_at).await? {
+                Some((command, keys, members)) => (&*index::UPDATE_INDEXED, command, keys, members),
+                None => return Ok(false),
+            }
+        } else {
+            let mut command = evalsha(&UPDATE, 1);
+            command.arg(self.key_arg(id));
+            self.update_args(&mut command, writes, expires_at);
+            (&*UPDATE, command, Vec::new(), 0)
         };
-        command.arg(sets);
-        for write in effective(writes) {
-            if let Some(value) = write.value {
-                command.arg(HashField::from(write.key)).arg(value);
-            }
-        }
-        for write in effective(writes) {
-            if write.value.is_none() {
-                command.arg(HashField::from(write.key));
-            }
-        }
         let mut pause = BUSY_PAUSE_FIRST;
         let mut waited = Duration::ZERO;
         let mut busy: u32 = 0;
         loop {
-            match self.eval_int(&UPDATE, &command).await? {
-                1 => return Ok(true),
+            let (status, card) = self.indexed_reply(script, &command).await?;
+            match status {
+                1 | 3 => {
+                    if status == 3 {
+                        self.extend_index(id).await?;
+                    }
+                    self.after_index_write(&index_keys, members.max(card))
+                        .await?;
+                    return Ok(true);
+                }
                 // A cluster move is finishing: wait for it (it ends, or its
                 // lease does, within MOVE_LEASE).
                 2 if waited < BUSY_WAIT_MAX => {
@@ -1184,6 +1239,31 @@ impl RedisStore {
         }
     }
 
+    /// `UPDATE`'s ARGV.
+    fn update_args(
+        &self,
+        command: &mut Cmd,
+        writes: &[FieldWrite<'_>],
+        expires_at: Option<SystemTime>,
+    ) {
+        let sets = effective(writes).filter(|w| w.value.is_some()).count();
+        match expires_at {
+            Some(expires_at) => command.arg(expiry_millis(expires_at)),
+            None => command.arg(""),
+        };
+        command.arg(sets);
+        for write in effective(writes) {
+            if let Some(value) = write.value {
+                command.arg(HashField::from(write.key)).arg(value);
+            }
+        }
+        for write in effective(writes) {
+            if write.value.is_none() {
+                command.arg(HashField::from(write.key));
+            }
+        }
+    }
+
     async fn touch_direct(
         &self,
         id: &SessionId,
@@ -1191,7 +1271,14 @@ impl RedisStore {
     ) -> Result<bool, StoreError> {
         let mut command = evalsha(&TOUCH, 1);
         command.arg(self.key_arg(id)).arg(expiry_millis(expires_at));
-        Ok(self.eval_int(&TOUCH, &command).await? == 1)
+        match self.eval_int(&TOUCH, &command).await? {
+            1 => Ok(true),
+            3 => {
+                self.extend_index(id).await?;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
     }
 
     async fn delete_direct(&self, id: &SessionId) -> Result<(), StoreError> {
@@ -1228,6 +1315,7 @@ impl RedisStore {
         match self.eval_int(&RENAME, &command).await? {
             1 => Ok(true),
             0 => Ok(false),
+            2 => self.move_indexed(from, to, expires_at).await,
             _ => Err(StoreError::IdExists),
         }
     }
@@ -1379,6 +1467,20 @@ impl SessionStore for RedisStore {
     /// Never cached: it reads the old id's forward, which is not a session.
     async fn forwarded(&self, id: &SessionId) -> Result<Option<SessionId>, StoreError> {
         self.forwarded_direct(id).await
+    }
+
+    /// Always read from Redis (see [`index`]).
+    async fn list_index(&self, index: IndexKey<'_>) -> Result<Vec<IndexedSession>, StoreError> {
+        self.list_index_direct(index).await
+    }
+
+    /// See [`index`]: ended sessions leave every near-cache.
+    async fn end_index(
+        &self,
+        index: IndexKey<'_>,
+        except: Option<&SessionId>,
+    ) -> Result<usize, StoreError> {
+        self.end_index_direct(index, except).await
     }
 }
 
