@@ -12,6 +12,12 @@
 //! | `{namespace}.{field}` | the encoded bytes of one field, exactly as the codec produced them |
 //! | `__.expiry` | the remembered expiry ([`EXPIRY_FIELD`]): an ordinary field, loaded with every namespace |
 //! | `__moving`, `__frozen` | transient, only on Redis Cluster while [`move_to`](SessionStore::move_to) copies the session to another node (see below) |
+//! | `__index.{namespace}` | an index entry (namespace [`INDEX_NAMESPACE`](super::INDEX_NAMESPACE)): an ordinary field, holding the index key |
+//! | `__indexed_until` | only on a session that has had index entries: until when (Unix milliseconds) their index keys live |
+//!
+//! Beside the sessions, one sorted set of session ids per index key, at
+//! `{prefix}__index:{namespace length}:{namespace}:{key}`, kept by the
+//! session index (see [`index`] and [below](#the-session-index)).
 //!
 //! After a move, the old key holds no marker but, for
 //! [`FORWARD_WINDOW`], the forward:
@@ -54,10 +60,11 @@
 //! | [`load`](SessionStore::load) | `HMGET` of the marker, `__expires` and the requested fields (a session without `__expires`: then `PTTL`, a second round trip) | 1 (2) |
 //! | [`load_namespace`](SessionStore::load_namespace) | script: `HKEYS`, then one `HMGET` (per 1000 names) of the marker, `__expires` and the names that start with `{namespace}.`; only that namespace's values leave the hash, but Redis walks every field name of the session (a `PTTL` as for `load` without `__expires`) | 3 (4) |
 //! | [`create`](SessionStore::create) | script: only if the key does not exist at all, one `HSET` of marker, `__expires` and fields, `PEXPIREAT` | 4 |
-//! | [`update`](SessionStore::update) | script: `HMGET` of the marker and the two move fields; only if the marker exists, one `HSET` of exactly the named fields (and of `__expires` when the expiry moves), one `HDEL` of the removed ones (if any), `PEXPIREAT` when the expiry moves. Nothing else is sent or rewritten, so a small change to a big session sends a few bytes | 3, or 4 when the expiry moves; one more with removals (one or two more while a cluster move is under way) |
-//! | [`touch`](SessionStore::touch) | script: only if the marker exists, `HSET` of `__expires`, `PEXPIREAT` | 4 |
+//! | [`update`](SessionStore::update) | script: `HMGET` of the marker, the two move fields and `__indexed_until`; only if the marker exists, one `HSET` of exactly the named fields (and of `__expires` when the expiry moves), one `HDEL` of the removed ones (if any), `PEXPIREAT` when the expiry moves. Nothing else is sent or rewritten, so a small change to a big session sends a few bytes | 3, or 4 when the expiry moves; one more with removals (one or two more while a cluster move is under way) |
+//! | [`touch`](SessionStore::touch) | script: `HMGET` of the marker and `__indexed_until`; only if the marker exists, `HSET` of `__expires`, `PEXPIREAT` | 4 |
 //! | [`delete`](SessionStore::delete) | `DEL` | 1 |
-//! | [`move_to`](SessionStore::move_to), single server, or both keys in one cluster slot | script: only if `from` has the marker and `to` does not exist, `RENAME`, `HSET` of `__expires`, `PEXPIREAT`, then the forward at `from` (`HSET`, `PEXPIREAT`). Atomic | 8 |
+//! | [`move_to`](SessionStore::move_to), single server, or both keys in one cluster slot | script: `HMGET` of the marker and `__indexed_until`; only if `from` has the marker (and no index entries) and `to` does not exist, `RENAME`, `HSET` of `__expires`, `PEXPIREAT`, then the forward at `from` (`HSET`, `PEXPIREAT`). Atomic | 8 |
+//! | writes that set an index entry, `move_to` of a session with entries, [`list_index`](SessionStore::list_index), [`end_index`](SessionStore::end_index) | see [`index`] | |
 //!
 //! Because `update` and `touch` check the marker inside the script, a write of
 //! a slow request that lands after a `delete` or `move_to` of its session
@@ -110,6 +117,24 @@
 //! session on one node), the atomic single-server script is used. Moving a
 //! session within the cluster transfers it twice (out and in); sessions are
 //! small.
+//!
+//! # The session index
+//!
+//! A session's index entries are hash fields like any other; the index
+//! keys beside the sessions are a superset *hint* of the sessions holding
+//! each key, which [`list_index`](SessionStore::list_index) and
+//! [`end_index`](SessionStore::end_index) check member by member (live,
+//! and its entry holds the key) and prune. On a single server (or with
+//! every key in one cluster slot) a write that sets an entry adds the id to
+//! the index key in the same script, atomically. On Redis Cluster, where
+//! the index key and the session live in different slots, the id is added
+//! to the index key first and the session written second, so a failure
+//! between the two leaves only a member that fails its check (never listed
+//! or ended, pruned after a grace of 30 s) and never hides a session that
+//! holds the key. A write that sets no entry runs exactly the scripts
+//! above, which read `__indexed_until` with the fields they already read
+//! (absent on a session without entries): no extra round trip or command.
+//! Details, the index keys' lifetime and the costs are in [`index`].
 //!
 //! # Limits
 //!
@@ -1573,7 +1598,7 @@ mod tests {
             .unwrap();
         assert!(
             store
-                .copy_in(&to_key, "t1", expiry(), &fields)
+                .copy_in(&to_key, "t1", expiry(), &fields, None)
                 .await
                 .unwrap()
         );
@@ -1606,7 +1631,7 @@ mod tests {
             .unwrap();
         assert!(
             store
-                .copy_in(&to_key, "t1", expiry(), &fields)
+                .copy_in(&to_key, "t1", expiry(), &fields, None)
                 .await
                 .unwrap()
         );
@@ -1640,19 +1665,19 @@ mod tests {
         );
         assert!(
             store
-                .copy_in(&to_key, "t1", expiry(), &fields)
+                .copy_in(&to_key, "t1", expiry(), &fields, None)
                 .await
                 .unwrap()
         );
         assert!(
             store
-                .copy_in(&to_key, "t1", expiry(), &fields)
+                .copy_in(&to_key, "t1", expiry(), &fields, None)
                 .await
                 .unwrap()
         );
         assert!(
             !store
-                .copy_in(&to_key, "t2", expiry(), &fields)
+                .copy_in(&to_key, "t2", expiry(), &fields, None)
                 .await
                 .unwrap()
         );
@@ -1697,7 +1722,7 @@ mod tests {
         assert!(!writer.is_finished());
         assert!(
             store
-                .copy_in(&to_key, "t1", expiry(), &fields)
+                .copy_in(&to_key, "t1", expiry(), &fields, None)
                 .await
                 .unwrap()
         );
