@@ -73,7 +73,8 @@
 //! |---|---|
 //! | write setting an entry, single server | 1 (the same script, with the index work) |
 //! | write setting an entry, cluster | 2 (index keys, concurrently; then the write); 3 for an `update` that keeps the expiry (it reads the expiry first) |
-//! | `move_to` of a session with entries | 2 (single), 4 (cluster) |
+//! | `move_to` of a session with entries, single server or one slot | 3 (the plain rename script finds `__indexed_until` and stops; the entries are read; the indexed rename) |
+//! | `move_to` of a session with entries, cluster across slots | 5 (copy out, the new id into the index keys, copy in, finish, the old id out of the index keys) |
 //! | [`list_index`](SessionStore::list_index) of n members | 2 (`ZRANGE`, then one `HMGET` per member, concurrently), 3 when it prunes |
 //! | [`end_index`](SessionStore::end_index) of n members | 3 per pass (`ZRANGE`; one conditional delete per member, concurrently; `ZREM`), plus a last `ZRANGE`: passes repeat while new ids appear (a session moved while it ran), at most 8 |
 //!
