@@ -223,6 +223,7 @@ use crate::id::SessionId;
 pub mod cache;
 use cache::{CacheStats, LocalCache, Origin};
 pub mod index;
+pub mod namespace;
 
 /// The default key prefix.
 const DEFAULT_PREFIX: &str = "session:";
@@ -265,37 +266,6 @@ const FROZEN: &str = "__frozen";
 /// has no marker, so it is not a session.
 const FORWARD: &str = "__forward";
 const FORWARD_UNTIL: &str = "__forward_until";
-
-/// ARGV: the namespace's field prefix, `{namespace}.`, and the hash field
-/// of [`EXPIRY_FIELD`]. The marker, the expiry, the remembered expiry, then
-/// name/value pairs of every field with that prefix, the
-/// prefix cut off; nil when the key is not a session. `HKEYS` finds the
-/// names, so the values of other namespaces never leave the hash; the
-/// `HMGET`s go in chunks of 1000 names (Lua's `unpack` has a limit).
-static LOAD_NAMESPACE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
-local prefix = ARGV[1]
-local n = #prefix
-local fields = {'__created', '__expires', ARGV[2]}
-for _, name in ipairs(redis.call('HKEYS', KEYS[1])) do
-  if string.sub(name, 1, n) == prefix then fields[#fields + 1] = name end
-end
-local values = {}
-for i = 1, #fields, 1000 do
-  local chunk = redis.call('HMGET', KEYS[1], unpack(fields, i, math.min(i + 999, #fields)))
-  for j = 1, #chunk do values[i + j - 1] = chunk[j] end
-end
-if not values[1] then return false end
-local out = {values[1], values[2], values[3]}
-for i = 4, #fields do
-  out[#out + 1] = string.sub(fields[i], n + 1)
-  out[#out + 1] = values[i]
-end
-return out
-",
-    )
-});
 
 /// ARGV: creation time, expiry, then field/value pairs. One `HSET` of
 /// everything (in chunks of 1000 arguments beyond that: Lua's `unpack` has a
@@ -1390,49 +1360,14 @@ impl SessionStore for RedisStore {
         }
     }
 
-    /// Always read from Redis: the near-cache holds typed loads only.
+    /// Always read from Redis: the near-cache holds typed loads only. See
+    /// [`namespace`] for how the namespace's fields are found.
     async fn load_namespace(
         &self,
         id: &SessionId,
         namespace: &str,
     ) -> Result<Option<LoadedNamespace>, StoreError> {
-        let mut command = evalsha(&LOAD_NAMESPACE, 1);
-        command
-            .arg(self.key_arg(id))
-            .arg(HashField(namespace, ""))
-            .arg(HashField::from(EXPIRY_FIELD));
-        let items = match self.eval(&LOAD_NAMESPACE, &command).await? {
-            Value::Nil => return Ok(None),
-            Value::Array(items) if items.len() >= 3 && items.len() % 2 == 1 => items,
-            other => return Err(unexpected("the namespace's hash fields", &other)),
-        };
-        let mut items = items.into_iter();
-        let Some((created_at, expires_at, expiry)) = self.session_head(id, &mut items).await?
-        else {
-            return Ok(None);
-        };
-        let mut fields = Vec::with_capacity(items.len() / 2);
-        while let (Some(name), Some(value)) = (items.next(), items.next()) {
-            let (Value::BulkString(name), Value::BulkString(value)) = (name, value) else {
-                return Err(StoreError::Malformed(
-                    "a session hash field that is not a string".into(),
-                ));
-            };
-            match String::from_utf8(name) {
-                Ok(name) => fields.push((name, value.into())),
-                Err(_) => tracing::warn!(
-                    session = %id.log_tag(),
-                    namespace,
-                    "session hash field name is not UTF-8; left out"
-                ),
-            }
-        }
-        Ok(Some(LoadedNamespace {
-            expiry,
-            created_at,
-            expires_at,
-            fields,
-        }))
+        self.load_namespace_direct(id, namespace).await
     }
 
     async fn create(
