@@ -49,7 +49,7 @@
 //!
 //! # Atomicity and round trips
 //!
-//! Every operation is one round trip on one key, on a single server and on
+//! Every operation below (the session index aside) is one round trip on one key, on a single server and on
 //! a cluster alike: a plain command, or a Lua script run with `EVALSHA`
 //! (loaded on first use and again after a server restart), which Redis runs
 //! atomically. "Commands" below counts what Redis executes, the `EVALSHA`
@@ -58,7 +58,7 @@
 //! | operation | what runs | commands |
 //! |---|---|---|
 //! | [`load`](SessionStore::load) | `HMGET` of the marker, `__expires` and the requested fields (a session without `__expires`: then `PTTL`, a second round trip) | 1 (2) |
-//! | [`load_namespace`](SessionStore::load_namespace) | script: `HKEYS`, then one `HMGET` (per 1000 names) of the marker, `__expires` and the names that start with `{namespace}.`; only that namespace's values leave the hash, but Redis walks every field name of the session (a `PTTL` as for `load` without `__expires`) | 3 (4) |
+//! | [`load_namespace`](SessionStore::load_namespace) | transaction (no Lua): `MULTI`, `HMGET` of the marker, `__expires` and the remembered expiry, `HSCAN 0 MATCH {namespace}.*` (escaped), `EXEC`; only that namespace's fields leave the hash, but Redis walks every field name of the session. A hash one scan call does not cover: a script instead (`HKEYS`, one `HMGET` per 1000 names), a second round trip. See [`namespace`] (a `PTTL` as for `load` without `__expires`) | 4, atomic (5) |
 //! | [`create`](SessionStore::create) | script: only if the key does not exist at all, one `HSET` of marker, `__expires` and fields, `PEXPIREAT` | 4 |
 //! | [`update`](SessionStore::update) | script: `HMGET` of the marker, the two move fields and `__indexed_until`; only if the marker exists, one `HSET` of exactly the named fields (and of `__expires` when the expiry moves), one `HDEL` of the removed ones (if any), `PEXPIREAT` when the expiry moves. Nothing else is sent or rewritten, so a small change to a big session sends a few bytes | 3, or 4 when the expiry moves; one more with removals (one or two more while a cluster move is under way) |
 //! | [`touch`](SessionStore::touch) | script: `HMGET` of the marker and `__indexed_until`; only if the marker exists, `HSET` of `__expires`, `PEXPIREAT` | 4 |
