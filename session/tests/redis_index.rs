@@ -589,3 +589,35 @@ async fn cluster_ended_sessions_leave_every_near_cache() {
     let (a, b) = cached_pair(true).await;
     ended_sessions_leave_every_near_cache(a, b).await;
 }
+
+/// On a cluster a failing member is kept while young even when its session
+/// key shares the index key's slot: a cross-slot move adds the new id
+/// before it creates the session there, whatever the slots.
+#[tokio::test]
+async fn cluster_keeps_a_young_member_in_the_index_keys_slot() {
+    use redis::cluster_routing::Slot;
+    let store = cluster().await;
+    let mut raw = Raw::of(&store).await;
+    let key = unique_key();
+    let ikey = index_key(&store, &key);
+    let slot = Slot::for_key(&ikey);
+    let to = std::iter::repeat_with(new_id)
+        .find(|id| Slot::for_key(store.key(id)) == slot)
+        .unwrap();
+    let now = unix_ms(SystemTime::now());
+    let _: i64 = raw
+        .run(redis::cmd("ZADD").arg(&ikey).arg(now).arg(to.as_str()))
+        .await;
+    let _: i64 = raw.run(redis::cmd("PEXPIRE").arg(&ikey).arg(120_000)).await;
+    assert!(listed(&store, &key).await.is_empty());
+    assert_eq!(raw.zcard(&ikey).await, 1, "kept while its write may land");
+    // The copy lands.
+    store
+        .create(&to, &[entry(&key)], SystemTime::now(), in_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(
+        listed(&store, &key).await,
+        BTreeSet::from([to.as_str().to_owned()])
+    );
+}

@@ -41,8 +41,9 @@
 //!   ordinary write runs. The set is written *before* the session, so a
 //!   crash or a lost reply between the two leaves at worst a member whose
 //!   session does not hold the key: never listed, never ended, and pruned
-//!   once it is older than 30 s (younger failing members are kept, since
-//!   their session's write may still be under way).
+//!   once it is older than 30 s (on a cluster, younger failing members are
+//!   kept, since their session's write may still be under way; on a single
+//!   server every write is atomic and they are pruned at once).
 //! - **`move_to`**: a session with entries (`__indexed_until` present) is
 //!   moved by a script that also takes its index keys, after one more round
 //!   trip that reads its entries; the new id is added to each index key and
@@ -661,6 +662,7 @@ impl RedisStore {
             .iter()
             .map(|(member, _)| self.check_member(member, index));
         let checked = try_join_all(checks).await?;
+        let atomic = matches!(self.connection, RedisConnection::Single(_));
         let mut live = Vec::with_capacity(members.len());
         let mut stale = Vec::new();
         let old = unix_millis(SystemTime::now())
@@ -670,10 +672,11 @@ impl RedisStore {
             match check {
                 Check::Live(found) => live.push(found),
                 Check::Unreadable => {}
-                Check::Fails(member_key) => {
+                Check::Fails => {
                     // On a cluster a failing member may be a write under
-                    // way (its id added, its session not yet written).
-                    let atomic = self.one_slot(key, &[member_key]);
+                    // way (its id added, its session not yet written), even
+                    // one whose keys share a slot: a cross-slot move adds
+                    // the new id before it creates the session.
                     let score: f64 = score.parse().unwrap_or(f64::MAX);
                     if atomic || score < old {
                         stale.push((member, score));
@@ -696,7 +699,7 @@ impl RedisStore {
     /// holds the key.
     async fn check_member(&self, member: &str, index: IndexKey<'_>) -> Result<Check, StoreError> {
         let Some(id) = SessionId::parse(member) else {
-            return Ok(Check::Fails(member.as_bytes().to_vec()));
+            return Ok(Check::Fails);
         };
         let mut command = redis::cmd("HMGET");
         command
@@ -710,9 +713,8 @@ impl RedisStore {
         let [created, expires, entry] = items.as_slice() else {
             return Err(StoreError::Malformed("a short HMGET reply".into()));
         };
-        let fails = Check::Fails(self.key(&id).into_bytes());
         if !matches!(entry, Value::BulkString(key) if key.as_slice() == index.key) {
-            return Ok(fails);
+            return Ok(Check::Fails);
         }
         match self.times(&id, created, expires).await {
             Ok(Some((created_at, expires_at))) => Ok(Check::Live(IndexedSession {
@@ -720,7 +722,7 @@ impl RedisStore {
                 created_at,
                 expires_at,
             })),
-            Ok(None) => Ok(fails),
+            Ok(None) => Ok(Check::Fails),
             // Logged by `times`; left for a write to repair.
             Err(StoreError::Malformed(_)) => Ok(Check::Unreadable),
             Err(error) => Err(error),
@@ -790,9 +792,8 @@ impl RedisStore {
 /// What checking one member found.
 enum Check {
     Live(IndexedSession),
-    /// Not a live session holding the key; its Redis key, to tell whether
-    /// its write could still be under way.
-    Fails(Vec<u8>),
+    /// Not a live session holding the key.
+    Fails,
     /// Corrupt times: neither listed nor pruned.
     Unreadable,
 }
