@@ -17,6 +17,7 @@ mod single {
     }
 
     typed_sessions::store_conformance_tests!(store());
+    typed_sessions::store_index_conformance_tests!(store());
 }
 
 mod cluster {
@@ -35,4 +36,5 @@ mod cluster {
     }
 
     typed_sessions::store_conformance_tests!(store());
+    typed_sessions::store_index_conformance_tests!(store());
 }

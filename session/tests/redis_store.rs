@@ -471,3 +471,57 @@ fn owned(values: Vec<Option<Bytes>>) -> Vec<Option<Vec<u8>>> {
         .map(|value| value.map(|bytes| bytes.to_vec()))
         .collect()
 }
+
+/// A namespace load finds exactly its namespace's fields, whatever glob
+/// characters the namespace holds and however big the hash: compact, a
+/// hash table within one scan, and one too big for one scan (then the
+/// load runs a script), each with a namespace that shares a prefix and one
+/// that a glob would confuse with it.
+async fn namespace_load_finds_exactly_its_fields(store: RedisStore) {
+    let big = [b'x'; 100];
+    for (count, value) in [(3, &b"v"[..]), (200, &big[..]), (1500, &b"v"[..])] {
+        for namespace in ["dict", "we[i]rd*?\\", "a?b"] {
+            let id = new_id();
+            let names: Vec<String> = (0..count).map(|i| format!("k{i}")).collect();
+            let mut writes: Vec<FieldWrite<'_>> = names
+                .iter()
+                .map(|name| set(namespace, name, value))
+                .collect();
+            // Neighbours: a longer namespace with the same start, and ones
+            // the unescaped glob would match.
+            writes.push(set("dictx", "k0", b"no"));
+            writes.push(set("weirdxyz", "k0", b"no"));
+            writes.push(set("wexrd", "k0", b"no"));
+            writes.push(set("a-b", "k0", b"no"));
+            store
+                .create(&id, &writes, SystemTime::now(), in_a_minute())
+                .await
+                .unwrap();
+            let loaded = store.load_namespace(&id, namespace).await.unwrap().unwrap();
+            let mut found: Vec<String> = loaded.fields.iter().map(|(n, _)| n.clone()).collect();
+            found.sort();
+            let mut expected = names.clone();
+            expected.sort();
+            assert_eq!(found, expected, "{namespace} with {count} fields");
+            assert!(loaded.fields.iter().all(|(_, v)| v.as_ref() == value));
+        }
+    }
+    // No session: nothing, whichever way it is read.
+    assert!(
+        store
+            .load_namespace(&new_id(), "dict")
+            .await
+            .unwrap()
+            .is_none()
+    );
+}
+
+#[tokio::test]
+async fn single_namespace_load_finds_exactly_its_fields() {
+    namespace_load_finds_exactly_its_fields(single().await).await;
+}
+
+#[tokio::test]
+async fn cluster_namespace_load_finds_exactly_its_fields() {
+    namespace_load_finds_exactly_its_fields(cluster().await).await;
+}

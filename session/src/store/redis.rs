@@ -12,6 +12,12 @@
 //! | `{namespace}.{field}` | the encoded bytes of one field, exactly as the codec produced them |
 //! | `__.expiry` | the remembered expiry ([`EXPIRY_FIELD`]): an ordinary field, loaded with every namespace |
 //! | `__moving`, `__frozen` | transient, only on Redis Cluster while [`move_to`](SessionStore::move_to) copies the session to another node (see below) |
+//! | `__index.{namespace}` | an index entry (namespace [`INDEX_NAMESPACE`](super::INDEX_NAMESPACE)): an ordinary field, holding the index key |
+//! | `__indexed_until` | only on a session that has had index entries: until when (Unix milliseconds) their index keys live |
+//!
+//! Beside the sessions, one sorted set of session ids per index key, at
+//! `{prefix}__index:{namespace length}:{namespace}:{key}`, kept by the
+//! session index (see [`index`] and [below](#the-session-index)).
 //!
 //! After a move, the old key holds no marker but, for
 //! [`FORWARD_WINDOW`], the forward:
@@ -43,7 +49,7 @@
 //!
 //! # Atomicity and round trips
 //!
-//! Every operation is one round trip on one key, on a single server and on
+//! Every operation below (the session index aside) is one round trip on one key, on a single server and on
 //! a cluster alike: a plain command, or a Lua script run with `EVALSHA`
 //! (loaded on first use and again after a server restart), which Redis runs
 //! atomically. "Commands" below counts what Redis executes, the `EVALSHA`
@@ -52,12 +58,13 @@
 //! | operation | what runs | commands |
 //! |---|---|---|
 //! | [`load`](SessionStore::load) | `HMGET` of the marker, `__expires` and the requested fields (a session without `__expires`: then `PTTL`, a second round trip) | 1 (2) |
-//! | [`load_namespace`](SessionStore::load_namespace) | script: `HKEYS`, then one `HMGET` (per 1000 names) of the marker, `__expires` and the names that start with `{namespace}.`; only that namespace's values leave the hash, but Redis walks every field name of the session (a `PTTL` as for `load` without `__expires`) | 3 (4) |
+//! | [`load_namespace`](SessionStore::load_namespace) | transaction (no Lua): `MULTI`, `HMGET` of the marker, `__expires` and the remembered expiry, `HSCAN 0 MATCH {namespace}.*` (escaped), `EXEC`; only that namespace's fields leave the hash, but Redis walks every field name of the session. A hash one scan call does not cover: a script instead (`HKEYS`, one `HMGET` per 1000 names), a second round trip. See [`namespace`] (a `PTTL` as for `load` without `__expires`) | 4, atomic (5) |
 //! | [`create`](SessionStore::create) | script: only if the key does not exist at all, one `HSET` of marker, `__expires` and fields, `PEXPIREAT` | 4 |
-//! | [`update`](SessionStore::update) | script: `HMGET` of the marker and the two move fields; only if the marker exists, one `HSET` of exactly the named fields (and of `__expires` when the expiry moves), one `HDEL` of the removed ones (if any), `PEXPIREAT` when the expiry moves. Nothing else is sent or rewritten, so a small change to a big session sends a few bytes | 3, or 4 when the expiry moves; one more with removals (one or two more while a cluster move is under way) |
-//! | [`touch`](SessionStore::touch) | script: only if the marker exists, `HSET` of `__expires`, `PEXPIREAT` | 4 |
+//! | [`update`](SessionStore::update) | script: `HMGET` of the marker, the two move fields and `__indexed_until`; only if the marker exists, one `HSET` of exactly the named fields (and of `__expires` when the expiry moves), one `HDEL` of the removed ones (if any), `PEXPIREAT` when the expiry moves. Nothing else is sent or rewritten, so a small change to a big session sends a few bytes | 3, or 4 when the expiry moves; one more with removals (one or two more while a cluster move is under way) |
+//! | [`touch`](SessionStore::touch) | script: `HMGET` of the marker and `__indexed_until`; only if the marker exists, `HSET` of `__expires`, `PEXPIREAT` | 4 |
 //! | [`delete`](SessionStore::delete) | `DEL` | 1 |
-//! | [`move_to`](SessionStore::move_to), single server, or both keys in one cluster slot | script: only if `from` has the marker and `to` does not exist, `RENAME`, `HSET` of `__expires`, `PEXPIREAT`, then the forward at `from` (`HSET`, `PEXPIREAT`). Atomic | 8 |
+//! | [`move_to`](SessionStore::move_to), single server, or both keys in one cluster slot | script: `HMGET` of the marker and `__indexed_until`; only if `from` has the marker (and no index entries) and `to` does not exist, `RENAME`, `HSET` of `__expires`, `PEXPIREAT`, then the forward at `from` (`HSET`, `PEXPIREAT`). Atomic | 8 |
+//! | writes that set an index entry, `move_to` of a session with entries, [`list_index`](SessionStore::list_index), [`end_index`](SessionStore::end_index) | see [`index`] | |
 //!
 //! Because `update` and `touch` check the marker inside the script, a write of
 //! a slow request that lands after a `delete` or `move_to` of its session
@@ -110,6 +117,24 @@
 //! session on one node), the atomic single-server script is used. Moving a
 //! session within the cluster transfers it twice (out and in); sessions are
 //! small.
+//!
+//! # The session index
+//!
+//! A session's index entries are hash fields like any other; the index
+//! keys beside the sessions are a superset *hint* of the sessions holding
+//! each key, which [`list_index`](SessionStore::list_index) and
+//! [`end_index`](SessionStore::end_index) check member by member (live,
+//! and its entry holds the key) and prune. On a single server (or with
+//! every key in one cluster slot) a write that sets an entry adds the id to
+//! the index key in the same script, atomically. On Redis Cluster, where
+//! the index key and the session live in different slots, the id is added
+//! to the index key first and the session written second, so a failure
+//! between the two leaves only a member that fails its check (never listed
+//! or ended, pruned after a grace of 30 s) and never hides a session that
+//! holds the key. A write that sets no entry runs exactly the scripts
+//! above, which read `__indexed_until` with the fields they already read
+//! (absent on a session without entries): no extra round trip or command.
+//! Details, the index keys' lifetime and the costs are in [`index`].
 //!
 //! # Limits
 //!
@@ -193,14 +218,16 @@ use redis::cluster_routing::Slot;
 use redis::{Cmd, RedisError, RedisWrite, Script, ToRedisArgs, Value};
 
 use super::{
-    Bytes, EXPIRY_FIELD, FORWARD_WINDOW, FieldKey, FieldWrite, LoadedFields, LoadedNamespace,
-    SessionStore, StoreError,
+    Bytes, EXPIRY_FIELD, FORWARD_WINDOW, FieldKey, FieldWrite, IndexKey, IndexedSession,
+    LoadedFields, LoadedNamespace, SessionStore, StoreError,
 };
 use super::{from_unix_millis, unix_millis};
 use crate::id::SessionId;
 
 pub mod cache;
 use cache::{CacheStats, LocalCache, Origin};
+pub mod index;
+pub mod namespace;
 
 /// The default key prefix.
 const DEFAULT_PREFIX: &str = "session:";
@@ -244,43 +271,11 @@ const FROZEN: &str = "__frozen";
 const FORWARD: &str = "__forward";
 const FORWARD_UNTIL: &str = "__forward_until";
 
-/// ARGV: the namespace's field prefix, `{namespace}.`, and the hash field
-/// of [`EXPIRY_FIELD`]. The marker, the expiry, the remembered expiry, then
-/// name/value pairs of every field with that prefix, the
-/// prefix cut off; nil when the key is not a session. `HKEYS` finds the
-/// names, so the values of other namespaces never leave the hash; the
-/// `HMGET`s go in chunks of 1000 names (Lua's `unpack` has a limit).
-static LOAD_NAMESPACE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
-local prefix = ARGV[1]
-local n = #prefix
-local fields = {'__created', '__expires', ARGV[2]}
-for _, name in ipairs(redis.call('HKEYS', KEYS[1])) do
-  if string.sub(name, 1, n) == prefix then fields[#fields + 1] = name end
-end
-local values = {}
-for i = 1, #fields, 1000 do
-  local chunk = redis.call('HMGET', KEYS[1], unpack(fields, i, math.min(i + 999, #fields)))
-  for j = 1, #chunk do values[i + j - 1] = chunk[j] end
-end
-if not values[1] then return false end
-local out = {values[1], values[2], values[3]}
-for i = 4, #fields do
-  out[#out + 1] = string.sub(fields[i], n + 1)
-  out[#out + 1] = values[i]
-end
-return out
-",
-    )
-});
-
 /// ARGV: creation time, expiry, then field/value pairs. One `HSET` of
 /// everything (in chunks of 1000 arguments beyond that: Lua's `unpack` has a
 /// limit).
-static CREATE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
+static CREATE: LazyLock<Script> = LazyLock::new(|| Script::new(CREATE_LUA));
+const CREATE_LUA: &str = r"
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 local n = #ARGV
 if n <= 1000 then
@@ -291,19 +286,18 @@ else
 end
 redis.call('PEXPIREAT', KEYS[1], ARGV[2])
 return 1
-",
-    )
-});
+";
 
 /// ARGV: expiry (empty: keep the stored one), the number n of fields to
 /// set, n field/value pairs, then the fields to remove. 1 written, 0 not a
 /// session, 2 busy: while `__frozen`
 /// holds a time in the future nothing is written (see the module docs). A
-/// write clears `__moving`.
-static UPDATE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
-local m = redis.call('HMGET', KEYS[1], '__created', '__frozen', '__moving')
+/// write clears `__moving`. 3 written, and the expiry moved past
+/// `__indexed_until`: the session's index keys need a longer life (see
+/// [`index`]).
+static UPDATE: LazyLock<Script> = LazyLock::new(|| Script::new(UPDATE_LUA));
+const UPDATE_LUA: &str = r"
+local m = redis.call('HMGET', KEYS[1], '__created', '__frozen', '__moving', '__indexed_until')
 if not m[1] then return 0 end
 if m[2] then
   local now = redis.call('TIME')
@@ -323,19 +317,23 @@ else
 end
 for i = last + 1, n, 1000 do redis.call('HDEL', KEYS[1], unpack(ARGV, i, math.min(i + 999, n))) end
 if m[3] and n > 2 then redis.call('HDEL', KEYS[1], '__moving') end
-if expires then redis.call('PEXPIREAT', KEYS[1], ARGV[1]) end
+if expires then
+  redis.call('PEXPIREAT', KEYS[1], ARGV[1])
+  if m[4] and tonumber(ARGV[1]) > (tonumber(m[4]) or 0) then return 3 end
+end
 return 1
-",
-    )
-});
+";
 
-/// ARGV: expiry.
+/// ARGV: expiry. 1 touched, 0 not a session, 3 touched past
+/// `__indexed_until` (as for [`UPDATE`]).
 static TOUCH: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
-if redis.call('HEXISTS', KEYS[1], '__created') == 0 then return 0 end
+local m = redis.call('HMGET', KEYS[1], '__created', '__indexed_until')
+if not m[1] then return 0 end
 redis.call('HSET', KEYS[1], '__expires', ARGV[1])
 redis.call('PEXPIREAT', KEYS[1], ARGV[1])
+if m[2] and tonumber(ARGV[1]) > (tonumber(m[2]) or 0) then return 3 end
 return 1
 ",
     )
@@ -343,11 +341,14 @@ return 1
 
 /// KEYS: from, to (one slot). ARGV: expiry, the new id, the end of the
 /// forward window. 1 moved (leaving the forward at `from`), 0 `from`
-/// missing, -1 `to` exists.
+/// missing, -1 `to` exists, 2 `from` has index entries (nothing done: the
+/// move must take its index keys along, see [`index`]).
 static RENAME: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
-if redis.call('HEXISTS', KEYS[1], '__created') == 0 then return 0 end
+local m = redis.call('HMGET', KEYS[1], '__created', '__indexed_until')
+if not m[1] then return 0 end
+if m[2] then return 2 end
 if redis.call('EXISTS', KEYS[2]) == 1 then return -1 end
 redis.call('RENAME', KEYS[1], KEYS[2])
 redis.call('HSET', KEYS[2], '__expires', ARGV[1])
@@ -865,21 +866,30 @@ impl RedisStore {
             let Some(fields) = self.copy_out(from_key, token, lease).await? else {
                 return Ok(false);
             };
-            let result = self.copy_in_and_finish(from_key, to_key, to, token, expires_at, &fields);
+            let moved_index = match self.index_copy(to, expires_at, &fields).await {
+                Ok(moved_index) => moved_index,
+                Err(error) => {
+                    self.thaw(from_key, token, lease).await;
+                    return Err(error);
+                }
+            };
+            let until = moved_index.as_ref().map(|moved| moved.until);
+            let result =
+                self.copy_in_and_finish(from_key, to_key, to, token, expires_at, &fields, until);
             let step = match result.await {
                 Ok(step) => step,
                 Err(error) => {
-                    if lease.is_some() {
-                        // Best effort; the lease runs out by itself anyway.
-                        let mut thaw = evalsha(&THAW, 1);
-                        thaw.arg(from_key).arg(token);
-                        let _ = self.eval(&THAW, &thaw).await;
-                    }
+                    self.thaw(from_key, token, lease).await;
                     return Err(error);
                 }
             };
             match step {
-                Step::Done => return Ok(true),
+                Step::Done => {
+                    if let Some(moved_index) = &moved_index {
+                        self.index_moved(from, moved_index).await;
+                    }
+                    return Ok(true);
+                }
                 Step::Retry => {
                     tracing::debug!(
                         from = %from.log_tag(), to = %to.log_tag(), attempt,
@@ -904,7 +914,18 @@ impl RedisStore {
         Err(StoreError::Contention(MOVE_ATTEMPTS))
     }
 
+    /// Lets writes to `from` go on after a failed cluster move that held
+    /// them off. Best effort; the lease runs out by itself anyway.
+    async fn thaw(&self, from_key: &str, token: &str, lease: Option<Duration>) {
+        if lease.is_some() {
+            let mut thaw = evalsha(&THAW, 1);
+            thaw.arg(from_key).arg(token);
+            let _ = self.eval(&THAW, &thaw).await;
+        }
+    }
+
     /// Cluster move, steps 2 and 3.
+    #[allow(clippy::too_many_arguments)]
     async fn copy_in_and_finish(
         &self,
         from_key: &str,
@@ -913,8 +934,12 @@ impl RedisStore {
         token: &str,
         expires_at: u64,
         fields: &[Value],
+        indexed_until: Option<u64>,
     ) -> Result<Step, StoreError> {
-        if !self.copy_in(to_key, token, expires_at, fields).await? {
+        if !self
+            .copy_in(to_key, token, expires_at, fields, indexed_until)
+            .await?
+        {
             return Err(StoreError::IdExists);
         }
         self.finish(from_key, token, to).await
@@ -940,13 +965,15 @@ impl RedisStore {
     }
 
     /// Cluster move, step 2: creates `to` from the copy, unless it exists.
-    /// The lease and the old expiry are not copied.
+    /// The lease, the old expiry and the old `__indexed_until` are not
+    /// copied; `indexed_until` is the new one.
     async fn copy_in(
         &self,
         to_key: &str,
         token: &str,
         expires_at: u64,
         fields: &[Value],
+        indexed_until: Option<u64>,
     ) -> Result<bool, StoreError> {
         let mut command = evalsha(&COPY_IN, 1);
         command.arg(to_key).arg(token).arg(expires_at);
@@ -956,9 +983,15 @@ impl RedisStore {
                     "a session hash field that is not a string".into(),
                 ));
             };
-            if name != FROZEN.as_bytes() && name != EXPIRES.as_bytes() {
+            if name != FROZEN.as_bytes()
+                && name != EXPIRES.as_bytes()
+                && name != index::INDEXED_UNTIL.as_bytes()
+            {
                 command.arg(name.as_slice()).arg(value.as_slice());
             }
+        }
+        if let Some(until) = indexed_until {
+            command.arg(index::INDEXED_UNTIL).arg(until);
         }
         Ok(self.eval_int(&COPY_IN, &command).await? == 1)
     }
@@ -1123,19 +1156,35 @@ impl RedisStore {
         created_at: SystemTime,
         expires_at: SystemTime,
     ) -> Result<(), StoreError> {
+        if index::sets_entry(writes) {
+            return self
+                .create_indexed(id, writes, created_at, expires_at)
+                .await;
+        }
         let mut command = evalsha(&CREATE, 1);
+        command.arg(self.key_arg(id));
+        self.create_args(&mut command, writes, created_at, expires_at);
+        match self.eval_int(&CREATE, &command).await? {
+            1 => Ok(()),
+            _ => Err(StoreError::IdExists),
+        }
+    }
+
+    /// `CREATE`'s ARGV.
+    fn create_args(
+        &self,
+        command: &mut Cmd,
+        writes: &[FieldWrite<'_>],
+        created_at: SystemTime,
+        expires_at: SystemTime,
+    ) {
         command
-            .arg(self.key_arg(id))
             .arg(unix_millis(created_at))
             .arg(expiry_millis(expires_at));
         for write in effective(writes) {
             if let Some(value) = write.value {
                 command.arg(HashField::from(write.key)).arg(value);
             }
-        }
-        match self.eval_int(&CREATE, &command).await? {
-            1 => Ok(()),
-            _ => Err(StoreError::IdExists),
         }
     }
 
@@ -1145,30 +1194,31 @@ impl RedisStore {
         writes: &[FieldWrite<'_>],
         expires_at: Option<SystemTime>,
     ) -> Result<bool, StoreError> {
-        let sets = effective(writes).filter(|w| w.value.is_some()).count();
-        let mut command = evalsha(&UPDATE, 1);
-        command.arg(self.key_arg(id));
-        match expires_at {
-            Some(expires_at) => command.arg(expiry_millis(expires_at)),
-            None => command.arg(""),
+        let (script, command, index_keys, members) = if index::sets_entry(writes) {
+            match self.update_indexed_command(id, writes, expires_at).await? {
+                Some((command, keys, members)) => (&*index::UPDATE_INDEXED, command, keys, members),
+                None => return Ok(false),
+            }
+        } else {
+            let mut command = evalsha(&UPDATE, 1);
+            command.arg(self.key_arg(id));
+            self.update_args(&mut command, writes, expires_at);
+            (&*UPDATE, command, Vec::new(), 0)
         };
-        command.arg(sets);
-        for write in effective(writes) {
-            if let Some(value) = write.value {
-                command.arg(HashField::from(write.key)).arg(value);
-            }
-        }
-        for write in effective(writes) {
-            if write.value.is_none() {
-                command.arg(HashField::from(write.key));
-            }
-        }
         let mut pause = BUSY_PAUSE_FIRST;
         let mut waited = Duration::ZERO;
         let mut busy: u32 = 0;
         loop {
-            match self.eval_int(&UPDATE, &command).await? {
-                1 => return Ok(true),
+            let (status, card) = self.indexed_reply(script, &command).await?;
+            match status {
+                1 | 3 => {
+                    if status == 3 {
+                        self.extend_index(id).await?;
+                    }
+                    self.after_index_write(&index_keys, members.max(card))
+                        .await?;
+                    return Ok(true);
+                }
                 // A cluster move is finishing: wait for it (it ends, or its
                 // lease does, within MOVE_LEASE).
                 2 if waited < BUSY_WAIT_MAX => {
@@ -1190,6 +1240,31 @@ impl RedisStore {
         }
     }
 
+    /// `UPDATE`'s ARGV.
+    fn update_args(
+        &self,
+        command: &mut Cmd,
+        writes: &[FieldWrite<'_>],
+        expires_at: Option<SystemTime>,
+    ) {
+        let sets = effective(writes).filter(|w| w.value.is_some()).count();
+        match expires_at {
+            Some(expires_at) => command.arg(expiry_millis(expires_at)),
+            None => command.arg(""),
+        };
+        command.arg(sets);
+        for write in effective(writes) {
+            if let Some(value) = write.value {
+                command.arg(HashField::from(write.key)).arg(value);
+            }
+        }
+        for write in effective(writes) {
+            if write.value.is_none() {
+                command.arg(HashField::from(write.key));
+            }
+        }
+    }
+
     async fn touch_direct(
         &self,
         id: &SessionId,
@@ -1197,7 +1272,14 @@ impl RedisStore {
     ) -> Result<bool, StoreError> {
         let mut command = evalsha(&TOUCH, 1);
         command.arg(self.key_arg(id)).arg(expiry_millis(expires_at));
-        Ok(self.eval_int(&TOUCH, &command).await? == 1)
+        match self.eval_int(&TOUCH, &command).await? {
+            1 => Ok(true),
+            3 => {
+                self.extend_index(id).await?;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
     }
 
     async fn delete_direct(&self, id: &SessionId) -> Result<(), StoreError> {
@@ -1234,6 +1316,7 @@ impl RedisStore {
         match self.eval_int(&RENAME, &command).await? {
             1 => Ok(true),
             0 => Ok(false),
+            2 => self.move_indexed(from, to, expires_at).await,
             _ => Err(StoreError::IdExists),
         }
     }
@@ -1283,49 +1366,14 @@ impl SessionStore for RedisStore {
         }
     }
 
-    /// Always read from Redis: the near-cache holds typed loads only.
+    /// Always read from Redis: the near-cache holds typed loads only. See
+    /// [`namespace`] for how the namespace's fields are found.
     async fn load_namespace(
         &self,
         id: &SessionId,
         namespace: &str,
     ) -> Result<Option<LoadedNamespace>, StoreError> {
-        let mut command = evalsha(&LOAD_NAMESPACE, 1);
-        command
-            .arg(self.key_arg(id))
-            .arg(HashField(namespace, ""))
-            .arg(HashField::from(EXPIRY_FIELD));
-        let items = match self.eval(&LOAD_NAMESPACE, &command).await? {
-            Value::Nil => return Ok(None),
-            Value::Array(items) if items.len() >= 3 && items.len() % 2 == 1 => items,
-            other => return Err(unexpected("the namespace's hash fields", &other)),
-        };
-        let mut items = items.into_iter();
-        let Some((created_at, expires_at, expiry)) = self.session_head(id, &mut items).await?
-        else {
-            return Ok(None);
-        };
-        let mut fields = Vec::with_capacity(items.len() / 2);
-        while let (Some(name), Some(value)) = (items.next(), items.next()) {
-            let (Value::BulkString(name), Value::BulkString(value)) = (name, value) else {
-                return Err(StoreError::Malformed(
-                    "a session hash field that is not a string".into(),
-                ));
-            };
-            match String::from_utf8(name) {
-                Ok(name) => fields.push((name, value.into())),
-                Err(_) => tracing::warn!(
-                    session = %id.log_tag(),
-                    namespace,
-                    "session hash field name is not UTF-8; left out"
-                ),
-            }
-        }
-        Ok(Some(LoadedNamespace {
-            expiry,
-            created_at,
-            expires_at,
-            fields,
-        }))
+        self.load_namespace_direct(id, namespace).await
     }
 
     async fn create(
@@ -1385,6 +1433,20 @@ impl SessionStore for RedisStore {
     /// Never cached: it reads the old id's forward, which is not a session.
     async fn forwarded(&self, id: &SessionId) -> Result<Option<SessionId>, StoreError> {
         self.forwarded_direct(id).await
+    }
+
+    /// Always read from Redis (see [`index`]).
+    async fn list_index(&self, index: IndexKey<'_>) -> Result<Vec<IndexedSession>, StoreError> {
+        self.list_index_direct(index).await
+    }
+
+    /// See [`index`]: ended sessions leave every near-cache.
+    async fn end_index(
+        &self,
+        index: IndexKey<'_>,
+        except: Option<&SessionId>,
+    ) -> Result<usize, StoreError> {
+        self.end_index_direct(index, except).await
     }
 }
 
@@ -1477,7 +1539,7 @@ mod tests {
             .unwrap();
         assert!(
             store
-                .copy_in(&to_key, "t1", expiry(), &fields)
+                .copy_in(&to_key, "t1", expiry(), &fields, None)
                 .await
                 .unwrap()
         );
@@ -1510,7 +1572,7 @@ mod tests {
             .unwrap();
         assert!(
             store
-                .copy_in(&to_key, "t1", expiry(), &fields)
+                .copy_in(&to_key, "t1", expiry(), &fields, None)
                 .await
                 .unwrap()
         );
@@ -1544,19 +1606,19 @@ mod tests {
         );
         assert!(
             store
-                .copy_in(&to_key, "t1", expiry(), &fields)
+                .copy_in(&to_key, "t1", expiry(), &fields, None)
                 .await
                 .unwrap()
         );
         assert!(
             store
-                .copy_in(&to_key, "t1", expiry(), &fields)
+                .copy_in(&to_key, "t1", expiry(), &fields, None)
                 .await
                 .unwrap()
         );
         assert!(
             !store
-                .copy_in(&to_key, "t2", expiry(), &fields)
+                .copy_in(&to_key, "t2", expiry(), &fields, None)
                 .await
                 .unwrap()
         );
@@ -1601,7 +1663,7 @@ mod tests {
         assert!(!writer.is_finished());
         assert!(
             store
-                .copy_in(&to_key, "t1", expiry(), &fields)
+                .copy_in(&to_key, "t1", expiry(), &fields, None)
                 .await
                 .unwrap()
         );

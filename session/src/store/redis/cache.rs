@@ -833,7 +833,7 @@ impl RedisStore {
     }
 
     /// A ticket for a write of `id`, when the cache is in service.
-    async fn ticket<'c>(
+    pub(super) async fn ticket<'c>(
         &self,
         cache: &'c Arc<LocalCache>,
         id: &SessionId,
