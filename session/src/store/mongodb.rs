@@ -234,8 +234,12 @@
 //! Tested against SecantusDB 0.7.0b3, a MongoDB-wire-compatible server
 //! (standalone and single-node replica set), not against a real `mongod`.
 
-/// The `mongodb` crate this module's public API uses, so callers need not
-/// depend on a matching version of it themselves.
+/// The MongoDB driver this store is built on, re-exported: its types appear
+/// in [`MongoStore`]'s API ([`Collection`],
+/// [`WriteConcern`](mongodb::options::WriteConcern), the
+/// [`mongodb::error::Error`] inside [`StoreError::Backend`]), and naming them
+/// through this path keeps an application on the driver version the store
+/// was built with.
 pub use ::mongodb;
 
 use std::sync::Arc;
@@ -359,6 +363,18 @@ impl MongoStore {
     /// Does no I/O: the TTL index is created on the first call to the store,
     /// or when [`ensure_index`](Self::ensure_index) is awaited (do that at
     /// start-up to see a connection or index problem early).
+    ///
+    /// ```no_run
+    /// use typed_sessions::store::mongodb::MongoStore;
+    /// use typed_sessions::store::mongodb::mongodb::{Client, bson::Document};
+    ///
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let client = Client::with_uri_str("mongodb://127.0.0.1:27017/").await?;
+    /// let store = MongoStore::new(client.database("myapp").collection::<Document>("sessions"));
+    /// store.ensure_index().await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn new(collection: Collection<Document>) -> Self {
         let collection = match collection.write_concern() {
             Some(_) => collection,

@@ -23,10 +23,20 @@ const CODES_TOO_LARGE: [i32; 3] = [10334, 17419, 17420];
      must not contain '.' or NUL and must not start with '$'"
 )]
 pub struct InvalidName {
-    /// `"namespace"` or `"field"`.
-    pub kind: &'static str,
+    kind: &'static str,
+    name: String,
+}
+
+impl InvalidName {
+    /// What the refused name names: `"namespace"` or `"field"`.
+    pub fn kind(&self) -> &'static str {
+        self.kind
+    }
+
     /// The refused name.
-    pub name: String,
+    pub fn name(&self) -> &str {
+        &self.name
+    }
 }
 
 pub(super) fn check_name(kind: &'static str, name: &str) -> Result<(), StoreError> {
