@@ -131,9 +131,13 @@
 //!   with `hello`), one transaction takes `from` (`find_one_and_replace` by
 //!   the forward, its
 //!   first operation, so concurrent updates of `from` wait for it and then
-//!   find no session) and inserts `to`; it is retried on transient
-//!   transaction errors (at most 5 times, then [`StoreError::Contention`]).
-//!   Any failure aborts it, leaving `from` as it was;
+//!   find no session) and inserts `to`. The driver's retrying transaction
+//!   API runs it: a transient transaction error (a conflict) runs it again,
+//!   at most 5 attempts in all, then [`StoreError::Contention`]; a commit
+//!   whose result is unknown (say, a connection lost during the commit) is
+//!   committed again, for up to the driver's 120 s (the layer's bound on the
+//!   call ends it sooner). Any other failure aborts it, leaving `from` as it
+//!   was;
 //! - on a standalone server (no transactions; this includes the test server),
 //!   it takes three steps, each atomic:
 //!   1. one `find_one_and_update` reads `from` (live) and marks it

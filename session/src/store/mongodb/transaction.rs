@@ -46,7 +46,10 @@ impl MongoStore {
             .copied()
     }
 
-    /// `move_to` as one transaction, retried (bounded) when it conflicts.
+    /// `move_to` as one transaction, run by the driver's retrying
+    /// transaction API: a transient transaction error (a conflict) runs it
+    /// again, at most [`TRANSACTION_RETRIES`] times in all, and a commit whose
+    /// result is unknown is committed again.
     pub(super) async fn move_with_transaction(
         &self,
         from: &SessionId,
@@ -59,55 +62,56 @@ impl MongoStore {
             .start_session()
             .await
             .map_err(backend)?;
+        let options = TransactionOptions::builder()
+            .write_concern(self.collection.write_concern().cloned())
+            .build();
+        // Owned, not borrowed: a closure capturing references makes the
+        // future not `Send` for every lifetime (rust-lang/rust#96865).
+        let (store, from_id, to_id) = (self.clone(), from.clone(), to.clone());
         let mut attempt = 0;
-        loop {
-            attempt += 1;
-            session
-                .start_transaction()
-                .with_options(
-                    TransactionOptions::builder()
-                        .write_concern(self.collection.write_concern().cloned())
-                        .build(),
-                )
-                .await
-                .map_err(backend)?;
-            let outcome = self
-                .move_in_transaction(&mut session, from, to, expires_at)
-                .await;
-            let error = match outcome {
-                Ok(true) => match commit(&mut session).await {
-                    Ok(()) => return Ok(true),
-                    Err(error) => error,
-                },
-                Ok(false) => {
-                    // Nothing was written; abort to end the transaction.
-                    let _ = session.abort_transaction().await;
-                    return Ok(false);
+        let moved = session
+            .start_transaction()
+            .with_options(options)
+            .and_run2(async move |session| {
+                attempt += 1;
+                if attempt > TRANSACTION_RETRIES {
+                    // An error without the transient label ends the driver's
+                    // retries, which are otherwise bounded only by time.
+                    return Err(mongodb::error::Error::custom(GaveUp));
                 }
-                Err(error) => {
-                    let _ = session.abort_transaction().await;
-                    error
+                if attempt > 1 {
+                    tracing::debug!(
+                        session = %from_id.log_tag(),
+                        attempt,
+                        "MongoStore: retrying move transaction"
+                    );
+                    // Back off a little more than the driver does (10 to
+                    // 80 ms), so the conflicting writer gets through first.
+                    tokio::time::sleep(Duration::from_millis(5 << (attempt - 1))).await;
                 }
-            };
-            if error.contains_label(mongodb::error::TRANSIENT_TRANSACTION_ERROR) {
-                if attempt < TRANSACTION_RETRIES {
-                    tracing::debug!(session = %from.log_tag(), %error, "MongoStore: retrying move transaction");
-                    // Back off a little, growing, so the conflicting writer
-                    // gets through before the next attempt.
-                    tokio::time::sleep(Duration::from_millis(5 << attempt)).await;
-                    continue;
+                let moved = store
+                    .move_in_transaction(session, &from_id, &to_id, expires_at)
+                    .await?;
+                if !moved {
+                    // Nothing was written: end it without a commit.
+                    session.abort_transaction().await?;
                 }
+                Ok(moved)
+            })
+            .await;
+        match moved {
+            Ok(moved) => Ok(moved),
+            Err(error) if error.get_custom::<GaveUp>().is_some() => {
                 tracing::warn!(
                     session = %from.log_tag(),
-                    %error,
                     "MongoStore: move_to gave up: its transaction kept conflicting"
                 );
-                return Err(StoreError::Contention(TRANSACTION_RETRIES));
+                Err(StoreError::Contention(TRANSACTION_RETRIES))
             }
-            if error_code(&error) == Some(CODE_DUPLICATE_KEY) {
-                return Err(StoreError::IdExists);
+            Err(error) if error_code(&error) == Some(CODE_DUPLICATE_KEY) => {
+                Err(StoreError::IdExists)
             }
-            return Err(backend(error));
+            Err(error) => Err(backend(error)),
         }
     }
 
@@ -147,19 +151,9 @@ impl MongoStore {
     }
 }
 
-/// Commits, retrying a commit whose result is unknown (bounded).
-async fn commit(session: &mut ClientSession) -> Result<(), mongodb::error::Error> {
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        match session.commit_transaction().await {
-            Err(error)
-                if error.contains_label(mongodb::error::UNKNOWN_TRANSACTION_COMMIT_RESULT)
-                    && attempt < TRANSACTION_RETRIES => {}
-            other => return other,
-        }
-    }
-}
+/// Why a move transaction stopped: [`TRANSACTION_RETRIES`] attempts
+/// conflicted.
+struct GaveUp;
 
 /// Whether a `hello` reply describes a deployment with transactions: a
 /// replica set member (wire version ≥ 7) or a mongos (≥ 8), with sessions.
