@@ -333,7 +333,7 @@ async fn names_that_would_break_the_path_are_refused() {
         }
     }
     let e = refused(store.load(&id, "a.b", &["a"]).await);
-    assert_eq!((e.kind, e.name.as_str()), ("namespace", "a.b"));
+    assert_eq!((e.kind(), e.name()), ("namespace", "a.b"));
     refused(store.load(&id, NS, &["$where"]).await);
     let e = refused(
         store

@@ -94,3 +94,54 @@ async fn move_transactions_commit_with_the_store_write_concern() {
         store.collection().drop().await.unwrap();
     }
 }
+
+/// A move whose every attempt conflicts (another transaction holds `from`
+/// and stays open) makes 5 attempts, then reports `Contention(5)`, leaving
+/// `from` as it was and `to` empty; once the other transaction ends, the
+/// move succeeds.
+#[tokio::test]
+async fn a_move_that_keeps_conflicting_gives_up_after_five_attempts() {
+    use mongodb::bson::doc;
+    use std::time::SystemTime;
+    use typed_sessions::{SessionStore, StoreError};
+
+    let (store, log) = commands::logged_store(&replica_set().url(), "tx_conflict", |s| s).await;
+    let (from, to) = (new_id(), new_id());
+    store
+        .create(
+            &from,
+            &[set(NS, "a", b"1")],
+            SystemTime::now(),
+            in_a_minute(),
+        )
+        .await
+        .unwrap();
+    let mut blocker = store.collection().client().start_session().await.unwrap();
+    blocker.start_transaction().await.unwrap();
+    store
+        .collection()
+        .update_one(
+            doc! { "_id": from.as_str() },
+            doc! { "$set": { "held": true } },
+        )
+        .session(&mut blocker)
+        .await
+        .unwrap();
+    log.take();
+
+    let moved = store.move_to(&from, &to, in_a_minute()).await;
+    assert!(matches!(moved, Err(StoreError::Contention(5))), "{moved:?}");
+    let attempts = log
+        .take_names()
+        .iter()
+        .filter(|name| *name == "findAndModify")
+        .count();
+    assert_eq!(attempts, 5);
+    assert!(store.load(&to, NS, &["a"]).await.unwrap().is_none());
+
+    blocker.abort_transaction().await.unwrap();
+    let loaded = store.load(&from, NS, &["a"]).await.unwrap().unwrap();
+    assert_eq!(loaded.values, vec![Some(b"1".to_vec().into())]);
+    assert!(store.move_to(&from, &to, in_a_minute()).await.unwrap());
+    store.collection().drop().await.unwrap();
+}

@@ -21,7 +21,7 @@
 //! session's old document becomes, in the step that retires it (inside the
 //! transaction, or step 3 below), the forward
 //! `{_id, forward: {to: "<new id>", until: Date}, expires_at: until}` for
-//! [`FORWARD_WINDOW`]: it has no `created_at`, so no
+//! [`FORWARD_WINDOW`](super::FORWARD_WINDOW): it has no `created_at`, so no
 //! filter takes it for a session, and the TTL index removes it.
 //! [`forwarded`](SessionStore::forwarded) reads it with one `find_one`; if the
 //! session is still marked by a move without transactions (whose mark
@@ -131,9 +131,13 @@
 //!   with `hello`), one transaction takes `from` (`find_one_and_replace` by
 //!   the forward, its
 //!   first operation, so concurrent updates of `from` wait for it and then
-//!   find no session) and inserts `to`; it is retried on transient
-//!   transaction errors (at most 5 times, then [`StoreError::Contention`]).
-//!   Any failure aborts it, leaving `from` as it was;
+//!   find no session) and inserts `to`. The driver's retrying transaction
+//!   API runs it: a transient transaction error (a conflict) runs it again,
+//!   at most 5 attempts in all, then [`StoreError::Contention`]; a commit
+//!   whose result is unknown (say, a connection lost during the commit) is
+//!   committed again, for up to the driver's 120 s (the layer's bound on the
+//!   call ends it sooner). Any other failure aborts it, leaving `from` as it
+//!   was;
 //! - on a standalone server (no transactions; this includes the test server),
 //!   it takes three steps, each atomic:
 //!   1. one `find_one_and_update` reads `from` (live) and marks it
@@ -234,30 +238,43 @@
 //! Tested against SecantusDB 0.7.0b3, a MongoDB-wire-compatible server
 //! (standalone and single-node replica set), not against a real `mongod`.
 
-/// The `mongodb` crate this module's public API uses, so callers need not
-/// depend on a matching version of it themselves.
+/// The MongoDB driver this store is built on, re-exported: its types appear
+/// in [`MongoStore`]'s API ([`Collection`],
+/// [`WriteConcern`](mongodb::options::WriteConcern), the
+/// [`mongodb::error::Error`] inside [`StoreError::Backend`]), and naming them
+/// through this path keeps an application on the driver version the store
+/// was built with.
 pub use ::mongodb;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use mongodb::bson::spec::BinarySubtype;
-use mongodb::bson::{Binary, Bson, DateTime, Document, doc};
-use mongodb::error::{ErrorKind, WriteFailure};
-use mongodb::options::{ClientOptions, IndexOptions, TransactionOptions};
-use mongodb::{Client, ClientSession, Collection, IndexModel};
+use mongodb::bson::{Bson, DateTime, Document, doc};
+use mongodb::options::{ClientOptions, IndexOptions};
+use mongodb::{Client, Collection, IndexModel};
 use tokio::sync::OnceCell;
 
 use super::{
-    EXPIRY_FIELD, FORWARD_WINDOW, FieldWrite, IndexKey, IndexedSession, LoadedFields,
-    LoadedNamespace, SessionStore, StoreError,
+    EXPIRY_FIELD, FieldWrite, IndexKey, IndexedSession, LoadedFields, LoadedNamespace,
+    SessionStore, StoreError,
 };
 use crate::id::SessionId;
 
+mod document;
+mod error;
 mod index;
+mod lease;
+mod transaction;
+mod write;
 mod write_concern;
+
+use document::{
+    bson_time, live_filter, namespace_fields, stored_expiry, system_time, warn_not_binary,
+    writable_filter,
+};
+pub use error::InvalidName;
+use error::{backend, check_name};
 
 /// `serverSelectionTimeoutMS` and `connectTimeoutMS` that
 /// [`MongoStore::connect`] uses when the URI does not set them; also the
@@ -271,19 +288,6 @@ pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub const MOVE_LEASE: Duration = Duration::from_secs(10);
 /// MongoDB's maximum document size (16 MiB).
 pub const MAX_DOCUMENT_SIZE: usize = 16 * 1024 * 1024;
-
-/// Bounded re-copies of a non-transactional move when the marked session
-/// still changed (a server whose findAndModify is not atomic).
-const MOVE_SYNC_RETRIES: u32 = 4;
-/// Bounded retries of a move transaction on transient transaction errors.
-const TRANSACTION_RETRIES: u32 = 5;
-
-const CODE_PATH_NOT_VIABLE: i32 = 28;
-const CODE_COMMAND_NOT_FOUND: i32 = 59;
-const CODE_DUPLICATE_KEY: i32 = 11000;
-/// BSONObjectTooLarge, and the "resulting document after update is larger"
-/// codes of older servers.
-const CODES_TOO_LARGE: [i32; 3] = [10334, 17419, 17420];
 
 /// Sessions in a MongoDB collection, one document per session. See the
 /// [module docs](self) for the layout, the TTL index, which operations are
@@ -321,21 +325,6 @@ impl std::fmt::Debug for MongoStore {
             .field("session_indexes_ensured", &self.entry_indexes.ensured())
             .finish_non_exhaustive()
     }
-}
-
-/// A namespace or field name that [`MongoStore`] refuses because it cannot be
-/// part of a MongoDB field path: empty, containing `.` or NUL, or starting
-/// with `$`. Reported inside [`StoreError::Backend`].
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "MongoStore cannot store the {kind} name {name:?}: names must be non-empty, \
-     must not contain '.' or NUL and must not start with '$'"
-)]
-pub struct InvalidName {
-    /// `"namespace"` or `"field"`.
-    pub kind: &'static str,
-    /// The refused name.
-    pub name: String,
 }
 
 impl MongoStore {
@@ -378,6 +367,18 @@ impl MongoStore {
     /// Does no I/O: the TTL index is created on the first call to the store,
     /// or when [`ensure_index`](Self::ensure_index) is awaited (do that at
     /// start-up to see a connection or index problem early).
+    ///
+    /// ```no_run
+    /// use typed_sessions::store::mongodb::MongoStore;
+    /// use typed_sessions::store::mongodb::mongodb::{Client, bson::Document};
+    ///
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let client = Client::with_uri_str("mongodb://127.0.0.1:27017/").await?;
+    /// let store = MongoStore::new(client.database("myapp").collection::<Document>("sessions"));
+    /// store.ensure_index().await?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn new(collection: Collection<Document>) -> Self {
         let collection = match collection.write_concern() {
             Some(_) => collection,
@@ -427,319 +428,12 @@ impl MongoStore {
             .map(|_| ())
     }
 
-    /// Inserts a brand-new session document (`doc` has `_id` = `id`). A live
-    /// session with that id is a duplicate-key error; an expired one that is
-    /// still there is replaced.
-    async fn insert_new(
-        &self,
-        id: &SessionId,
-        doc: &Document,
-    ) -> Result<(), mongodb::error::Error> {
-        let error = match self.collection.insert_one(doc).await {
-            Ok(_) => return Ok(()),
-            Err(error) if error_code(&error) == Some(CODE_DUPLICATE_KEY) => error,
-            Err(error) => return Err(error),
-        };
-        // The id is taken. Replace the document only if it is not live.
-        let deleted = self
-            .collection
-            .delete_one(not_live_filter(id, DateTime::now()))
-            .await?;
-        if deleted.deleted_count == 0 {
-            return Err(error);
-        }
-        tracing::debug!(
-            session = %id.log_tag(),
-            "MongoStore: replaced an expired document not yet removed by the TTL monitor"
-        );
-        self.collection.insert_one(doc).await?;
-        Ok(())
-    }
-
-    /// Resets a `data` or `data.<namespace>` that is not a document (so a
-    /// `$set` below it cannot work) to an empty document. Only ever called
-    /// after such a `$set` failed.
-    async fn repair(&self, id: &SessionId, namespaces: &[&str]) -> Result<(), StoreError> {
-        let mut paths = vec!["data".to_owned()];
-        paths.extend(namespaces.iter().map(|ns| format!("data.{ns}")));
-        for path in paths {
-            let mut filter = writable_filter(id, DateTime::now());
-            filter.insert(
-                "$or",
-                vec![
-                    doc! { &path: { "$type": "array" } },
-                    doc! { &path: { "$exists": true, "$not": { "$type": "object" } } },
-                ],
-            );
-            let result = self
-                .collection
-                .update_one(filter, doc! { "$set": { &path: {} } })
-                .await
-                .map_err(backend)?;
-            if result.modified_count > 0 {
-                tracing::warn!(
-                    session = %id.log_tag(),
-                    path = %path,
-                    "MongoStore: stored session data was not a document; reset it to empty"
-                );
-            }
-        }
-        Ok(())
-    }
-
     /// Whether [`move_to`](SessionStore::move_to) runs in a transaction on
     /// this deployment (a replica set or sharded cluster). Asks the server
     /// once (`hello`) and remembers the answer; an error (server unreachable)
     /// is not remembered.
     pub async fn moves_in_transactions(&self) -> Result<bool, StoreError> {
         self.supports_transactions().await
-    }
-
-    async fn supports_transactions(&self) -> Result<bool, StoreError> {
-        self.transactions
-            .get_or_try_init(|| async {
-                let hello = self
-                    .collection
-                    .client()
-                    .database("admin")
-                    .run_command(doc! { "hello": 1 })
-                    .await;
-                let supported = match hello {
-                    Ok(reply) => hello_supports_transactions(&reply),
-                    // A server too old to know `hello` has no transactions
-                    // this store would use either.
-                    Err(error) if error_code(&error) == Some(CODE_COMMAND_NOT_FOUND) => false,
-                    Err(error) => return Err(backend(error)),
-                };
-                tracing::debug!(
-                    supported,
-                    "MongoStore: move_to uses transactions: {supported}"
-                );
-                Ok(supported)
-            })
-            .await
-            .copied()
-    }
-
-    async fn move_with_transaction(
-        &self,
-        from: &SessionId,
-        to: &SessionId,
-        expires_at: SystemTime,
-    ) -> Result<bool, StoreError> {
-        let mut session = self
-            .collection
-            .client()
-            .start_session()
-            .await
-            .map_err(backend)?;
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            session
-                .start_transaction()
-                .with_options(
-                    TransactionOptions::builder()
-                        .write_concern(self.collection.write_concern().cloned())
-                        .build(),
-                )
-                .await
-                .map_err(backend)?;
-            let outcome = self
-                .move_in_transaction(&mut session, from, to, expires_at)
-                .await;
-            let error = match outcome {
-                Ok(true) => match commit(&mut session).await {
-                    Ok(()) => return Ok(true),
-                    Err(error) => error,
-                },
-                Ok(false) => {
-                    // Nothing was written; abort to end the transaction.
-                    let _ = session.abort_transaction().await;
-                    return Ok(false);
-                }
-                Err(error) => {
-                    let _ = session.abort_transaction().await;
-                    error
-                }
-            };
-            if error.contains_label(mongodb::error::TRANSIENT_TRANSACTION_ERROR) {
-                if attempt < TRANSACTION_RETRIES {
-                    tracing::debug!(session = %from.log_tag(), %error, "MongoStore: retrying move transaction");
-                    // Back off a little, growing, so the conflicting writer
-                    // gets through before the next attempt.
-                    tokio::time::sleep(Duration::from_millis(5 << attempt)).await;
-                    continue;
-                }
-                tracing::warn!(
-                    session = %from.log_tag(),
-                    %error,
-                    "MongoStore: move_to gave up: its transaction kept conflicting"
-                );
-                return Err(StoreError::Contention(TRANSACTION_RETRIES));
-            }
-            if error_code(&error) == Some(CODE_DUPLICATE_KEY) {
-                return Err(StoreError::IdExists);
-            }
-            return Err(backend(error));
-        }
-    }
-
-    async fn move_in_transaction(
-        &self,
-        session: &mut ClientSession,
-        from: &SessionId,
-        to: &SessionId,
-        expires_at: SystemTime,
-    ) -> Result<bool, mongodb::error::Error> {
-        // Take `from` with the transaction's first operation, a write, so a
-        // concurrent update of it waits for the transaction (and then finds
-        // no session) instead of invalidating it. Nothing is lost if a later
-        // step fails: the whole transaction is aborted.
-        let Some(source) = self
-            .collection
-            .find_one_and_replace(writable_filter(from, DateTime::now()), forward_document(to))
-            .projection(doc! { "data": 1, "created_at": 1 })
-            .session(&mut *session)
-            .await?
-        else {
-            return Ok(false);
-        };
-        // A write error aborts a transaction, so make room for `to` first
-        // instead of reacting to a duplicate key (an expired document under
-        // a fresh random id is all but impossible, but not quite).
-        self.collection
-            .delete_one(not_live_filter(to, DateTime::now()))
-            .session(&mut *session)
-            .await?;
-        let doc = moved_document(to, &source, expires_at);
-        self.collection
-            .insert_one(&doc)
-            .session(&mut *session)
-            .await?;
-        Ok(true)
-    }
-
-    async fn move_without_transaction(
-        &self,
-        from: &SessionId,
-        to: &SessionId,
-        expires_at: SystemTime,
-    ) -> Result<bool, StoreError> {
-        // 1. Mark `from` as being moved and read it, in one atomic step. From
-        //    now until the lease ends, updates and touches of `from` find no
-        //    session (as they will once the move is done), so none of their
-        //    writes can be acknowledged and then lost with `from`.
-        let now = DateTime::now();
-        let lease = DateTime::from_millis(
-            now.timestamp_millis()
-                .saturating_add(i64::try_from(MOVE_LEASE.as_millis()).unwrap_or(i64::MAX)),
-        );
-        let Some(source) = self
-            .collection
-            .find_one_and_update(
-                writable_filter(from, now),
-                doc! { "$set": { "moving": { "to": to.as_str(), "until": lease } } },
-            )
-            .projection(doc! { "data": 1, "created_at": 1 })
-            .await
-            .map_err(backend)?
-        else {
-            // Gone, expired, or being moved by a concurrent request.
-            return Ok(false);
-        };
-        // 2. Copy it to `to`.
-        let doc = moved_document(to, &source, expires_at);
-        if let Err(error) = self.insert_new(to, &doc).await {
-            self.release(from, to).await;
-            if error_code(&error) == Some(CODE_DUPLICATE_KEY) {
-                return Err(StoreError::IdExists);
-            }
-            return Err(backend(error));
-        }
-        // 3. Retire `from` if it still carries this move's mark and the data
-        //    that was copied. On MongoDB the mark makes the data check
-        //    redundant; it protects against servers whose findAndModify is
-        //    not atomic (SecantusDB 0.7.0b3: a write can land just after the
-        //    document was read but before the mark): then the copy is brought
-        //    up to date and the delete retried.
-        let mut copied = source.get("data").cloned();
-        for _ in 0..MOVE_SYNC_RETRIES {
-            let mut filter = doc! { "_id": from.as_str(), "moving.to": to.as_str() };
-            match &copied {
-                Some(data) => filter.insert("data", data.clone()),
-                None => filter.insert("data", doc! { "$exists": false }),
-            };
-            // Retired by becoming the forward to `to`.
-            let replaced = self
-                .collection
-                .replace_one(filter, forward_document(to))
-                .await
-                .map_err(backend)?;
-            if replaced.matched_count > 0 {
-                return Ok(true);
-            }
-            let current = self
-                .collection
-                .find_one(doc! { "_id": from.as_str(), "moving.to": to.as_str() })
-                .projection(doc! { "data": 1 })
-                .await
-                .map_err(backend)?;
-            let Some(current) = current else {
-                // `from` was deleted (destroy) while it was copied: the
-                // delete wins, and the copy goes too.
-                tracing::debug!(
-                    session = %from.log_tag(),
-                    "MongoStore: session deleted during move_to; dropping the copy"
-                );
-                self.collection
-                    .delete_one(doc! { "_id": to.as_str() })
-                    .await
-                    .map_err(backend)?;
-                return Ok(false);
-            };
-            tracing::debug!(
-                session = %from.log_tag(),
-                "MongoStore: session changed while it was being marked for move_to; copying again"
-            );
-            copied = current.get("data").cloned();
-            let update = match &copied {
-                Some(data) => doc! { "$set": { "data": data.clone() } },
-                None => doc! { "$unset": { "data": "" } },
-            };
-            self.collection
-                .update_one(doc! { "_id": to.as_str() }, update)
-                .await
-                .map_err(backend)?;
-        }
-        tracing::warn!(
-            session = %from.log_tag(),
-            "MongoStore: move_to gave up: the session kept changing after it was marked"
-        );
-        let _ = self
-            .collection
-            .delete_one(doc! { "_id": to.as_str() })
-            .await;
-        self.release(from, to).await;
-        Err(StoreError::Contention(MOVE_SYNC_RETRIES))
-    }
-
-    /// Best effort: makes `from` writable again after a failed move.
-    async fn release(&self, from: &SessionId, to: &SessionId) {
-        let released = self
-            .collection
-            .update_one(
-                doc! { "_id": from.as_str(), "moving.to": to.as_str() },
-                doc! { "$unset": { "moving": "" } },
-            )
-            .await;
-        if let Err(error) = released {
-            tracing::warn!(
-                session = %from.log_tag(),
-                %error,
-                "MongoStore: could not clear the move marker; the session is read-only until it lapses"
-            );
-        }
     }
 
     /// The live session's creation and expiry times and its document,
@@ -782,72 +476,6 @@ impl MongoStore {
             system_time(*expires_at),
             doc,
         )))
-    }
-
-    async fn apply_update(
-        &self,
-        id: &SessionId,
-        writes: &[FieldWrite<'_>],
-        expires_at: Option<SystemTime>,
-    ) -> Result<bool, StoreError> {
-        let writes = fold_writes(writes)?;
-        let size: usize = writes.values().map(|v| v.map_or(0, <[u8]>::len)).sum();
-        if size > MAX_DOCUMENT_SIZE {
-            return Err(too_large(size));
-        }
-        let mut set = Document::new();
-        if let Some(expires_at) = expires_at {
-            set.insert("expires_at", bson_time(expires_at));
-        }
-        let mut unset = Document::new();
-        let mut namespaces: Vec<&str> = Vec::new();
-        for ((namespace, field), value) in &writes {
-            let path = format!("data.{namespace}.{field}");
-            match value {
-                Some(bytes) => {
-                    set.insert(path, binary(bytes));
-                    if !namespaces.contains(namespace) {
-                        namespaces.push(namespace);
-                    }
-                }
-                None => {
-                    unset.insert(path, "");
-                }
-            }
-        }
-        let mut update = Document::new();
-        if !set.is_empty() {
-            update.insert("$set", set);
-        }
-        if !unset.is_empty() {
-            update.insert("$unset", unset);
-        }
-        if update.is_empty() {
-            // Nothing to change (MongoDB refuses an empty update): only
-            // whether the session is still there.
-            let found = self
-                .collection
-                .find_one(writable_filter(id, DateTime::now()))
-                .projection(doc! { "_id": 1 })
-                .await
-                .map_err(backend)?;
-            return Ok(found.is_some());
-        }
-        let first = self
-            .collection
-            .update_one(writable_filter(id, DateTime::now()), update.clone())
-            .await;
-        let result = match first {
-            Err(error) if error_code(&error) == Some(CODE_PATH_NOT_VIABLE) => {
-                // `data` or `data.<ns>` holds something that is not a document.
-                self.repair(id, &namespaces).await?;
-                self.collection
-                    .update_one(writable_filter(id, DateTime::now()), update)
-                    .await
-            }
-            other => other,
-        };
-        Ok(result.map_err(backend)?.matched_count > 0)
     }
 }
 
@@ -927,36 +555,8 @@ impl SessionStore for MongoStore {
         created_at: SystemTime,
         expires_at: SystemTime,
     ) -> Result<(), StoreError> {
-        let folded = fold_writes(writes)?;
-        let mut data = Document::new();
-        for ((namespace, field), value) in folded {
-            let Some(bytes) = value else { continue };
-            if !data.contains_key(namespace) {
-                data.insert(namespace, Document::new());
-            }
-            if let Ok(fields) = data.get_document_mut(namespace) {
-                fields.insert(field, binary(bytes));
-            }
-        }
-        let doc = doc! {
-            "_id": id.as_str(),
-            "data": data,
-            "created_at": bson_time(created_at),
-            "expires_at": bson_time(expires_at),
-        };
-        let size = encoded_len(&doc);
-        if size > MAX_DOCUMENT_SIZE {
-            return Err(too_large(size));
-        }
-        self.ensure_index().await?;
-        self.ensure_entry_indexes(writes).await?;
-        match self.insert_new(id, &doc).await {
-            Ok(()) => Ok(()),
-            Err(error) if error_code(&error) == Some(CODE_DUPLICATE_KEY) => {
-                Err(StoreError::IdExists)
-            }
-            Err(error) => Err(backend(error)),
-        }
+        self.create_session(id, writes, created_at, expires_at)
+            .await
     }
 
     async fn update(
@@ -965,9 +565,7 @@ impl SessionStore for MongoStore {
         writes: &[FieldWrite<'_>],
         expires_at: Option<SystemTime>,
     ) -> Result<bool, StoreError> {
-        self.ensure_index().await?;
-        self.ensure_entry_indexes(writes).await?;
-        self.apply_update(id, writes, expires_at).await
+        self.update_session(id, writes, expires_at).await
     }
 
     async fn touch(&self, id: &SessionId, expires_at: SystemTime) -> Result<bool, StoreError> {
@@ -1007,35 +605,7 @@ impl SessionStore for MongoStore {
     }
 
     async fn forwarded(&self, id: &SessionId) -> Result<Option<SessionId>, StoreError> {
-        // A write refused because a move without transactions had marked
-        // the session (step 1) asks here while the move runs: wait for
-        // the move to end (it does within its lease), then read its
-        // forward.
-        let mut pause = Duration::from_millis(2);
-        loop {
-            let found = self
-                .collection
-                .find_one(doc! { "_id": id.as_str() })
-                .projection(doc! { "_id": 0, "forward": 1, "moving": 1, "created_at": 1 })
-                .await
-                .map_err(backend)?;
-            let Some(found) = found else {
-                return Ok(None);
-            };
-            let now = DateTime::now();
-            let live_until = |doc: &Document| matches!(doc.get("until"), Some(Bson::DateTime(until)) if *until > now);
-            if let Ok(forward) = found.get_document("forward") {
-                return Ok(live_until(forward)
-                    .then(|| forward.get_str("to").ok().and_then(SessionId::parse))
-                    .flatten());
-            }
-            let moving = found.get_document("moving").is_ok_and(live_until);
-            if !moving || !found.contains_key("created_at") {
-                return Ok(None);
-            }
-            tokio::time::sleep(pause).await;
-            pause = (pause * 2).min(Duration::from_millis(50));
-        }
+        self.find_forward(id).await
     }
 
     async fn list_index(&self, index: IndexKey<'_>) -> Result<Vec<IndexedSession>, StoreError> {
@@ -1051,305 +621,5 @@ impl SessionStore for MongoStore {
     }
 }
 
-/// What the old document becomes when `move_to` retires it: a forward to
-/// `to` until the window ends, without `created_at` (so it is never a live
-/// session) and with `expires_at` at the window's end (so the TTL index
-/// removes it).
-fn forward_document(to: &SessionId) -> Document {
-    let now = SystemTime::now();
-    let until = bson_time(now.checked_add(FORWARD_WINDOW).unwrap_or(now));
-    doc! { "forward": { "to": to.as_str(), "until": until }, "expires_at": until }
-}
-
-/// Commits, retrying a commit whose result is unknown (bounded).
-async fn commit(session: &mut ClientSession) -> Result<(), mongodb::error::Error> {
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        match session.commit_transaction().await {
-            Err(error)
-                if error.contains_label(mongodb::error::UNKNOWN_TRANSACTION_COMMIT_RESULT)
-                    && attempt < TRANSACTION_RETRIES => {}
-            other => return other,
-        }
-    }
-}
-
-/// Whether a `hello` reply describes a deployment with transactions: a
-/// replica set member (wire version ≥ 7) or a mongos (≥ 8), with sessions.
-fn hello_supports_transactions(reply: &Document) -> bool {
-    let wire = match reply.get("maxWireVersion") {
-        Some(Bson::Int32(v)) => i64::from(*v),
-        Some(Bson::Int64(v)) => *v,
-        _ => 0,
-    };
-    let sessions = reply.contains_key("logicalSessionTimeoutMinutes");
-    let replica_set = reply.contains_key("setName");
-    let mongos = matches!(reply.get("msg"), Some(Bson::String(m)) if m == "isdbgrid");
-    sessions && ((replica_set && wire >= 7) || (mongos && wire >= 8))
-}
-
-/// `{_id, expires_at > now, created_at is a date}`: the session is live.
-fn live_filter(id: &SessionId, now: DateTime) -> Document {
-    doc! {
-        "_id": id.as_str(),
-        "expires_at": { "$gt": now },
-        "created_at": { "$type": "date" },
-    }
-}
-
-/// Live, and not being moved by a non-transactional `move_to` (whose lease
-/// has not ended): the session may be written.
-fn writable_filter(id: &SessionId, now: DateTime) -> Document {
-    let mut filter = live_filter(id, now);
-    filter.insert("moving.until", doc! { "$not": { "$gt": now } });
-    filter
-}
-
-/// The document with this id, if it is not live (expired or malformed).
-fn not_live_filter(id: &SessionId, now: DateTime) -> Document {
-    doc! {
-        "_id": id.as_str(),
-        "$nor": [ {
-            "expires_at": { "$gt": now },
-            "created_at": { "$type": "date" },
-        } ],
-    }
-}
-
-/// The document `move_to` inserts under `to`: `source`'s data and creation
-/// time (it was read with the live filter, so `created_at` is a date).
-fn moved_document(to: &SessionId, source: &Document, expires_at: SystemTime) -> Document {
-    let mut doc = doc! { "_id": to.as_str() };
-    doc.insert(
-        "data",
-        source
-            .get("data")
-            .cloned()
-            .unwrap_or_else(|| Bson::Document(Document::new())),
-    );
-    doc.insert(
-        "created_at",
-        source
-            .get("created_at")
-            .cloned()
-            .unwrap_or_else(|| Bson::DateTime(DateTime::now())),
-    );
-    doc.insert("expires_at", bson_time(expires_at));
-    doc
-}
-
-/// The stored fields of `namespace` in a loaded document; `None` (with a
-/// warning for garbage) when there is no readable namespace document.
-fn namespace_fields<'a>(
-    id: &SessionId,
-    namespace: &str,
-    doc: &'a Document,
-) -> Option<&'a Document> {
-    let data = match doc.get("data")? {
-        Bson::Document(data) => data,
-        other => {
-            tracing::warn!(
-                session = %id.log_tag(),
-                stored_type = ?other.element_type(),
-                "MongoStore: session data is not a document; treated as empty"
-            );
-            return None;
-        }
-    };
-    match data.get(namespace)? {
-        Bson::Document(fields) => Some(fields),
-        other => {
-            tracing::warn!(
-                session = %id.log_tag(),
-                namespace,
-                stored_type = ?other.element_type(),
-                "MongoStore: stored namespace is not a document; treated as empty"
-            );
-            None
-        }
-    }
-}
-
-/// The bytes of [`EXPIRY_FIELD`] in a loaded document, if stored as Binary.
-fn stored_expiry(id: &SessionId, doc: &Document) -> Option<bytes::Bytes> {
-    match namespace_fields(id, EXPIRY_FIELD.namespace, doc)?.get(EXPIRY_FIELD.field)? {
-        Bson::Binary(value) => Some(value.bytes.clone().into()),
-        _ => None,
-    }
-}
-
-fn warn_not_binary(id: &SessionId, namespace: &str, field: &str, value: &Bson) {
-    tracing::warn!(
-        session = %id.log_tag(),
-        namespace,
-        field,
-        stored_type = ?value.element_type(),
-        "MongoStore: stored field is not Binary; treated as missing"
-    );
-}
-
-/// The writes of one call: (namespace, field) to new bytes or removal.
-type FoldedWrites<'a> = BTreeMap<(&'a str, &'a str), Option<&'a [u8]>>;
-
-/// Validates the names and keeps the last write of each field, in a stable
-/// order.
-fn fold_writes<'a>(writes: &[FieldWrite<'a>]) -> Result<FoldedWrites<'a>, StoreError> {
-    let mut folded = BTreeMap::new();
-    for write in writes {
-        check_name("namespace", write.key.namespace)?;
-        check_name("field", write.key.field)?;
-        folded.insert((write.key.namespace, write.key.field), write.value);
-    }
-    Ok(folded)
-}
-
-fn check_name(kind: &'static str, name: &str) -> Result<(), StoreError> {
-    if name.is_empty() || name.starts_with('$') || name.contains(['.', '\0']) {
-        return Err(StoreError::backend(InvalidName {
-            kind,
-            name: name.to_owned(),
-        }));
-    }
-    Ok(())
-}
-
-fn binary(bytes: &[u8]) -> Binary {
-    Binary {
-        subtype: BinarySubtype::Generic,
-        bytes: bytes.to_vec(),
-    }
-}
-
-fn bson_time(time: SystemTime) -> DateTime {
-    DateTime::from_system_time(time)
-}
-
-/// A BSON date as `SystemTime`, clamped instead of overflowing.
-fn system_time(time: DateTime) -> SystemTime {
-    let millis = time.timestamp_millis();
-    let offset = Duration::from_millis(millis.unsigned_abs());
-    let converted = if millis >= 0 {
-        SystemTime::UNIX_EPOCH.checked_add(offset)
-    } else {
-        SystemTime::UNIX_EPOCH.checked_sub(offset)
-    };
-    converted.unwrap_or(SystemTime::UNIX_EPOCH)
-}
-
-/// The size of `doc` as BSON, computed without encoding it (the encoder
-/// refuses oversized values instead of measuring them).
-fn encoded_len(doc: &Document) -> usize {
-    // length prefix, elements (type byte, key, NUL, value), terminating NUL
-    4 + doc
-        .iter()
-        .map(|(key, value)| 1 + key.len() + 1 + value_len(value))
-        .sum::<usize>()
-        + 1
-}
-
-fn value_len(value: &Bson) -> usize {
-    match value {
-        Bson::Document(doc) => encoded_len(doc),
-        Bson::Binary(binary) => 4 + 1 + binary.bytes.len(),
-        Bson::String(text) => 4 + text.len() + 1,
-        // Dates, and anything else a session document holds: 8 bytes or
-        // less; the server has the last word anyway.
-        _ => 8,
-    }
-}
-
-fn too_large(size: usize) -> StoreError {
-    StoreError::TooLarge(format!(
-        "a MongoDB document holds at most {MAX_DOCUMENT_SIZE} bytes; this write carries {size}"
-    ))
-}
-
-fn error_code(error: &mongodb::error::Error) -> Option<i32> {
-    match error.kind.as_ref() {
-        ErrorKind::Write(WriteFailure::WriteError(e)) => Some(e.code),
-        ErrorKind::Command(e) => Some(e.code),
-        _ => None,
-    }
-}
-
-fn backend(error: mongodb::error::Error) -> StoreError {
-    match error_code(&error) {
-        Some(code) if CODES_TOO_LARGE.contains(&code) => StoreError::TooLarge(error.to_string()),
-        _ => StoreError::backend(error),
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names_that_break_paths_are_refused() {
-        for bad in ["", "a.b", "$set", "a\0b", "."] {
-            assert!(check_name("field", bad).is_err(), "{bad:?}");
-        }
-        for good in ["a", "user_id", "cart-2", "a$", "Ünïcode"] {
-            assert!(check_name("field", good).is_ok(), "{good:?}");
-        }
-    }
-
-    #[test]
-    fn last_write_of_a_field_wins() {
-        use crate::store::FieldKey;
-        let key = FieldKey {
-            namespace: "ns",
-            field: "f",
-        };
-        let writes = [
-            FieldWrite {
-                key,
-                value: Some(b"1"),
-            },
-            FieldWrite { key, value: None },
-            FieldWrite {
-                key,
-                value: Some(b"2"),
-            },
-        ];
-        let folded = fold_writes(&writes).unwrap_or_default();
-        assert_eq!(folded.len(), 1);
-        assert_eq!(folded.get(&("ns", "f")), Some(&Some(&b"2"[..])));
-    }
-
-    #[test]
-    fn transaction_support_from_hello() {
-        let standalone = doc! { "maxWireVersion": 27, "logicalSessionTimeoutMinutes": 30 };
-        assert!(!hello_supports_transactions(&standalone));
-        let replica =
-            doc! { "maxWireVersion": 27, "logicalSessionTimeoutMinutes": 30, "setName": "rs" };
-        assert!(hello_supports_transactions(&replica));
-        let old = doc! { "maxWireVersion": 6, "logicalSessionTimeoutMinutes": 30, "setName": "rs" };
-        assert!(!hello_supports_transactions(&old));
-        let mongos =
-            doc! { "maxWireVersion": 21, "logicalSessionTimeoutMinutes": 30, "msg": "isdbgrid" };
-        assert!(hello_supports_transactions(&mongos));
-    }
-
-    #[test]
-    fn encoded_len_matches_the_encoder() {
-        let doc = doc! {
-            "_id": "abc",
-            "data": { "ns": { "f": binary(b"12345"), "g": binary(b"") }, "empty": {} },
-            "created_at": DateTime::now(),
-        };
-        let mut encoded = Vec::new();
-        doc.to_writer(&mut encoded).unwrap_or_default();
-        assert_eq!(encoded_len(&doc), encoded.len());
-    }
-
-    #[test]
-    fn extreme_dates_do_not_panic() {
-        let _ = system_time(DateTime::MAX);
-        let _ = system_time(DateTime::MIN);
-        assert_eq!(
-            system_time(DateTime::from_millis(1500)),
-            SystemTime::UNIX_EPOCH + Duration::from_millis(1500)
-        );
-    }
-}
+mod tests;

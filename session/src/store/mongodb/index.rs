@@ -13,7 +13,9 @@ use mongodb::{IndexModel, bson::RawDocument};
 use parking_lot::Mutex;
 use tokio::sync::OnceCell;
 
-use super::{MongoStore, backend, binary, check_name, error_code, system_time};
+use super::MongoStore;
+use super::document::{binary, system_time};
+use super::error::{backend, check_name, error_code};
 use crate::id::SessionId;
 use crate::store::{FieldWrite, INDEX_NAMESPACE, IndexKey, IndexedSession, StoreError};
 
