@@ -24,6 +24,11 @@ cargo fmt --all --check
 step "cargo clippy (all targets, all features, warnings are errors)"
 cargo clippy --workspace --all-targets --all-features -- -D warnings
 
+step "the library builds with each store feature alone (as users pick them)"
+for features in "" redis redis-rustls mongodb memcache conformance; do
+  cargo check --quiet -p typed-sessions --no-default-features ${features:+--features "$features"}
+done
+
 step "cargo doc (warnings are errors)"
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --all-features --no-deps --quiet
 
