@@ -29,6 +29,7 @@ pub use index::*;
 /// Expands to a module `conformance` with one `#[tokio::test]` per case of
 /// the suite, each calling `$make.await` for its store. `$make` is an
 /// expression of a future that yields the store, e.g. `async { MyStore::new() }`.
+#[cfg_attr(docsrs, doc(cfg(feature = "conformance")))]
 #[macro_export]
 macro_rules! store_conformance_tests {
     ($make:expr) => {

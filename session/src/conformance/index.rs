@@ -12,6 +12,7 @@ use crate::store::{FieldKey, FieldWrite, INDEX_NAMESPACE, IndexKey, SessionStore
 /// Expands to a module `index_conformance` with one `#[tokio::test]` per
 /// index case, each calling `$make.await` for its store, as
 /// [`store_conformance_tests!`](crate::store_conformance_tests) does.
+#[cfg_attr(docsrs, doc(cfg(feature = "conformance")))]
 #[macro_export]
 macro_rules! store_index_conformance_tests {
     ($make:expr) => {
