@@ -131,22 +131,7 @@ const MOVE_ATTEMPTS: u32 = 3;
 /// above every other (the server time, or one more than the highest), and
 /// makes the key live at least until `until` (Unix milliseconds); returns
 /// the number of members.
-const ADD_LUA: &str = r"
-local function add(k, id, until_ms, now)
-  local s = now
-  local top = redis.call('ZRANGE', k, -1, -1, 'WITHSCORES')
-  if top[2] and tonumber(top[2]) >= s then s = tonumber(top[2]) + 1 end
-  redis.call('ZADD', k, s, id)
-  if until_ms <= now then until_ms = now + 60000 end
-  local p = redis.call('PTTL', k)
-  if p < 0 or now + p < until_ms then redis.call('PEXPIREAT', k, until_ms) end
-  return redis.call('ZCARD', k)
-end
-local function server_now()
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-end
-";
+const ADD_LUA: &str = include_str!("index/add.lua");
 
 /// KEYS: one index key. ARGV: id, until. The number of members.
 static INDEX_ADD: LazyLock<Script> = LazyLock::new(|| {
@@ -168,24 +153,7 @@ fn indexed(write: &str) -> Script {
     ))
 }
 
-const INDEXED_TAIL: &str = r"
-local args = {}
-for i = 3, #ARGV do args[i - 2] = ARGV[i] end
-local r = write({KEYS[1]}, args)
-local card = 0
-if r == 1 or r == 3 then
-  local now = server_now()
-  local e = tonumber(redis.call('HGET', KEYS[1], '__expires'))
-  if not e then e = now + math.max(redis.call('PTTL', KEYS[1]), 0) end
-  local u = tonumber(ARGV[2])
-  if not u then u = e + math.max(e - now, 0) end
-  if u < e then r = 3 end
-  for i = 2, #KEYS do card = math.max(card, add(KEYS[i], ARGV[1], u, now)) end
-  local old = tonumber(redis.call('HGET', KEYS[1], '__indexed_until'))
-  if not old or old > u then redis.call('HSET', KEYS[1], '__indexed_until', string.format('%.0f', u)) end
-end
-return {r, card}
-";
+const INDEXED_TAIL: &str = include_str!("index/indexed_tail.lua");
 
 static CREATE_INDEXED: LazyLock<Script> = LazyLock::new(|| indexed(CREATE_LUA));
 pub(super) static UPDATE_INDEXED: LazyLock<Script> = LazyLock::new(|| indexed(UPDATE_LUA));
@@ -198,49 +166,13 @@ pub(super) static UPDATE_INDEXED: LazyLock<Script> = LazyLock::new(|| indexed(UP
 static RENAME_INDEXED: LazyLock<Script> = LazyLock::new(|| {
     Script::new(&format!(
         "{ADD_LUA}{}",
-        r"
-if redis.call('HEXISTS', KEYS[1], '__created') == 0 then return 0 end
-if redis.call('EXISTS', KEYS[2]) == 1 then return -1 end
-local count = 0
-for i = 6, #ARGV, 2 do
-  if redis.call('HGET', KEYS[1], ARGV[i]) ~= ARGV[i + 1] then return 2 end
-  count = count + 1
-end
-for _, name in ipairs(redis.call('HKEYS', KEYS[1])) do
-  if string.sub(name, 1, 8) == '__index.' then count = count - 1 end
-end
-if count ~= 0 then return 2 end
-redis.call('RENAME', KEYS[1], KEYS[2])
-redis.call('HSET', KEYS[2], '__expires', ARGV[1])
-redis.call('PEXPIREAT', KEYS[2], ARGV[1])
-redis.call('HSET', KEYS[1], '__forward', ARGV[2], '__forward_until', ARGV[3])
-redis.call('PEXPIREAT', KEYS[1], ARGV[3])
-local now = server_now()
-for i = 3, #KEYS do
-  redis.call('ZREM', KEYS[i], ARGV[4])
-  add(KEYS[i], ARGV[2], tonumber(ARGV[5]), now)
-end
-if #KEYS > 2 then
-  redis.call('HSET', KEYS[2], '__indexed_until', ARGV[5])
-else
-  redis.call('HDEL', KEYS[2], '__indexed_until')
-end
-return 1
-"
+        include_str!("index/rename_indexed.lua")
     ))
 });
 
 /// KEYS: a session. ARGV: until, or empty when it has no entries left.
 /// Records (or clears) `__indexed_until` on a live session.
-static MARK: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
-if redis.call('HEXISTS', KEYS[1], '__created') == 0 then return 0 end
-if ARGV[1] == '' then return redis.call('HDEL', KEYS[1], '__indexed_until') end
-return redis.call('HSET', KEYS[1], '__indexed_until', ARGV[1])
-",
-    )
-});
+static MARK: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("index/mark.lua")));
 
 /// KEYS: an index key. Members and scores, flat, as text (whatever the
 /// connection's protocol).
@@ -249,35 +181,11 @@ static MEMBERS: LazyLock<Script> =
 
 /// KEYS: an index key. ARGV: member/score pairs. Removes each member whose
 /// score is still the one given (no write re-added it since it was read).
-static PRUNE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
-local n = 0
-for i = 1, #ARGV, 2 do
-  local s = redis.call('ZSCORE', KEYS[1], ARGV[i])
-  if s and tonumber(s) == tonumber(ARGV[i + 1]) then
-    redis.call('ZREM', KEYS[1], ARGV[i])
-    n = n + 1
-  end
-end
-return n
-",
-    )
-});
+static PRUNE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("index/prune.lua")));
 
 /// KEYS: a session. ARGV: the entry's hash field, the key. Deletes the
 /// session (forward and all) if it is live and its entry holds the key.
-static END_ONE: LazyLock<Script> = LazyLock::new(|| {
-    Script::new(
-        r"
-if redis.call('HEXISTS', KEYS[1], '__created') == 1 and redis.call('HGET', KEYS[1], ARGV[1]) == ARGV[2] then
-  redis.call('DEL', KEYS[1])
-  return 1
-end
-return 0
-",
-    )
-});
+static END_ONE: LazyLock<Script> = LazyLock::new(|| Script::new(include_str!("index/end_one.lua")));
 
 /// The Redis key of an index key.
 pub(super) fn index_key(prefix: &str, namespace: &str, key: &[u8]) -> Vec<u8> {

@@ -1,9 +1,8 @@
-//! The operations: straight to Redis, and the [`SessionStore`] impl that
-//! puts the local cache, if any, in front of them.
+//! The operations straight to Redis, behind the [`SessionStore`](crate::store::SessionStore) impl
+//! (which puts the local cache, if any, in front of them).
 
 use std::time::{Duration, SystemTime};
 
-use async_trait::async_trait;
 use redis::cluster_routing::Slot;
 use redis::{Cmd, Value};
 
@@ -14,8 +13,7 @@ use super::{
 };
 use crate::id::SessionId;
 use crate::store::{
-    Bytes, EXPIRY_FIELD, FieldWrite, IndexKey, IndexedSession, LoadedFields, LoadedNamespace,
-    SessionStore, StoreError, unix_millis,
+    Bytes, EXPIRY_FIELD, FieldWrite, LoadedFields, StoreError, from_unix_millis, unix_millis,
 };
 
 /// The operations themselves, straight to Redis; the [`SessionStore`]
@@ -278,102 +276,77 @@ impl RedisStore {
         }
         Ok(to)
     }
-}
 
-#[async_trait]
-impl SessionStore for RedisStore {
-    async fn load(
+    /// The expiry of a session written before `__expires` existed, from the
+    /// key's `PTTL` and the application's clock; `None` when the key is gone.
+    pub(super) async fn legacy_expiry(
         &self,
         id: &SessionId,
-        namespace: &str,
-        fields: &[&str],
-    ) -> Result<Option<LoadedFields>, StoreError> {
-        match &self.cache {
-            Some(cache) => self.cached_load(cache, id, namespace, fields).await,
-            None => self.load_direct(id, namespace, fields).await,
+    ) -> Result<Option<SystemTime>, StoreError> {
+        let mut command = redis::cmd("PTTL");
+        command.arg(self.key_arg(id));
+        let now = SystemTime::now();
+        match self.query(&command).await.map_err(backend)? {
+            Value::Int(-2) => Ok(None),
+            // No expiry on the key: something outside the store removed it.
+            Value::Int(-1) => Ok(Some(from_unix_millis(i64::MAX.unsigned_abs()))),
+            Value::Int(ms) if ms >= 0 => Ok(Some(
+                now.checked_add(Duration::from_millis(ms.unsigned_abs()))
+                    .unwrap_or(now),
+            )),
+            other => Err(unexpected("a PTTL", &other)),
         }
     }
 
-    /// Always read from Redis: the near-cache holds typed loads only. See
-    /// [`namespace`](super::namespace) for how the namespace's fields are found.
-    async fn load_namespace(
+    /// The creation and expiry times of a session from its marker and
+    /// `__expires` as read; `None` when it is not a live session.
+    pub(super) async fn times(
         &self,
         id: &SessionId,
-        namespace: &str,
-    ) -> Result<Option<LoadedNamespace>, StoreError> {
-        self.load_namespace_direct(id, namespace).await
-    }
-
-    async fn create(
-        &self,
-        id: &SessionId,
-        writes: &[FieldWrite<'_>],
-        created_at: SystemTime,
-        expires_at: SystemTime,
-    ) -> Result<(), StoreError> {
-        match &self.cache {
-            Some(cache) => {
-                self.cached_create(cache, id, writes, created_at, expires_at)
-                    .await
+        created: &Value,
+        expires: &Value,
+    ) -> Result<Option<(SystemTime, SystemTime)>, StoreError> {
+        if matches!(created, Value::Nil) {
+            return Ok(None);
+        }
+        let Some(created_at) = parse_millis(created) else {
+            tracing::warn!(
+                session = %id.log_tag(),
+                "session marker `{MARKER}` does not hold a creation time"
+            );
+            return Err(StoreError::Malformed(format!(
+                "session marker `{MARKER}` does not hold a creation time in milliseconds"
+            )));
+        };
+        let expires_at = if matches!(expires, Value::Nil) {
+            // Written before `__expires` existed: the key's expiry says it.
+            match self.legacy_expiry(id).await? {
+                Some(expires_at) => expires_at,
+                None => return Ok(None),
             }
-            None => self.create_direct(id, writes, created_at, expires_at).await,
-        }
-    }
-
-    async fn update(
-        &self,
-        id: &SessionId,
-        writes: &[FieldWrite<'_>],
-        expires_at: Option<SystemTime>,
-    ) -> Result<bool, StoreError> {
-        match &self.cache {
-            Some(cache) => self.cached_update(cache, id, writes, expires_at).await,
-            None => self.update_direct(id, writes, expires_at).await,
-        }
-    }
-
-    async fn touch(&self, id: &SessionId, expires_at: SystemTime) -> Result<bool, StoreError> {
-        match &self.cache {
-            Some(cache) => self.cached_touch(cache, id, expires_at).await,
-            None => self.touch_direct(id, expires_at).await,
-        }
-    }
-
-    async fn delete(&self, id: &SessionId) -> Result<(), StoreError> {
-        match &self.cache {
-            Some(cache) => self.cached_delete(cache, id).await,
-            None => self.delete_direct(id).await,
-        }
-    }
-
-    async fn move_to(
-        &self,
-        from: &SessionId,
-        to: &SessionId,
-        expires_at: SystemTime,
-    ) -> Result<bool, StoreError> {
-        match &self.cache {
-            Some(cache) => self.cached_move_to(cache, from, to, expires_at).await,
-            None => self.move_to_direct(from, to, expires_at).await,
-        }
-    }
-
-    /// Never cached: it reads the old id's forward, which is not a session.
-    async fn forwarded(&self, id: &SessionId) -> Result<Option<SessionId>, StoreError> {
-        self.forwarded_direct(id).await
-    }
-
-    /// Always read from Redis (see [`index`]).
-    async fn list_index(&self, index: IndexKey<'_>) -> Result<Vec<IndexedSession>, StoreError> {
-        self.list_index_direct(index).await
-    }
-
-    /// See [`index`]: ended sessions leave every near-cache.
-    async fn end_index(
-        &self,
-        index: IndexKey<'_>,
-        except: Option<&SessionId>,
-    ) -> Result<usize, StoreError> {
-        self.end_index_direct(index, except).await
+        } else {
+            let Some(expires_at) = parse_millis(expires) else {
+                tracing::warn!(
+                    session = %id.log_tag(),
+                    "session field `{EXPIRES}` does not hold an expiry time"
+                );
+                return Err(StoreError::Malformed(format!(
+                    "session field `{EXPIRES}` does not hold an expiry time in milliseconds"
+                )));
+            };
+            expires_at
+        };
+        // Past by the application's clock while Redis still holds the key:
+        // something moved the key's expiry without `__expires` (an earlier
+        // version during a rolling upgrade), so the key's expiry decides.
+        let expires_at = if expires_at <= SystemTime::now() {
+            match self.legacy_expiry(id).await? {
+                Some(expires_at) if expires_at > SystemTime::now() => expires_at,
+                _ => return Ok(None),
+            }
+        } else {
+            expires_at
+        };
+        Ok(Some((created_at, expires_at)))
     }
 }
