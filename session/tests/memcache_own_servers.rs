@@ -6,6 +6,9 @@
 #![cfg(feature = "memcache")]
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
+mod field_write;
+use field_write::set;
+
 mod own_server;
 
 use own_server::memcached::Memcached;
@@ -17,7 +20,7 @@ use std::time::{Duration, SystemTime};
 use tokio::time::timeout;
 use typed_sessions::store::Bytes;
 use typed_sessions::store::memcache::{AsyncMetaClient, MemcacheStore};
-use typed_sessions::{FieldKey, FieldWrite, SessionId, SessionStore, StoreError};
+use typed_sessions::{SessionId, SessionStore, StoreError};
 
 /// How long any one store call may take while the server is down. The
 /// client's own deadlines are 1 s per dial and per exchange.
@@ -25,13 +28,6 @@ const LIMIT: Duration = Duration::from_secs(5);
 
 fn new_id() -> SessionId {
     SessionId::generate().unwrap()
-}
-
-fn set<'a>(namespace: &'a str, field: &'a str, value: &'a [u8]) -> FieldWrite<'a> {
-    FieldWrite {
-        key: FieldKey { namespace, field },
-        value: Some(value),
-    }
 }
 
 fn later() -> SystemTime {

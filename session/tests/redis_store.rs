@@ -5,6 +5,9 @@
 #![cfg(feature = "redis")]
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
+mod field_write;
+use field_write::set;
+
 mod own_server;
 mod redis_support;
 
@@ -17,17 +20,10 @@ use redis_support::{cluster_urls, raw, raw_cluster, redis_url};
 use typed_sessions::store::Bytes;
 use typed_sessions::store::redis::RedisStore;
 use typed_sessions::store::unix_millis;
-use typed_sessions::{FieldKey, FieldWrite, SessionId, SessionStore, StoreError};
+use typed_sessions::{FieldWrite, SessionId, SessionStore, StoreError};
 
 fn new_id() -> SessionId {
     SessionId::generate().unwrap()
-}
-
-fn set<'a>(namespace: &'a str, field: &'a str, value: &'a [u8]) -> FieldWrite<'a> {
-    FieldWrite {
-        key: FieldKey { namespace, field },
-        value: Some(value),
-    }
 }
 
 fn in_a_minute() -> SystemTime {
