@@ -6,125 +6,28 @@
 #![cfg(feature = "memcache")]
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
+mod field_write;
+use field_write::set;
+
 mod own_server;
 
-use std::process::{Child, Command, Stdio};
+use own_server::memcached::Memcached;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use tokio::time::timeout;
 use typed_sessions::store::Bytes;
 use typed_sessions::store::memcache::{AsyncMetaClient, MemcacheStore};
-use typed_sessions::{FieldKey, FieldWrite, SessionId, SessionStore, StoreError};
+use typed_sessions::{SessionId, SessionStore, StoreError};
 
 /// How long any one store call may take while the server is down. The
 /// client's own deadlines are 1 s per dial and per exchange.
 const LIMIT: Duration = Duration::from_secs(5);
 
-/// A memcached child process, killed when dropped.
-struct Memcached {
-    child: Option<Child>,
-    port: u16,
-}
-
-impl Memcached {
-    /// Starts memcached on `port` and waits until it accepts connections.
-    async fn start(port: u16) -> Self {
-        let child = Command::new("memcached")
-            .args([
-                "-u",
-                "memcache",
-                "-l",
-                "127.0.0.1",
-                "-U",
-                "0",
-                "-m",
-                "16",
-                "-p",
-            ])
-            .arg(port.to_string())
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("the memcached binary (scripts/test.sh installs it)");
-        let server = Self {
-            child: Some(child),
-            port,
-        };
-        // Nothing signals readiness: poll the port, with a deadline.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_err()
-        {
-            assert!(
-                Instant::now() < deadline,
-                "memcached on port {port} did not start"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        // Ours, not some other process that took the port first.
-        let ours = server.child.as_ref().map(Child::id);
-        assert_eq!(
-            memcached_pid(port).await,
-            ours,
-            "port {port} is answered by another memcached"
-        );
-        server
-    }
-
-    fn url(&self) -> String {
-        format!("memcache://127.0.0.1:{}", self.port)
-    }
-
-    /// SIGKILL, and wait until the process is gone.
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for Memcached {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-/// The pid of the memcached answering on `port` (`stats`).
-async fn memcached_pid(port: u16) -> Option<u32> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .ok()?;
-    stream.write_all(b"stats\r\n").await.ok()?;
-    let mut reply = Vec::new();
-    let mut buf = [0u8; 4096];
-    while !reply.ends_with(b"END\r\n") {
-        let n = stream.read(&mut buf).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        reply.extend_from_slice(&buf[..n]);
-    }
-    String::from_utf8_lossy(&reply)
-        .lines()
-        .find_map(|line| line.strip_prefix("STAT pid "))
-        .and_then(|pid| pid.trim().parse().ok())
-}
-
 fn new_id() -> SessionId {
     SessionId::generate().unwrap()
-}
-
-fn set<'a>(namespace: &'a str, field: &'a str, value: &'a [u8]) -> FieldWrite<'a> {
-    FieldWrite {
-        key: FieldKey { namespace, field },
-        value: Some(value),
-    }
 }
 
 fn later() -> SystemTime {
@@ -196,7 +99,7 @@ async fn every_call_fails(store: &MemcacheStore, id: &SessionId) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn killed_memcached_fails_calls_promptly_and_the_store_recovers_on_restart() {
-    let port = own_server::spare_port();
+    let port = own_server::spare_port(false);
     let mut server = Memcached::start(port).await;
     let store = Arc::new(MemcacheStore::connect(&server.url()).await.unwrap());
     let id = Arc::new(new_id());
@@ -300,9 +203,9 @@ async fn killed_memcached_fails_calls_promptly_and_the_store_recovers_on_restart
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sessions_spread_over_several_servers() {
-    let mut first = Memcached::start(own_server::spare_port()).await;
+    let mut first = Memcached::start_spare().await;
     let second_port = loop {
-        let port = own_server::spare_port();
+        let port = own_server::spare_port(false);
         if port != first.port {
             break port;
         }
@@ -396,32 +299,23 @@ async fn sessions_spread_over_several_servers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_frozen_memcached_fails_calls_at_the_client_deadline() {
-    let server = Memcached::start(own_server::spare_port()).await;
+    let server = Memcached::start_spare().await;
     let store = MemcacheStore::connect(&server.url()).await.unwrap();
     let id = new_id();
     store
         .create(&id, &[set("ns", "a", b"1")], SystemTime::now(), later())
         .await
         .unwrap();
-    let pid = server.child.as_ref().unwrap().id().to_string();
-    let signal = |name: &str| {
-        let status = Command::new("kill")
-            .args([name, pid.as_str()])
-            .status()
-            .unwrap();
-        assert!(status.success(), "kill {name}");
-    };
     // Stopped, the server accepts connections (the kernel does) but never
     // answers: every call must end at the client's deadline, not hang.
-    signal("-STOP");
-    own_server::wait_until_stopped(server.child.as_ref().unwrap().id());
+    server.freeze();
     let result = timeout(LIMIT, store.load(&id, "ns", &["a"])).await;
     let update = timeout(
         LIMIT,
         store.update(&id, &[set("ns", "a", b"2")], Some(later())),
     )
     .await;
-    signal("-CONT");
+    server.thaw();
     assert!(
         matches!(result, Ok(Err(StoreError::Backend(_)))),
         "{result:?}"

@@ -6,12 +6,15 @@
 #![cfg(feature = "memcache")]
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
+mod field_write;
+use field_write::set;
+
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use memcache::exp::{GetStatus, Meta, Ttl};
 use typed_sessions::store::memcache::{DEFAULT_MAX_ITEM_SIZE, MemcacheStore};
-use typed_sessions::{FieldKey, FieldWrite, SessionId, SessionStore, StoreError};
+use typed_sessions::{SessionId, SessionStore, StoreError};
 
 const DAY: u64 = 24 * 60 * 60;
 
@@ -25,13 +28,6 @@ async fn store() -> MemcacheStore {
 
 fn new_id() -> SessionId {
     SessionId::generate().unwrap()
-}
-
-fn set<'a>(namespace: &'a str, field: &'a str, value: &'a [u8]) -> FieldWrite<'a> {
-    FieldWrite {
-        key: FieldKey { namespace, field },
-        value: Some(value),
-    }
 }
 
 fn in_minutes(minutes: u64) -> SystemTime {

@@ -10,6 +10,9 @@
 #![cfg(feature = "redis")]
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
+mod field_write;
+use field_write::set;
+
 mod own_server;
 mod redis_support;
 
@@ -18,21 +21,11 @@ use std::time::{Duration, Instant, SystemTime};
 use redis_support::{OwnRedis, cluster_urls, raw, redis_url};
 use typed_sessions::store::redis::RedisStore;
 use typed_sessions::store::redis::cache::CacheStats;
-use typed_sessions::{FieldKey, FieldWrite, SessionId, SessionStore};
+use typed_sessions::{FieldWrite, SessionId, SessionStore};
 
 /// How long an invalidation may take to arrive before a test fails; the
 /// measured delays are printed.
 const ARRIVAL: Duration = Duration::from_secs(5);
-
-fn set<'a>(field: &'a str, value: &'a [u8]) -> FieldWrite<'a> {
-    FieldWrite {
-        key: FieldKey {
-            namespace: "ns",
-            field,
-        },
-        value: Some(value),
-    }
-}
 
 fn in_a_minute() -> SystemTime {
     SystemTime::now() + Duration::from_secs(60)
@@ -129,9 +122,14 @@ async fn miss(store: &RedisStore, id: &SessionId) -> Option<Option<Vec<u8>>> {
 /// made on B right after A's write returned still saw the old value.
 async fn write_on_a_is_read_on_b(a: RedisStore, b: RedisStore) {
     let id = new_id();
-    a.create(&id, &[set("a", b"0")], SystemTime::now(), in_a_minute())
-        .await
-        .unwrap();
+    a.create(
+        &id,
+        &[set("ns", "a", b"0")],
+        SystemTime::now(),
+        in_a_minute(),
+    )
+    .await
+    .unwrap();
     assert_eq!(miss(&a, &id).await, Some(Some(b"0".to_vec())));
     assert_eq!(hit(&a, &id).await, Some(Some(b"0".to_vec())));
     assert_eq!(miss(&b, &id).await, Some(Some(b"0".to_vec())));
@@ -143,7 +141,7 @@ async fn write_on_a_is_read_on_b(a: RedisStore, b: RedisStore) {
         let text = round.to_string();
         let before = stats(&b).invalidations;
         assert!(
-            a.update(&id, &[set("a", text.as_bytes())], None)
+            a.update(&id, &[set("ns", "a", text.as_bytes())], None)
                 .await
                 .unwrap()
         );
@@ -161,7 +159,7 @@ async fn write_on_a_is_read_on_b(a: RedisStore, b: RedisStore) {
         let text = format!("again {round}");
         let before = stats(&b).invalidations;
         assert!(
-            a.update(&id, &[set("a", text.as_bytes())], None)
+            a.update(&id, &[set("ns", "a", text.as_bytes())], None)
                 .await
                 .unwrap()
         );
@@ -181,7 +179,11 @@ async fn write_on_a_is_read_on_b(a: RedisStore, b: RedisStore) {
     // key after them: B's write reaches A.
     assert_eq!(stats(&a).invalidations, 0);
     let before = stats(&a).invalidations;
-    assert!(b.update(&id, &[set("a", b"from b")], None).await.unwrap());
+    assert!(
+        b.update(&id, &[set("ns", "a", b"from b")], None)
+            .await
+            .unwrap()
+    );
     invalidated_after(&a, before).await;
     assert_eq!(miss(&a, &id).await, Some(Some(b"from b".to_vec())));
     assert_eq!(hit(&a, &id).await, Some(Some(b"from b".to_vec())));
@@ -203,9 +205,14 @@ async fn cluster_write_on_a_is_read_on_b() {
 async fn destroy_and_cycle_on_a_end_the_old_id_on_b(a: RedisStore, b: RedisStore) {
     // Destroy.
     let id = new_id();
-    a.create(&id, &[set("a", b"1")], SystemTime::now(), in_a_minute())
-        .await
-        .unwrap();
+    a.create(
+        &id,
+        &[set("ns", "a", b"1")],
+        SystemTime::now(),
+        in_a_minute(),
+    )
+    .await
+    .unwrap();
     assert_eq!(value(&b, &id).await, Some(Some(b"1".to_vec())));
     assert_eq!(hit(&b, &id).await, Some(Some(b"1".to_vec())));
     let before = stats(&b).invalidations;
@@ -214,15 +221,20 @@ async fn destroy_and_cycle_on_a_end_the_old_id_on_b(a: RedisStore, b: RedisStore
     invalidated_after(&b, before).await;
     assert_eq!(value(&b, &id).await, None);
     // B's write to the destroyed session changes nothing.
-    assert!(!b.update(&id, &[set("a", b"2")], None).await.unwrap());
+    assert!(!b.update(&id, &[set("ns", "a", b"2")], None).await.unwrap());
     assert_eq!(value(&a, &id).await, None);
 
     // Cycle.
     let from = new_id();
     let to = new_id();
-    a.create(&from, &[set("a", b"1")], SystemTime::now(), in_a_minute())
-        .await
-        .unwrap();
+    a.create(
+        &from,
+        &[set("ns", "a", b"1")],
+        SystemTime::now(),
+        in_a_minute(),
+    )
+    .await
+    .unwrap();
     assert_eq!(value(&b, &from).await, Some(Some(b"1".to_vec())));
     assert_eq!(hit(&b, &from).await, Some(Some(b"1".to_vec())));
     let before = stats(&b).invalidations;
@@ -232,7 +244,11 @@ async fn destroy_and_cycle_on_a_end_the_old_id_on_b(a: RedisStore, b: RedisStore
     invalidated_after(&b, before).await;
     assert_eq!(value(&b, &from).await, None);
     assert_eq!(value(&b, &to).await, Some(Some(b"1".to_vec())));
-    assert!(!b.update(&from, &[set("a", b"2")], None).await.unwrap());
+    assert!(
+        !b.update(&from, &[set("ns", "a", b"2")], None)
+            .await
+            .unwrap()
+    );
 }
 
 #[tokio::test]
@@ -254,7 +270,7 @@ async fn an_entry_is_never_served_past_its_expiry() {
     let (a, _) = single_pair().await;
     let id = new_id();
     let expires = SystemTime::now() + Duration::from_millis(300);
-    a.create(&id, &[set("a", b"1")], SystemTime::now(), expires)
+    a.create(&id, &[set("ns", "a", b"1")], SystemTime::now(), expires)
         .await
         .unwrap();
     assert_eq!(miss(&a, &id).await, Some(Some(b"1".to_vec())));
@@ -273,7 +289,7 @@ async fn partial_entries_and_gone_sessions() {
     let id = new_id();
     b.create(
         &id,
-        &[set("a", b"1"), set("b", b"2")],
+        &[set("ns", "a", b"1"), set("ns", "b", b"2")],
         SystemTime::now(),
         in_a_minute(),
     )
@@ -296,7 +312,7 @@ async fn partial_entries_and_gone_sessions() {
         .unwrap()
         .with_prefix(a.prefix());
     plain.delete(&id).await.unwrap();
-    assert!(!a.update(&id, &[set("a", b"3")], None).await.unwrap());
+    assert!(!a.update(&id, &[set("ns", "a", b"3")], None).await.unwrap());
     assert_eq!(miss(&a, &id).await, None);
 }
 
@@ -357,7 +373,12 @@ async fn killed_tracking_connection_drops_the_cache() {
     let mut admin = raw(&server.url()).await;
     let id = new_id();
     store
-        .create(&id, &[set("a", b"1")], SystemTime::now(), in_a_minute())
+        .create(
+            &id,
+            &[set("ns", "a", b"1")],
+            SystemTime::now(),
+            in_a_minute(),
+        )
         .await
         .unwrap();
     assert_eq!(miss(&store, &id).await, Some(Some(b"1".to_vec())));
@@ -393,7 +414,12 @@ async fn killed_tracking_connection_drops_the_cache() {
 async fn restart_drops_the_cache(mut server: OwnRedis, store: RedisStore) {
     let id = new_id();
     store
-        .create(&id, &[set("a", b"1")], SystemTime::now(), in_a_minute())
+        .create(
+            &id,
+            &[set("ns", "a", b"1")],
+            SystemTime::now(),
+            in_a_minute(),
+        )
         .await
         .unwrap();
     assert_eq!(miss(&store, &id).await, Some(Some(b"1".to_vec())));
@@ -414,7 +440,12 @@ async fn restart_drops_the_cache(mut server: OwnRedis, store: RedisStore) {
     assert_eq!(gone, None, "served from before the restart");
     let id = new_id();
     store
-        .create(&id, &[set("a", b"1")], SystemTime::now(), in_a_minute())
+        .create(
+            &id,
+            &[set("ns", "a", b"1")],
+            SystemTime::now(),
+            in_a_minute(),
+        )
         .await
         .unwrap();
     // Caching again, with tracking on the new connection.
@@ -452,9 +483,14 @@ async fn flushall_drops_every_cache() {
     let b = own_store(&server).await;
     let mut admin = raw(&server.url()).await;
     let id = new_id();
-    a.create(&id, &[set("a", b"1")], SystemTime::now(), in_a_minute())
-        .await
-        .unwrap();
+    a.create(
+        &id,
+        &[set("ns", "a", b"1")],
+        SystemTime::now(),
+        in_a_minute(),
+    )
+    .await
+    .unwrap();
     assert_eq!(miss(&a, &id).await, Some(Some(b"1".to_vec())));
     assert_eq!(hit(&a, &id).await, Some(Some(b"1".to_vec())));
     assert_eq!(miss(&b, &id).await, Some(Some(b"1".to_vec())));
@@ -469,9 +505,14 @@ async fn flushall_drops_every_cache() {
     assert_eq!(value(&a, &id).await, None);
     assert_eq!(value(&b, &id).await, None);
     let id = new_id();
-    a.create(&id, &[set("a", b"2")], SystemTime::now(), in_a_minute())
-        .await
-        .unwrap();
+    a.create(
+        &id,
+        &[set("ns", "a", b"2")],
+        SystemTime::now(),
+        in_a_minute(),
+    )
+    .await
+    .unwrap();
     assert_eq!(miss(&a, &id).await, Some(Some(b"2".to_vec())));
     assert_eq!(hit(&a, &id).await, Some(Some(b"2".to_vec())));
     assert_eq!(miss(&b, &id).await, Some(Some(b"2".to_vec())));
@@ -485,9 +526,14 @@ async fn the_remembered_expiry_is_cached_and_kept_coherent() {
     use typed_sessions::store::EXPIRY_FIELD;
     let (a, b) = single_pair().await;
     let id = new_id();
-    a.create(&id, &[set("a", b"1")], SystemTime::now(), in_a_minute())
-        .await
-        .unwrap();
+    a.create(
+        &id,
+        &[set("ns", "a", b"1")],
+        SystemTime::now(),
+        in_a_minute(),
+    )
+    .await
+    .unwrap();
     let expiry = |store: &RedisStore| {
         let store = store.clone();
         let id = id.clone();

@@ -9,6 +9,9 @@
 #![cfg(feature = "redis")]
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
+mod field_write;
+use field_write::set;
+
 mod own_server;
 mod redis_support;
 
@@ -48,16 +51,6 @@ fn entry(key: &[u8]) -> FieldWrite<'_> {
             field: NS,
         },
         value: Some(key),
-    }
-}
-
-fn set<'a>(field: &'a str, value: &'a [u8]) -> FieldWrite<'a> {
-    FieldWrite {
-        key: FieldKey {
-            namespace: "ns",
-            field,
-        },
-        value: Some(value),
     }
 }
 
@@ -168,7 +161,7 @@ async fn layout_and_lifetime(store: RedisStore) {
     let mut raw = Raw::of(&store).await;
     let key = unique_key();
     let ikey = index_key(&store, &key);
-    let id = create(&store, &[set("a", b"1"), entry(&key)], in_secs(60)).await;
+    let id = create(&store, &[set("ns", "a", b"1"), entry(&key)], in_secs(60)).await;
     let members: Vec<String> = raw
         .run(redis::cmd("ZRANGE").arg(&ikey).arg(0).arg(-1))
         .await;
@@ -191,7 +184,7 @@ async fn layout_and_lifetime(store: RedisStore) {
     // Within it: nothing changes.
     assert!(
         store
-            .update(&id, &[set("a", b"2")], Some(in_secs(900)))
+            .update(&id, &[set("ns", "a", b"2")], Some(in_secs(900)))
             .await
             .unwrap()
     );
@@ -201,7 +194,7 @@ async fn layout_and_lifetime(store: RedisStore) {
     let _: i64 = raw.run(redis::cmd("DEL").arg(&ikey)).await;
     assert!(
         store
-            .update(&id, &[set("a", b"3")], Some(in_secs(2000)))
+            .update(&id, &[set("ns", "a", b"3")], Some(in_secs(2000)))
             .await
             .unwrap()
     );
@@ -329,7 +322,7 @@ async fn cluster_write_stopped_between_its_steps() {
     let key = unique_key();
     let ikey = index_key(&store, &key);
     // Step 1 of two writes, as the store does it; neither session written.
-    let plain = create(&store, &[set("a", b"1")], in_secs(60)).await;
+    let plain = create(&store, &[set("ns", "a", b"1")], in_secs(60)).await;
     let never = new_id();
     let now = unix_ms(SystemTime::now());
     for id in [&plain, &never] {
@@ -400,7 +393,7 @@ async fn end_index_racing_moves(store: RedisStore) {
     let key = unique_key();
     let mut firsts = Vec::new();
     for _ in 0..12 {
-        firsts.push(create(&store, &[set("a", b"1"), entry(&key)], in_secs(60)).await);
+        firsts.push(create(&store, &[set("ns", "a", b"1"), entry(&key)], in_secs(60)).await);
     }
     let done = std::sync::atomic::AtomicUsize::new(0);
     let chains = futures_util::future::join_all(firsts.into_iter().map(|first| {
@@ -486,14 +479,19 @@ async fn writes_without_an_entry_do_no_index_work() {
     let store = RedisStore::connect(&server.url()).await.unwrap();
     let mut admin = raw(&server.url()).await;
     let key = unique_key();
-    let plain = create(&store, &[set("a", b"1")], in_secs(600)).await;
-    let indexed = create(&store, &[set("a", b"1"), entry(&key)], in_secs(600)).await;
+    let plain = create(&store, &[set("ns", "a", b"1")], in_secs(600)).await;
+    let indexed = create(&store, &[set("ns", "a", b"1"), entry(&key)], in_secs(600)).await;
 
     async fn round(store: &RedisStore, id: &SessionId) {
-        assert!(store.update(id, &[set("a", b"2")], None).await.unwrap());
         assert!(
             store
-                .update(id, &[set("a", b"3")], Some(in_secs(700)))
+                .update(id, &[set("ns", "a", b"2")], None)
+                .await
+                .unwrap()
+        );
+        assert!(
+            store
+                .update(id, &[set("ns", "a", b"3")], Some(in_secs(700)))
                 .await
                 .unwrap()
         );
@@ -550,9 +548,9 @@ async fn ended_sessions_leave_every_near_cache(a: RedisStore, b: RedisStore) {
     let key = unique_key();
     let mut ids = Vec::new();
     for _ in 0..3 {
-        ids.push(create(&a, &[set("a", b"1"), entry(&key)], in_secs(60)).await);
+        ids.push(create(&a, &[set("ns", "a", b"1"), entry(&key)], in_secs(60)).await);
     }
-    let keep = create(&a, &[set("a", b"1"), entry(&key)], in_secs(60)).await;
+    let keep = create(&a, &[set("ns", "a", b"1"), entry(&key)], in_secs(60)).await;
     for store in [&a, &b] {
         for id in ids.iter().chain([&keep]) {
             assert_eq!(cached_value(store, id).await, Some(b"1".to_vec()));

@@ -5,6 +5,9 @@
 #![cfg(feature = "redis")]
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
+mod field_write;
+use field_write::set;
+
 mod own_server;
 mod redis_support;
 
@@ -13,21 +16,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use redis::AsyncCommands;
-use redis_support::{OwnRedis, cluster_urls, info_stat, raw, raw_cluster, redis_url};
+use redis_support::{cluster_urls, raw, raw_cluster, redis_url};
 use typed_sessions::store::Bytes;
 use typed_sessions::store::redis::RedisStore;
 use typed_sessions::store::unix_millis;
-use typed_sessions::{FieldKey, FieldWrite, SessionId, SessionStore, StoreError};
+use typed_sessions::{FieldWrite, SessionId, SessionStore, StoreError};
 
 fn new_id() -> SessionId {
     SessionId::generate().unwrap()
-}
-
-fn set<'a>(namespace: &'a str, field: &'a str, value: &'a [u8]) -> FieldWrite<'a> {
-    FieldWrite {
-        key: FieldKey { namespace, field },
-        value: Some(value),
-    }
 }
 
 fn in_a_minute() -> SystemTime {
@@ -97,67 +93,6 @@ async fn layout_is_one_hash_with_marker_fields_and_pexpireat() {
     assert_eq!(unix_millis(loaded.created_at), unix_millis(created));
 }
 
-/// The field-level promise at the store level: updating one small field of a
-/// session that also holds 100 KB sends Redis well under 1 KB and leaves the
-/// big field's bytes as they were. On a server of this test's own, so no
-/// other client's traffic is counted.
-#[tokio::test]
-async fn small_update_of_a_big_session_sends_under_1kb() {
-    let server = OwnRedis::start().await;
-    let store = RedisStore::connect(&server.url()).await.unwrap();
-    let mut con = raw(&server.url()).await;
-    let id = new_id();
-    let big: Vec<u8> = (0..100 * 1024).map(|i| (i * 7 % 256) as u8).collect();
-    store
-        .create(
-            &id,
-            &[set("big", "blob", &big), set("big", "small", b"0")],
-            SystemTime::now(),
-            in_a_minute(),
-        )
-        .await
-        .unwrap();
-    // Loads the update script into the server's cache, as any earlier
-    // request would have.
-    assert!(
-        store
-            .update(&id, &[set("big", "small", b"1")], Some(in_a_minute()))
-            .await
-            .unwrap()
-    );
-    let before = info_stat(&mut con, "total_net_input_bytes").await;
-    assert!(
-        store
-            .update(
-                &id,
-                &[set("big", "small", b"12345678")],
-                Some(in_a_minute())
-            )
-            .await
-            .unwrap()
-    );
-    let after = info_stat(&mut con, "total_net_input_bytes").await;
-    // The delta includes the second INFO command itself (~30 bytes).
-    let sent = after - before;
-    println!("a one-field update of a 100 KB session sent Redis {sent} bytes");
-    assert!(sent < 1024, "{sent} bytes sent for an 8-byte field");
-    let key = store.key(&id);
-    let stored: Vec<u8> = con.hget(&key, "big.blob").await.unwrap();
-    assert_eq!(stored, big, "the big field's bytes changed");
-    let loaded = store
-        .load(&id, "big", &["blob", "small"])
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(
-        owned(loaded.values),
-        vec![Some(big), Some(b"12345678".to_vec())]
-    );
-}
-
-/// A marker that does not hold a number is data the store cannot read:
-/// `Malformed`, never a panic and never a made-up creation time. Garbage in a
-/// value field is returned as it is (decoding is the layer's business).
 #[tokio::test]
 async fn corrupt_marker_is_malformed_and_garbage_values_are_returned_as_stored() {
     let store = single().await;

@@ -2,18 +2,18 @@
 //! `redis-server` of this test's own: TLS only (`--port 0`), on a spare
 //! loopback port, with a CA and a server certificate generated here. The
 //! server is shared by the tests of this file and stops when the test
-//! process exits (see [`TlsRedis::start`]). Fails when `redis-server` is
+//! process exits (see `own_server::redis::TlsRedis`). Fails when `redis-server` is
 //! missing or built without TLS.
 #![cfg(all(feature = "redis-rustls", feature = "conformance"))]
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 mod own_server;
 
-use std::net::{SocketAddr, TcpStream};
+use own_server::redis::TlsRedis;
+
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use axum::Router;
 use axum::body::Body;
@@ -32,77 +32,27 @@ use typed_sessions::{StoreError, TypedSession};
 const BOUND: Duration = Duration::from_secs(5);
 
 /// A TLS-only `redis-server` and the CA that signed its certificate.
-struct TlsRedis {
-    port: u16,
+struct Server {
+    redis: TlsRedis,
     dir: PathBuf,
     ca_pem: String,
-    /// A shell that owns the server and kills it when its stdin closes,
-    /// which happens when this process exits however it exits: a static is
-    /// never dropped, and the server must not outlive the test.
-    _guard: Child,
 }
 
-impl TlsRedis {
+impl Server {
     fn start() -> Self {
-        let version = Command::new("redis-server")
-            .arg("--version")
-            .output()
-            .expect("redis-server (Debian package redis-server) must be installed");
-        assert!(version.status.success(), "redis-server --version failed");
-
-        let port = own_server::spare_port();
-        let dir = std::env::temp_dir().join(format!(
-            "typed-sessions-tls-redis-{}-{port}",
-            std::process::id()
-        ));
+        let dir =
+            std::env::temp_dir().join(format!("typed-sessions-tls-redis-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let ca_pem = write_certificates(&dir);
-        let log = dir.join("redis.log");
-
-        let file = |name: &str| dir.join(name).display().to_string();
-        let guard = Command::new("sh")
-            .args([
-                "-c",
-                "redis-server \"$@\" & server=$!; read -r _; kill $server; wait; rm -rf \"$TLS_DIR\"",
-                "sh",
-            ])
-            .args(["--port", "0", "--bind", "127.0.0.1"])
-            .args(["--tls-port", &port.to_string()])
-            .args(["--tls-cert-file", &file("server.pem")])
-            .args(["--tls-key-file", &file("server.key")])
-            .args(["--tls-ca-cert-file", &file("ca.pem")])
-            .args(["--tls-auth-clients", "no"])
-            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
-            .args(["--dir", &dir.display().to_string()])
-            .args(["--logfile", &log.display().to_string()])
-            .env("TLS_DIR", &dir)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("cannot run sh");
-
-        // Listening is the first sign of life a fresh process gives.
-        let address = SocketAddr::from(([127, 0, 0, 1], port));
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect_timeout(&address, Duration::from_millis(200)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "TLS redis-server not listening on {address} after 10 s; log:\n{}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
         Self {
-            port,
+            redis: TlsRedis::start(&dir),
             dir,
             ca_pem,
-            _guard: guard,
         }
     }
 
     fn url(&self) -> String {
-        format!("rediss://127.0.0.1:{}/", self.port)
+        self.redis.url()
     }
 }
 
@@ -131,10 +81,10 @@ fn new_ca(name: &str) -> CertifiedIssuer<'static, KeyPair> {
     CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap()
 }
 
-static SERVER: OnceLock<TlsRedis> = OnceLock::new();
+static SERVER: OnceLock<Server> = OnceLock::new();
 
-fn server() -> &'static TlsRedis {
-    SERVER.get_or_init(TlsRedis::start)
+fn server() -> &'static Server {
+    SERVER.get_or_init(Server::start)
 }
 
 /// A connection manager to the test server that trusts `ca_pem` (and
@@ -169,7 +119,7 @@ typed_sessions::store_conformance_tests!(crate::store());
 /// The test server refuses plain connections: the tests above did talk TLS.
 #[tokio::test]
 async fn server_speaks_only_tls() {
-    let plain = format!("redis://127.0.0.1:{}/", server().port);
+    let plain = format!("redis://127.0.0.1:{}/", server().redis.port);
     let result = tokio::time::timeout(BOUND, RedisStore::connect(&plain)).await;
     assert!(
         matches!(result, Ok(Err(_))),

@@ -2,14 +2,12 @@
 //! `redis://127.0.0.1:6379/`) and on Redis Cluster (`REDIS_CLUSTER_URLS`,
 //! comma-separated, default 127.0.0.1:7000-7002); fails when they are
 //! unreachable. Plus Redis-specific cases over HTTP: the bytes Redis
-//! receives for a small write to a big session, a field corrupted with
-//! `redis-cli`, and a redis-server this test starts itself, kills and
-//! restarts.
+//! receives for a small write to a big session (on a server of the test's
+//! own), and a field corrupted with `redis-cli`.
 #![cfg(feature = "redis")]
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
 
 use typed_sessions::store::redis::RedisStore;
 
@@ -45,13 +43,8 @@ async fn cluster_store() -> RedisStore {
 }
 
 /// Runs `redis-cli` with these arguments (`-c` follows cluster redirects)
-/// and returns its output.
-fn redis_cli(url: &str, args: &[&str]) -> String {
-    redis_cli_with_input(url, args, None)
-}
-
-/// Runs `redis-cli`; with `last_argument`, `-x` makes it read the command's
-/// last argument, raw bytes, from its standard input.
+/// and returns its output; with `last_argument`, `-x` makes it read the
+/// command's last argument, raw bytes, from its standard input.
 fn redis_cli_with_input(url: &str, args: &[&str], last_argument: Option<&[u8]>) -> String {
     use std::io::Write;
 
@@ -124,86 +117,9 @@ async fn cluster_corrupt_field_written_with_redis_cli_is_reset() {
     corrupt_field_written_with_redis_cli(cluster_store().await, &cluster_urls()[0]).await;
 }
 
-/// A redis-server this test owns, on a free loopback port, without
-/// persistence.
-struct OwnRedis {
-    port: u16,
-    child: Option<Child>,
-}
-
-impl OwnRedis {
-    async fn start(port: u16) -> Self {
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server (scripts/test.sh installs it)");
-        let mut server = Self {
-            port,
-            child: Some(child),
-        };
-        // Nothing signals readiness: poll with PING, with a deadline.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !server.answers() {
-            assert!(Instant::now() < deadline, "redis-server did not start");
-            let exited = server
-                .child
-                .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten());
-            assert!(exited.is_none(), "redis-server exited: {exited:?}");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        server
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
-    }
-
-    fn answers(&self) -> bool {
-        Command::new("redis-cli")
-            .args(["-p", &self.port.to_string(), "PING"])
-            .stdin(Stdio::null())
-            .stderr(Stdio::null())
-            .output()
-            .is_ok_and(|out| out.stdout.starts_with(b"PONG"))
-    }
-
-    /// `total_net_input_bytes` of `INFO stats`.
-    fn input_bytes(&self) -> u64 {
-        redis_cli(&self.url(), &["INFO", "stats"])
-            .lines()
-            .find_map(|line| line.strip_prefix("total_net_input_bytes:"))
-            .expect("INFO stats has total_net_input_bytes")
-            .trim()
-            .parse()
-            .unwrap()
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for OwnRedis {
-    fn drop(&mut self) {
-        self.kill();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+/// Server processes of a test's own (shared with the store tests).
+#[path = "../../session/tests/own_server/mod.rs"]
+mod own_server;
 
 /// The field-level promise over HTTP: a request that changes one small
 /// field of a session that also holds a 200 KB field sends Redis under 1 KB
@@ -216,7 +132,7 @@ async fn small_write_to_a_big_session_sends_redis_under_1kb() {
     use typed_sessions_tests::app::{BLOB_LEN, serve};
     use typed_sessions_tests::browser::Browser;
 
-    let redis = OwnRedis::start(free_port()).await;
+    let redis = own_server::redis::OwnRedis::start().await;
     let store = RedisStore::connect(&redis.url()).await.unwrap();
     let server = serve(SessionLayer::new(store.clone())).await;
     let mut browser = Browser::new(&server.base);
@@ -229,12 +145,12 @@ async fn small_write_to_a_big_session_sends_redis_under_1kb() {
     let id = typed_sessions::SessionId::parse(browser.cookie.as_deref().unwrap()).unwrap();
     let before = store.load(&id, "big", &["blob"]).await.unwrap().unwrap();
 
-    let input_before = redis.input_bytes();
+    let input_before = redis.info_stat("total_net_input_bytes").await;
     assert_eq!(
         browser.get("/big/small").await.body,
         format!("2 {BLOB_LEN}")
     );
-    let input_after = redis.input_bytes();
+    let input_after = redis.info_stat("total_net_input_bytes").await;
     // Includes the second `INFO stats` itself (some 30 bytes).
     let received = input_after - input_before;
     println!("Redis received {received} bytes for a one-field write to a 200 KB session");
@@ -243,59 +159,4 @@ async fn small_write_to_a_big_session_sends_redis_under_1kb() {
     let after = store.load(&id, "big", &["blob"]).await.unwrap().unwrap();
     assert_eq!(before.values, after.values);
     assert!(after.values[0].as_ref().unwrap().len() >= BLOB_LEN);
-}
-
-/// Redis killed while the app runs: requests are 500s and none hangs;
-/// restarted on the same port, requests work again with the same app and
-/// store (the connection is rebuilt on demand).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn killed_redis_gives_500s_and_a_restart_recovers() {
-    use typed_sessions::SessionLayer;
-    use typed_sessions_tests::app::serve;
-    use typed_sessions_tests::browser::Browser;
-
-    let port = free_port();
-    let mut redis = OwnRedis::start(port).await;
-    let store = RedisStore::connect(&redis.url()).await.unwrap();
-    // A layer timeout longer than the browser's 30 s: a 500 below comes from
-    // the store failing by itself within its own bounds.
-    let layer = SessionLayer::new(store)
-        .with_secure(false)
-        .with_store_timeout(Duration::from_secs(60));
-    let server = serve(layer).await;
-    let mut browser = Browser::new(&server.base);
-    assert_eq!(browser.get("/count").await.body, "1");
-    assert_eq!(browser.get("/count").await.body, "2");
-
-    redis.kill();
-    for path in ["/count", "/read", "/cycle", "/logout"] {
-        let started = Instant::now();
-        let reply = browser.get(path).await;
-        assert_eq!(reply.status, 500, "{path} with Redis down");
-        assert_eq!(reply.set_cookie(), None, "{path}");
-        println!("{path} with Redis down: 500 after {:?}", started.elapsed());
-    }
-    let reply = Browser::new(&server.base).get("/count").await;
-    assert_eq!(reply.status, 500, "new session with Redis down");
-
-    // Restarted (empty, no persistence): the old session is gone. The first
-    // request may still meet the old, failed connection; poll briefly.
-    let _redis = OwnRedis::start(port).await;
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let mut fresh = Browser::new(&server.base);
-    loop {
-        let reply = fresh.get("/count").await;
-        if reply.status == 200 {
-            assert_eq!(reply.body, "1");
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "still {} after the restart",
-            reply.status
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(fresh.get("/count").await.body, "2");
-    assert_eq!(browser.get("/count").await.body, "1");
 }

@@ -2,14 +2,20 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod commands;
-pub mod server;
+#[path = "../field_write/mod.rs"]
+mod field_write;
+pub use field_write::set;
+#[path = "../own_server/mod.rs"]
+pub mod own_server;
+#[allow(unused_imports)]
+pub use own_server::secantus as server;
 
 use std::time::{Duration, SystemTime};
 
 use futures_util::future::join_all;
 use typed_sessions::store::Bytes;
 use typed_sessions::store::mongodb::MongoStore;
-use typed_sessions::{FieldKey, FieldWrite, SessionId, SessionStore, StoreError};
+use typed_sessions::{SessionId, SessionStore, StoreError};
 
 /// The database every MongoStore test uses.
 pub const DB: &str = "typed_sessions_test";
@@ -37,13 +43,6 @@ pub fn fresh_collection(prefix: &str) -> String {
 
 pub fn new_id() -> SessionId {
     SessionId::generate().unwrap()
-}
-
-pub fn set<'a>(namespace: &'a str, field: &'a str, value: &'a [u8]) -> FieldWrite<'a> {
-    FieldWrite {
-        key: FieldKey { namespace, field },
-        value: Some(value),
-    }
 }
 
 pub fn in_a_minute() -> SystemTime {

@@ -6,10 +6,6 @@
 //! `$HOME/.cache/test-servers-venv`) and panics, with what to do, when it is
 //! missing. The server exits when the test process does (it watches its
 //! stdin), when the `OwnServer` is dropped, or when it is stopped.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
-
-#[path = "../own_server/mod.rs"]
-mod own_server;
 
 use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
@@ -78,7 +74,7 @@ impl OwnServer {
     /// connections. `replica_set`: `Some(name)` for a single-node replica
     /// set (transactions), `None` for standalone.
     pub fn start(storage: Storage, replica_set: Option<&str>) -> Self {
-        let port = own_server::spare_port();
+        let port = super::spare_port(false);
         let tag = format!("typed-sessions-secantus-{}-{port}", std::process::id());
         let dir = (storage == Storage::Disk).then(|| {
             let dir = std::env::temp_dir().join(&tag);
@@ -156,12 +152,7 @@ impl OwnServer {
     }
 
     fn signal(&self, signal: &str) {
-        let pid = self.child.as_ref().expect("server running").id();
-        let status = Command::new("kill")
-            .args([signal, &pid.to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success(), "kill {signal} {pid}");
+        super::signal(self.child.as_ref(), signal);
     }
 
     /// Stops the server cleanly (SIGTERM) and waits for it to exit.
@@ -188,8 +179,7 @@ impl OwnServer {
     /// Freezes the process (SIGSTOP): connections are accepted by the kernel
     /// but nothing answers.
     pub fn freeze(&self) {
-        self.signal("-STOP");
-        own_server::wait_until_stopped(self.child.as_ref().expect("server running").id());
+        super::freeze(self.child.as_ref());
     }
 
     /// Resumes a frozen process (SIGCONT).
