@@ -19,7 +19,6 @@ use redis::AsyncCommands;
 use redis_support::{cluster_urls, raw, raw_cluster, redis_url};
 use typed_sessions::store::Bytes;
 use typed_sessions::store::redis::RedisStore;
-use typed_sessions::store::unix_millis;
 use typed_sessions::{FieldWrite, SessionId, SessionStore, StoreError};
 
 fn new_id() -> SessionId {
@@ -459,4 +458,12 @@ async fn single_namespace_load_finds_exactly_its_fields() {
 #[tokio::test]
 async fn cluster_namespace_load_finds_exactly_its_fields() {
     namespace_load_finds_exactly_its_fields(cluster().await).await;
+}
+
+/// Milliseconds since the Unix epoch, as the store writes times.
+fn unix_millis(time: SystemTime) -> u64 {
+    time.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |elapsed| {
+            u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
+        })
 }

@@ -682,14 +682,14 @@ impl<S: SessionStore + ?Sized> SessionStore for std::sync::Arc<S> {
 
 /// Milliseconds since the Unix epoch, saturating; the time format most
 /// backends store. Times before the epoch become 0.
-pub fn unix_millis(time: SystemTime) -> u64 {
+pub(crate) fn unix_millis(time: SystemTime) -> u64 {
     time.duration_since(SystemTime::UNIX_EPOCH)
         .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
         .unwrap_or(0)
 }
 
 /// The inverse of [`unix_millis`].
-pub fn from_unix_millis(millis: u64) -> SystemTime {
+pub(crate) fn from_unix_millis(millis: u64) -> SystemTime {
     SystemTime::UNIX_EPOCH
         .checked_add(std::time::Duration::from_millis(millis))
         .unwrap_or(SystemTime::UNIX_EPOCH)
