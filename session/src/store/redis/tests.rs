@@ -642,18 +642,19 @@ async fn last_write_of_a_field_wins() {
 async fn cluster_move_cancelled_part_way_loses_nothing() {
     let store = cluster().await;
     let mut outcomes = [0_u32; 2];
-    for step in 0..40_u64 {
+    for step in 0..40_u32 {
         let (from, to, _from_key, _to_key) = session(&store).await;
-        let cancel_after = Duration::from_micros(step * 150);
-        let moved =
-            tokio::time::timeout(cancel_after, store.move_to(&from, &to, in_a_minute())).await;
+        // Cancelled after a number of waits rather than a time: every wait
+        // is a round trip, so the early steps stop the move part way on a
+        // fast machine as on a slow one.
+        let moved = after_waits(step, store.move_to(&from, &to, in_a_minute())).await;
         let holder = match moved {
-            Ok(result) => {
+            Some(result) => {
                 assert!(result.unwrap());
                 outcomes[1] += 1;
                 &to
             }
-            Err(_) => match value(&store, &from, "a").await {
+            None => match value(&store, &from, "a").await {
                 Some(_) => {
                     outcomes[0] += 1;
                     // Writes to the old id still land, and it moves.
@@ -680,6 +681,22 @@ async fn cluster_move_cancelled_part_way_loses_nothing() {
         outcomes[0], outcomes[1]
     );
     assert!(outcomes[0] > 0, "no move was cancelled part way");
+}
+
+/// Polls `future` until it has waited `waits` times, then drops it
+/// (`None`), as the layer's timeout drops a store call.
+async fn after_waits<F: std::future::Future>(waits: u32, future: F) -> Option<F::Output> {
+    let mut future = std::pin::pin!(future);
+    let mut waited = 0;
+    std::future::poll_fn(|cx| match future.as_mut().poll(cx) {
+        std::task::Poll::Ready(output) => std::task::Poll::Ready(Some(output)),
+        std::task::Poll::Pending if waited >= waits => std::task::Poll::Ready(None),
+        std::task::Poll::Pending => {
+            waited += 1;
+            std::task::Poll::Pending
+        }
+    })
+    .await
 }
 
 /// A `__frozen` lease no mover wrote (set from outside, far in the
