@@ -467,3 +467,63 @@ fn unix_millis(time: SystemTime) -> u64 {
             u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
         })
 }
+
+/// A namespace load racing a cycle (`move_to`) from another connection
+/// sees either every key of the namespace or no session, never a session
+/// with keys missing. The load is two pipelined commands without a
+/// transaction; Redis runs the commands of one read back to back, so this
+/// catches a load spread over round trips, and the commands' order covers
+/// a pipeline split across reads.
+async fn namespace_load_racing_a_move_is_whole_or_none(loader: RedisStore, mover: RedisStore) {
+    const KEYS: usize = 20;
+    const ROUNDS: usize = 100;
+    let names: Vec<String> = (0..KEYS).map(|i| format!("k{i}")).collect();
+    let mut whole_loads = 0;
+    for _ in 0..ROUNDS {
+        let from = new_id();
+        let mut writes: Vec<FieldWrite<'_>> =
+            names.iter().map(|name| set("dict", name, b"v")).collect();
+        writes.push(set("typed", "visits", b"1"));
+        loader
+            .create(&from, &writes, SystemTime::now(), in_a_minute())
+            .await
+            .unwrap();
+        let moved = Arc::new(AtomicBool::new(false));
+        let load_task = {
+            let (loader, from, moved) = (loader.clone(), from.clone(), moved.clone());
+            tokio::spawn(async move {
+                let mut whole = 0;
+                loop {
+                    let after_move = moved.load(Ordering::Acquire);
+                    match loader.load_namespace(&from, "dict").await.unwrap() {
+                        Some(loaded) => {
+                            assert_eq!(loaded.fields.len(), KEYS, "a torn namespace load");
+                            assert!(!after_move, "the old id loads after the move finished");
+                            whole += 1;
+                        }
+                        None => return whole,
+                    }
+                }
+            })
+        };
+        let to = new_id();
+        tokio::task::yield_now().await;
+        assert!(mover.move_to(&from, &to, in_a_minute()).await.unwrap());
+        moved.store(true, Ordering::Release);
+        whole_loads += load_task.await.unwrap();
+        let loaded = mover.load_namespace(&to, "dict").await.unwrap().unwrap();
+        assert_eq!(loaded.fields.len(), KEYS);
+    }
+    // The loads did race the moves rather than all finishing before them.
+    assert!(whole_loads > 0, "no load ran before a move");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn single_namespace_load_racing_a_move_is_whole_or_none() {
+    namespace_load_racing_a_move_is_whole_or_none(single().await, single().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_namespace_load_racing_a_move_is_whole_or_none() {
+    namespace_load_racing_a_move_is_whole_or_none(cluster().await, cluster().await).await;
+}

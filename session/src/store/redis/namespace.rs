@@ -3,22 +3,31 @@
 //! `Session`'s load) from the session's one hash without reading the other
 //! namespaces' values.
 //!
-//! One round trip, one transaction, no Lua: `MULTI`, `HMGET` of the marker,
-//! `__expires` and the remembered expiry, `HSCAN key 0 MATCH {namespace}.*
-//! COUNT 1024` (the namespace with the glob's special characters escaped),
-//! `EXEC`. Redis answers a hash kept compact (a listpack: up to 128 fields
-//! of up to 64 bytes each, by default) in one `HSCAN` call whatever the
-//! count, and a larger one in one call in practice while it has fewer
-//! fields than the count; only matching fields and their values leave the
-//! server. When the scan needs more calls (its cursor is not 0), the load
-//! runs a script instead that finds the names with `HKEYS` and reads them
-//! with `HMGET`, atomically, as every namespace load did before.
+//! One round trip, two pipelined commands, no Lua: `HSCAN key 0 MATCH
+//! {namespace}.* COUNT 1024` (the namespace with the glob's special
+//! characters escaped), then `HMGET` of the marker, `__expires` and the
+//! remembered expiry. Redis answers a hash kept compact (a listpack: up to
+//! 128 fields of up to 64 bytes each, by default) in one `HSCAN` call
+//! whatever the count, and a larger one in one call in practice while it
+//! has fewer fields than the count; only matching fields and their values
+//! leave the server. When the scan needs more calls (its cursor is not 0),
+//! the load runs a script instead that finds the names with `HKEYS` and
+//! reads them with `HMGET`, atomically.
+//!
+//! Why no `MULTI`/`EXEC` around the two: the order makes it unnecessary.
+//! Another client's command can run between the scan and the marker's
+//! read, and every change that could make the pair wrong removes the
+//! marker: a delete, an expiry, a cycle (`RENAME` leaves a forward without
+//! a marker) and a cluster move's finish all do, so the load answers "no
+//! session", as it would a moment later. A write between the two only
+//! means the fields are read just before the expiry is; both are what the
+//! session held at one time or the other, and writes are per field. (The
+//! other order could see the marker, then an emptied hash after a cycle,
+//! and hand the handler a session with none of its keys.)
 //!
 //! Why not the script every time: a script costs Redis far more than the
-//! commands in it. The benchmark's `dict-incr` (a dict-like session holding
-//! one key beside nothing else) measured the script load at about 8 µs of
-//! Redis CPU per request more than a typed load's `HMGET`; see
-//! `bench/RESULTS.md` for the numbers of the transaction.
+//! commands in it, and a transaction's `MULTI`/`EXEC` cost two more
+//! commands' overhead; see `bench/RESULTS.md` for the numbers.
 
 use std::io::Write as _;
 use std::sync::LazyLock;
@@ -68,11 +77,6 @@ impl RedisStore {
         id: &SessionId,
         namespace: &str,
     ) -> Result<Option<LoadedNamespace>, StoreError> {
-        let mut head = redis::cmd("HMGET");
-        head.arg(self.key_arg(id))
-            .arg(MARKER)
-            .arg(EXPIRES)
-            .arg(HashField::from(EXPIRY_FIELD));
         let mut scan = redis::cmd("HSCAN");
         scan.arg(self.key_arg(id))
             .arg(0)
@@ -80,12 +84,14 @@ impl RedisStore {
             .arg(NamespaceGlob(namespace))
             .arg("COUNT")
             .arg(SCAN_COUNT);
-        let mut transaction = redis::pipe();
-        transaction.atomic().add_command(head).add_command(scan);
-        let (head, scan) = self
-            .query_transaction(&transaction)
-            .await
-            .map_err(transaction_error)?;
+        let mut head = redis::cmd("HMGET");
+        head.arg(self.key_arg(id))
+            .arg(MARKER)
+            .arg(EXPIRES)
+            .arg(HashField::from(EXPIRY_FIELD));
+        let mut pipeline = redis::pipe();
+        pipeline.add_command(scan).add_command(head);
+        let (scan, head) = self.query_pair(&pipeline).await.map_err(pair_error)?;
         let Value::Array(head) = head else {
             return Err(unexpected("the session's marker fields", &head));
         };
@@ -118,14 +124,11 @@ impl RedisStore {
         }))
     }
 
-    /// Runs an atomic pipeline of two commands: their two replies.
-    async fn query_transaction(
-        &self,
-        transaction: &redis::Pipeline,
-    ) -> Result<(Value, Value), RedisError> {
+    /// Runs a pipeline of two commands: their two replies.
+    async fn query_pair(&self, pipeline: &redis::Pipeline) -> Result<(Value, Value), RedisError> {
         let result = match self.active_connection().await? {
-            RedisConnection::Single(c) => transaction.query_async(&mut c.clone()).await,
-            RedisConnection::Cluster(c) => transaction.query_async(&mut c.clone()).await,
+            RedisConnection::Single(c) => pipeline.query_async(&mut c.clone()).await,
+            RedisConnection::Cluster(c) => pipeline.query_async(&mut c.clone()).await,
         };
         if let (Some(cache), Err(error)) = (&self.cache, &result) {
             cache.observe(error);
@@ -165,10 +168,10 @@ impl RedisStore {
     }
 }
 
-/// A failed transaction as a store error: a key of another type (both
+/// A failed pipeline as a store error: a key of another type (both
 /// commands fail with `WRONGTYPE`) is data the store cannot read, as for
 /// single commands.
-fn transaction_error(error: RedisError) -> StoreError {
+fn pair_error(error: RedisError) -> StoreError {
     let wrong_type = error.clone().into_server_errors().is_some_and(|errors| {
         !errors.is_empty() && errors.iter().all(|(_, error)| error.code() == "WRONGTYPE")
     });
