@@ -12,13 +12,14 @@ use http::request::Parts;
 use crate::codec::CodecError;
 use crate::config::Expiry;
 use crate::extract::SessionRejection;
-use crate::id::{LogTag, SessionId};
+use crate::id::SessionId;
 use crate::request::{Action, RequestSession};
 
-/// The namespace [`Session`]'s keys are stored in. `#[derive(SessionState)]`
-/// only accepts ASCII letters, digits, `_` and `-` in namespaces, so no typed
-/// namespace can ever share it.
-pub const DICT_NAMESPACE: &str = "@session";
+/// The namespace [`Session`]'s keys are stored in: one of the crate's own
+/// (`#[derive(SessionState)]` refuses namespaces starting with `__`), so no
+/// typed namespace can ever share it. On Redis, a reserved namespace loads
+/// in one command with the session's marker fields.
+pub const DICT_NAMESPACE: &str = "__session";
 
 /// The longest key [`Session`] accepts, in bytes of UTF-8.
 pub const MAX_KEY_LEN: usize = 256;
@@ -62,7 +63,7 @@ pub const RESERVED_KEY_PREFIX: &str = "__";
 /// Values are decoded on each [`get`](Self::get), as the type the call asks
 /// for. A key is stored as the field name `key` with `%`, `.`, `$` and NUL
 /// written as `%25`, `%2E`, `%24` and `%00` (so MongoDB paths stay intact);
-/// in Redis, `foo` is the hash field `@session.foo`. Keys are any UTF-8 string of 1 to [`MAX_KEY_LEN`] bytes not
+/// in Redis, `foo` is the hash field `__session.foo`. Keys are any UTF-8 string of 1 to [`MAX_KEY_LEN`] bytes not
 /// starting with [`RESERVED_KEY_PREFIX`]; [`insert`](Self::insert) refuses
 /// other keys with an [`InsertError`], and reads treat them as absent.
 ///
@@ -273,10 +274,21 @@ fn field_name(key: &str) -> String {
     name
 }
 
-/// The key a stored field name holds; `None` for a name [`field_name`]
-/// does not produce from a valid key (written by something else, or
-/// corrupt).
-fn key_of(name: &str) -> Option<String> {
+/// The key a stored field name holds; the name back as the error when
+/// [`field_name`] does not produce it from a valid key (written by
+/// something else, or corrupt).
+fn key_of(name: String) -> Result<String, String> {
+    if !name.contains('%') {
+        // Nothing escaped (most keys): the name is the key, no copy.
+        return match check_key(&name) {
+            Ok(()) => Ok(name),
+            Err(_) => Err(name),
+        };
+    }
+    unescape(&name).ok_or(name)
+}
+
+fn unescape(name: &str) -> Option<String> {
     let mut key = String::with_capacity(name.len());
     let mut rest = name;
     while let Some(at) = rest.find('%') {
@@ -313,11 +325,11 @@ pub(crate) struct Dict {
 impl Dict {
     /// The dict as stored: `fields` as a store's
     /// [`load_namespace`](crate::SessionStore::load_namespace) returned them.
-    pub(crate) fn loaded(fields: Vec<(String, Bytes)>, session: LogTag) -> Self {
+    pub(crate) fn loaded(fields: Vec<(String, Bytes)>, session: &SessionId) -> Self {
         let mut entries = BTreeMap::new();
         for (name, value) in fields {
-            match key_of(&name) {
-                Some(key) => {
+            match key_of(name) {
+                Ok(key) => {
                     entries.insert(
                         key,
                         Entry {
@@ -327,8 +339,8 @@ impl Dict {
                         },
                     );
                 }
-                None => tracing::warn!(
-                    session = %session,
+                Err(name) => tracing::warn!(
+                    session = %session.log_tag(),
                     namespace = DICT_NAMESPACE,
                     field = name,
                     "stored session field is not a key Session writes; ignored"
@@ -411,7 +423,7 @@ mod tests {
                 !name.contains(['.', '\0']) && !name.starts_with('$'),
                 "{name:?}"
             );
-            assert_eq!(key_of(&name).as_deref(), Some(key), "{name:?}");
+            assert_eq!(key_of(name.clone()).as_deref(), Ok(key), "{name:?}");
         }
         assert_eq!(field_name("a.b$%"), "a%2Eb%24%25");
         assert_eq!(field_name("plain_key-1"), "plain_key-1");
@@ -422,13 +434,13 @@ mod tests {
         for name in [
             "", "%", "%2", "%2e", "%41", "%ZZ", "__x", "%5F_x", "a%2", "%C3%A9",
         ] {
-            assert_eq!(key_of(name), None, "{name:?}");
+            assert_eq!(key_of(name.to_owned()), Err(name.to_owned()));
         }
         let long = "k".repeat(MAX_KEY_LEN + 1);
-        assert_eq!(key_of(&long), None);
+        assert_eq!(key_of(long.clone()), Err(long));
         assert_eq!(
-            key_of(&"k".repeat(MAX_KEY_LEN)).map(|k| k.len()),
-            Some(MAX_KEY_LEN)
+            key_of("k".repeat(MAX_KEY_LEN)).map(|k| k.len()),
+            Ok(MAX_KEY_LEN)
         );
     }
 
@@ -446,7 +458,7 @@ mod tests {
 
     #[test]
     fn only_changed_keys_are_written() {
-        let tag = SessionId::generate().unwrap().log_tag();
+        let id = SessionId::generate().unwrap();
         let mut dict = Dict::loaded(
             vec![
                 ("a".to_owned(), Bytes::from_static(b"1")),
@@ -454,7 +466,7 @@ mod tests {
                 ("c%2Ed".to_owned(), Bytes::from_static(b"3")),
                 ("%zz".to_owned(), Bytes::from_static(b"bad")),
             ],
-            tag,
+            &id,
         );
         assert_eq!(dict.keys().collect::<Vec<_>>(), ["a", "b", "c.d"]);
         let mut writes = Vec::new();

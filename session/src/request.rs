@@ -373,9 +373,7 @@ impl RequestSession {
             check_size(found.fields.iter().map(|(_, value)| value))?;
         }
         let (existence, found) = self.settle(id, existence, found);
-        let dict = found.map_or_else(Dict::default, |found| {
-            Dict::loaded(found.fields, id.log_tag())
-        });
+        let dict = found.map_or_else(Dict::default, |found| Dict::loaded(found.fields, id));
         Ok((existence, dict))
     }
 

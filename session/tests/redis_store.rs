@@ -410,11 +410,13 @@ fn owned(values: Vec<Option<Bytes>>) -> Vec<Option<Vec<u8>>> {
 /// characters the namespace holds and however big the hash: compact, a
 /// hash table within one scan, and one too big for one scan (then the
 /// load runs a script), each with a namespace that shares a prefix and one
-/// that a glob would confuse with it.
+/// that a glob would confuse with it, and a reserved namespace (the
+/// dict-like `Session`'s), which loads with one scan of every reserved
+/// field.
 async fn namespace_load_finds_exactly_its_fields(store: RedisStore) {
     let big = [b'x'; 100];
     for (count, value) in [(3, &b"v"[..]), (200, &big[..]), (1500, &b"v"[..])] {
-        for namespace in ["dict", "we[i]rd*?\\", "a?b"] {
+        for namespace in ["dict", "we[i]rd*?\\", "a?b", "__session"] {
             let id = new_id();
             let names: Vec<String> = (0..count).map(|i| format!("k{i}")).collect();
             let mut writes: Vec<FieldWrite<'_>> = names
@@ -427,6 +429,9 @@ async fn namespace_load_finds_exactly_its_fields(store: RedisStore) {
             writes.push(set("weirdxyz", "k0", b"no"));
             writes.push(set("wexrd", "k0", b"no"));
             writes.push(set("a-b", "k0", b"no"));
+            // Reserved neighbours, which a reserved namespace's scan sees.
+            writes.push(set("__sessionx", "k0", b"no"));
+            writes.push(set("__", "k0", b"no"));
             store
                 .create(&id, &writes, SystemTime::now(), in_a_minute())
                 .await
@@ -479,10 +484,13 @@ async fn namespace_load_racing_a_move_is_whole_or_none(loader: RedisStore, mover
     const ROUNDS: usize = 100;
     let names: Vec<String> = (0..KEYS).map(|i| format!("k{i}")).collect();
     let mut whole_loads = 0;
-    for _ in 0..ROUNDS {
+    for round in 0..ROUNDS {
+        let namespace = if round % 2 == 0 { "dict" } else { "__session" };
         let from = new_id();
-        let mut writes: Vec<FieldWrite<'_>> =
-            names.iter().map(|name| set("dict", name, b"v")).collect();
+        let mut writes: Vec<FieldWrite<'_>> = names
+            .iter()
+            .map(|name| set(namespace, name, b"v"))
+            .collect();
         writes.push(set("typed", "visits", b"1"));
         loader
             .create(&from, &writes, SystemTime::now(), in_a_minute())
@@ -495,7 +503,7 @@ async fn namespace_load_racing_a_move_is_whole_or_none(loader: RedisStore, mover
                 let mut whole = 0;
                 loop {
                     let after_move = moved.load(Ordering::Acquire);
-                    match loader.load_namespace(&from, "dict").await.unwrap() {
+                    match loader.load_namespace(&from, namespace).await.unwrap() {
                         Some(loaded) => {
                             assert_eq!(loaded.fields.len(), KEYS, "a torn namespace load");
                             assert!(!after_move, "the old id loads after the move finished");
@@ -511,7 +519,7 @@ async fn namespace_load_racing_a_move_is_whole_or_none(loader: RedisStore, mover
         assert!(mover.move_to(&from, &to, in_a_minute()).await.unwrap());
         moved.store(true, Ordering::Release);
         whole_loads += load_task.await.unwrap();
-        let loaded = mover.load_namespace(&to, "dict").await.unwrap().unwrap();
+        let loaded = mover.load_namespace(&to, namespace).await.unwrap().unwrap();
         assert_eq!(loaded.fields.len(), KEYS);
     }
     // The loads did race the moves rather than all finishing before them.

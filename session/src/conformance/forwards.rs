@@ -13,7 +13,8 @@ fn expiry(value: &[u8]) -> FieldWrite<'_> {
     }
 }
 
-/// The reserved field comes back with every namespace's load, follows
+/// The reserved field comes back with every namespace's load (the dict-like
+/// `Session`'s reserved one too), follows
 /// updates and removals, and moves with the session.
 pub async fn remembered_expiry_loads_with_any_namespace<S: SessionStore + ?Sized>(store: &S) {
     let plain = new_id();
@@ -42,6 +43,11 @@ pub async fn remembered_expiry_loads_with_any_namespace<S: SessionStore + ?Sized
     for namespace in [NS, OTHER_NS] {
         let found = load(store, &id, namespace, &["a"]).await.unwrap();
         assert_eq!(found.expiry, bytes("first"), "loaded with {namespace}");
+    }
+    for namespace in [NS, crate::DICT_NAMESPACE] {
+        let found = store.load_namespace(&id, namespace).await.unwrap();
+        let found = found.unwrap_or_else(|| panic!("{namespace}: no session"));
+        assert_eq!(found.expiry, bytes("first"), "{namespace} loaded alone");
     }
     assert_eq!(values(store, &id, NS, &["a"]).await, vec![bytes("1")]);
 

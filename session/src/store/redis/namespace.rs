@@ -14,7 +14,15 @@
 //! the load runs a script instead that finds the names with `HKEYS` and
 //! reads them with `HMGET`, atomically.
 //!
-//! Why no `MULTI`/`EXEC` around the two: the order makes it unnecessary.
+//! A namespace of the crate's own (starting with `__`, as the dict-like
+//! `Session`'s does) loads with a single command: `HSCAN key 0 MATCH __*
+//! COUNT 1024` finds the marker fields and the namespace's fields at once,
+//! and the load keeps the namespace's fields and the marker fields and
+//! drops the rest (the other reserved fields: move and index bookkeeping,
+//! small and not user data). One command is atomic, and Redis runs one
+//! fewer per request.
+//!
+//! Why no `MULTI`/`EXEC` around the two commands of other namespaces: the order makes it unnecessary.
 //! Another client's command can run between the scan and the marker's
 //! read, and every change that could make the pair wrong removes the
 //! marker: a delete, an expiry, a cycle (`RENAME` leaves a forward without
@@ -38,10 +46,15 @@ use super::{
     EXPIRES, EXPIRY_FIELD, HashField, MARKER, RedisConnection, RedisStore, evalsha, unexpected,
 };
 use crate::id::SessionId;
-use crate::store::{Bytes, LoadedNamespace, StoreError};
+use crate::store::{Bytes, FieldKey, LoadedNamespace, StoreError};
 
 /// The `COUNT` of the scan: a hint of how many fields one call visits.
 const SCAN_COUNT: usize = 1024;
+
+/// The prefix of the crate's own namespaces and hash fields, and the glob
+/// that matches every field starting with it.
+const RESERVED: &str = "__";
+const RESERVED_GLOB: &str = "__*";
 
 /// The fallback for hashes one `HSCAN` call does not cover. ARGV: the
 /// namespace's field prefix, `{namespace}.`, and the hash field
@@ -77,6 +90,9 @@ impl RedisStore {
         id: &SessionId,
         namespace: &str,
     ) -> Result<Option<LoadedNamespace>, StoreError> {
+        if namespace.starts_with(RESERVED) {
+            return self.load_reserved_namespace(id, namespace).await;
+        }
         let mut scan = redis::cmd("HSCAN");
         scan.arg(self.key_arg(id))
             .arg(0)
@@ -91,24 +107,13 @@ impl RedisStore {
             .arg(HashField::from(EXPIRY_FIELD));
         let mut pipeline = redis::pipe();
         pipeline.add_command(scan).add_command(head);
-        let (scan, head) = self.query_pair(&pipeline).await.map_err(pair_error)?;
+        let (scan, head) = self.query_pair(&pipeline).await.map_err(load_error)?;
         let Value::Array(head) = head else {
             return Err(unexpected("the session's marker fields", &head));
         };
-        let (cursor, found) = match scan {
-            Value::Array(reply) => match <[Value; 2]>::try_from(reply) {
-                Ok([cursor, Value::Array(found)]) => (cursor, found),
-                _ => {
-                    return Err(StoreError::Malformed(
-                        "an HSCAN reply of another shape".into(),
-                    ));
-                }
-            },
-            other => return Err(unexpected("an HSCAN reply", &other)),
-        };
-        if !matches!(&cursor, Value::BulkString(cursor) if cursor == b"0") {
+        let Some(found) = scanned(scan)? else {
             return self.load_namespace_script(id, namespace).await;
-        }
+        };
         let mut head = head.into_iter();
         let Some((created_at, expires_at, expiry)) = self.session_head(id, &mut head).await? else {
             return Ok(None);
@@ -116,6 +121,55 @@ impl RedisStore {
         // The glob matched `{namespace}.` at the start of each name.
         let cut = namespace.len() + 1;
         let fields = namespace_fields(id, namespace, found.into_iter(), cut)?;
+        Ok(Some(LoadedNamespace {
+            expiry,
+            created_at,
+            expires_at,
+            fields,
+        }))
+    }
+
+    /// The load of a namespace starting with [`RESERVED`]: one `HSCAN` of
+    /// every reserved field, the marker fields among them.
+    async fn load_reserved_namespace(
+        &self,
+        id: &SessionId,
+        namespace: &str,
+    ) -> Result<Option<LoadedNamespace>, StoreError> {
+        let mut scan = redis::cmd("HSCAN");
+        scan.arg(self.key_arg(id))
+            .arg(0)
+            .arg("MATCH")
+            .arg(RESERVED_GLOB)
+            .arg("COUNT")
+            .arg(SCAN_COUNT);
+        let reply = self.query(&scan).await.map_err(load_error)?;
+        let Some(found) = scanned(reply)? else {
+            return self.load_namespace_script(id, namespace).await;
+        };
+        let [mut created, mut expires, mut expiry] = [Value::Nil, Value::Nil, Value::Nil];
+        let mut fields = Vec::with_capacity(found.len() / 2);
+        let mut found = found.into_iter();
+        while let (Some(name), Some(value)) = (found.next(), found.next()) {
+            let Value::BulkString(name) = name else {
+                return Err(unexpected("a hash field name", &name));
+            };
+            if is_field(&name, namespace) {
+                fields.extend([Value::BulkString(name), value]);
+            } else if name == MARKER.as_bytes() {
+                created = value;
+            } else if name == EXPIRES.as_bytes() {
+                expires = value;
+            } else if is_key(&name, EXPIRY_FIELD) {
+                expiry = value;
+            }
+        }
+        let mut head = vec![created, expires, expiry].into_iter();
+        let Some((created_at, expires_at, expiry)) = self.session_head(id, &mut head).await? else {
+            return Ok(None);
+        };
+        let cut = namespace.len() + 1;
+        let fields = namespace_fields(id, namespace, fields.into_iter(), cut)?;
         Ok(Some(LoadedNamespace {
             expiry,
             created_at,
@@ -168,10 +222,38 @@ impl RedisStore {
     }
 }
 
-/// A failed pipeline as a store error: a key of another type (both
-/// commands fail with `WRONGTYPE`) is data the store cannot read, as for
-/// single commands.
-fn pair_error(error: RedisError) -> StoreError {
+/// Whether a hash field belongs to `namespace` (is named `{namespace}.…`).
+fn is_field(name: &[u8], namespace: &str) -> bool {
+    matches!(name.strip_prefix(namespace.as_bytes()), Some([b'.', ..]))
+}
+
+/// Whether a hash field is the one of `key`.
+fn is_key(name: &[u8], key: FieldKey<'_>) -> bool {
+    name.strip_prefix(key.namespace.as_bytes())
+        .and_then(|rest| rest.strip_prefix(b"."))
+        == Some(key.field.as_bytes())
+}
+
+/// The name/value pairs of an `HSCAN` reply that covered the whole hash;
+/// `None` when the scan needs more calls (its cursor is not 0).
+fn scanned(reply: Value) -> Result<Option<Vec<Value>>, StoreError> {
+    let Value::Array(reply) = reply else {
+        return Err(unexpected("an HSCAN reply", &reply));
+    };
+    match <[Value; 2]>::try_from(reply) {
+        Ok([Value::BulkString(cursor), Value::Array(found)]) => {
+            Ok((cursor == b"0").then_some(found))
+        }
+        _ => Err(StoreError::Malformed(
+            "an HSCAN reply of another shape".into(),
+        )),
+    }
+}
+
+/// A failed load as a store error: a key of another type (every command
+/// fails with `WRONGTYPE`) is data the store cannot read, as for single
+/// commands.
+fn load_error(error: RedisError) -> StoreError {
     let wrong_type = error.clone().into_server_errors().is_some_and(|errors| {
         !errors.is_empty() && errors.iter().all(|(_, error)| error.code() == "WRONGTYPE")
     });
