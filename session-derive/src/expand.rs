@@ -10,18 +10,27 @@
 //! `#[diagnostic::on_unimplemented]` message names the field:
 //!
 //! - stored field `f: F`: `const __TS_CODEC_f: __TsCodec<F> = __ts_codec_f::<F>();`
-//!   where `__ts_codec_f<T: __StoredField_f>` builds function pointers to
-//!   the lazy field's `get`, `get_mut`, `set`, `take` and its encoder
-//!   (`__StoredField_f` requires `__private::StoredField`). The accessors go
-//!   through those pointers, so a type that is not serde-compatible yields
-//!   one error per missing trait, not one per use. Each pointer is a
-//!   constant, monomorphized for the field's type: nothing is type-erased;
+//!   where `__ts_codec_f<T: __Serialize_f + __Deserialize_f + __SharedField_f>`
+//!   builds function pointers to the lazy field's `get`, `get_mut`, `set`,
+//!   `take` and its encoder (the three traits add up to
+//!   `__private::StoredField`). The accessors go through those pointers, so
+//!   a type that is not serde-compatible yields one error per missing trait,
+//!   not one per use. Each pointer is a constant, monomorphized for the
+//!   field's type: nothing is type-erased;
 //! - skipped field `f: F`: `__ts_shared_f::<F>()`, bounded on
 //!   `__SharedField_f: Send + Sync + 'static`;
 //! - field without `default = "..."`: `fn __ts_default_f() -> F` calls
-//!   `__ts_default_via_f::<F>()`, bounded on `__DefaultField_f` (which
-//!   requires `__private::DefaultField`); with `default = "path"` it calls
-//!   `path()`, spanned on the string, so a wrong function is reported there.
+//!   `__ts_default_via_f::<F>()`, bounded on `__DefaultField_f: Default`;
+//!   with `default = "path"` it calls `path()`, spanned on the string, so a
+//!   wrong function is reported there.
+//!
+//! The blanket impls of `__Serialize_f` and `__Deserialize_f` are
+//! `#[diagnostic::do_not_recommend]`: rustc then reports the field's own
+//! trait (whose message names the field and the serde trait) instead of
+//! serde's, and does not list the types that do implement serde's traits (a
+//! long list, which changes with the dependencies). `Default`, `Send` and
+//! `Sync` keep rustc's own help (`#[derive(Default)]`, which of `Send` or
+//! `Sync` is missing), which comes without such a list.
 //!
 //! The impls of the state and the companion carry `for<'__ts> State: Send +
 //! Sync + 'static` (and the same for the companion): a higher-ranked bound
@@ -62,7 +71,8 @@ struct FieldNames {
     default_fn: syn::Ident,
     default_trait: syn::Ident,
     default_via: syn::Ident,
-    stored_trait: syn::Ident,
+    serialize_trait: syn::Ident,
+    deserialize_trait: syn::Ident,
     codec_fn: syn::Ident,
     codec_const: syn::Ident,
     shared_trait: syn::Ident,
@@ -77,7 +87,8 @@ impl FieldNames {
             default_fn: format_ident!("__ts_default_{}", name, span = span),
             default_trait: format_ident!("__DefaultField_{}", name, span = span),
             default_via: format_ident!("__ts_default_via_{}", name, span = span),
-            stored_trait: format_ident!("__StoredField_{}", name, span = span),
+            serialize_trait: format_ident!("__Serialize_{}", name, span = span),
+            deserialize_trait: format_ident!("__Deserialize_{}", name, span = span),
             codec_fn: format_ident!("__ts_codec_{}", name, span = span),
             codec_const: format_ident!("__TS_CODEC_{}", name, span = span),
             shared_trait: format_ident!("__SharedField_{}", name, span = span),
@@ -273,13 +284,13 @@ fn expand(model: &Model<'_>, fields: &[Field<'_>]) -> TokenStream {
     wrap(body)
 }
 
-/// The per-field checks and helpers: the default function, and the codec
-/// constant (stored field) or the `Send + Sync` check (skipped field).
+/// The per-field checks and helpers: the default function, the `Send +
+/// Sync` check, and the codec constant of a stored field.
 ///
 /// The helper traits, impls and functions are spanned on the field's type:
 /// the notes of an unsatisfied bound then point at the field, and rustc does
 /// not take the blanket impls for derived impls (it would suggest
-/// "implementing `__StoredField_x` manually").
+/// "implementing `__Serialize_x` manually").
 fn field_checks(
     model: &Model<'_>,
     private: &TokenStream,
@@ -295,7 +306,8 @@ fn field_checks(
         default_fn,
         default_trait,
         default_via,
-        stored_trait,
+        serialize_trait,
+        deserialize_trait,
         codec_fn,
         codec_const,
         shared_trait,
@@ -322,8 +334,8 @@ fn field_checks(
             );
             quote_spanned! {ty_span=>
                 #[diagnostic::on_unimplemented(message = #message, label = #label, note = #note)]
-                trait #default_trait: #private::DefaultField {}
-                impl<T: #private::DefaultField> #default_trait for T {}
+                trait #default_trait: #private::Default {}
+                impl<T: #private::Default> #default_trait for T {}
 
                 fn #default_via<T: #default_trait>() -> T {
                     <T as #private::Default>::default()
@@ -342,19 +354,57 @@ fn field_checks(
         },
     };
 
+    let shared_message = format!(
+        "the session field `{name}` of `{state}` is not thread-safe: `{{Self}}` must be `Send + Sync`"
+    );
+    let shared_label = if field.stored.is_some() {
+        format!(
+            "required because `{name}` is part of the session state, which is shared across threads"
+        )
+    } else {
+        format!(
+            "required because `{name}` is part of the session state, which is shared across threads (even though it is skipped)"
+        )
+    };
+    let shared_note =
+        "use a thread-safe type, like `Arc` instead of `Rc` or `Mutex` instead of `RefCell`";
+    let shared = quote_spanned! {ty_span=>
+        #[diagnostic::on_unimplemented(message = #shared_message, label = #shared_label, note = #shared_note)]
+        trait #shared_trait: ::core::marker::Send + ::core::marker::Sync + 'static {}
+        impl<T: ::core::marker::Send + ::core::marker::Sync + 'static> #shared_trait for T {}
+    };
+
     let check = if field.stored.is_some() {
-        let message = format!(
-            "the session field `{name}` of `{state}` cannot be stored: `{{Self}}` must implement `Serialize` and `Deserialize`, and be `Send + Sync`"
-        );
+        let message = |serde_trait: &str| {
+            format!(
+                "the session field `{name}` of `{state}` cannot be stored: `{{Self}}` does not implement `{serde_trait}`"
+            )
+        };
+        let serialize_message = message("Serialize");
+        let deserialize_message = message("Deserialize");
         let label = format!("required because `{name}` is stored in the session");
-        let note = "derive `serde::Serialize` and `serde::Deserialize` for types of your own; for `Send + Sync`, use `Arc` instead of `Rc` and `Mutex` instead of `RefCell`";
+        let note = |serde_trait: &str| {
+            format!(
+                "derive `serde::{serde_trait}` for a type of your own; for another crate's type, look for a `serde` feature of that crate"
+            )
+        };
+        let serialize_note = note("Serialize");
+        let deserialize_note = note("Deserialize");
         let skip_note = format!("or mark `{name}` `#[session(skip)]` to keep it out of the store");
         quote_spanned! {ty_span=>
-            #[diagnostic::on_unimplemented(message = #message, label = #label, note = #note, note = #skip_note)]
-            trait #stored_trait: #private::StoredField {}
-            impl<T: #private::StoredField> #stored_trait for T {}
+            #[diagnostic::on_unimplemented(message = #serialize_message, label = #label, note = #serialize_note, note = #skip_note)]
+            trait #serialize_trait: #private::Serialize {}
+            #[diagnostic::do_not_recommend]
+            impl<T: #private::Serialize> #serialize_trait for T {}
 
-            const fn #codec_fn<T: #stored_trait>() -> __TsCodec<T> {
+            #[diagnostic::on_unimplemented(message = #deserialize_message, label = #label, note = #deserialize_note, note = #skip_note)]
+            trait #deserialize_trait: #private::DeserializeOwned {}
+            #[diagnostic::do_not_recommend]
+            impl<T: #private::DeserializeOwned> #deserialize_trait for T {}
+
+            #shared
+
+            const fn #codec_fn<T: #serialize_trait + #deserialize_trait + #shared_trait>() -> __TsCodec<T> {
                 __TsCodec {
                     get: #private::Lazy::<T>::get,
                     get_mut: #private::Lazy::<T>::get_mut,
@@ -368,18 +418,8 @@ fn field_checks(
             const #codec_const: __TsCodec<#ty> = #codec_fn::<#ty>();
         }
     } else {
-        let message = format!(
-            "the session field `{name}` of `{state}` is not thread-safe: `{{Self}}` must be `Send + Sync`"
-        );
-        let label = format!(
-            "required because `{name}` is part of the session state, which is shared across threads (even though it is skipped)"
-        );
-        let note =
-            "use a thread-safe type, like `Arc` instead of `Rc` or `Mutex` instead of `RefCell`";
         quote_spanned! {ty_span=>
-            #[diagnostic::on_unimplemented(message = #message, label = #label, note = #note)]
-            trait #shared_trait: ::core::marker::Send + ::core::marker::Sync + 'static {}
-            impl<T: ::core::marker::Send + ::core::marker::Sync + 'static> #shared_trait for T {}
+            #shared
 
             const fn #shared_fn<T: #shared_trait>() {}
 

@@ -8,6 +8,9 @@ pub use core::option::Option;
 pub use core::result::Result;
 pub use std::vec::Vec;
 
+pub use serde::Serialize;
+pub use serde::de::DeserializeOwned;
+
 pub use crate::codec::CodecError;
 pub use crate::state::{IndexedState, SessionState};
 
@@ -28,15 +31,6 @@ pub trait StoredField:
 {
 }
 impl<T: serde::Serialize + serde::de::DeserializeOwned + Send + Sync + 'static> StoredField for T {}
-
-/// A field type whose default comes from `Default`.
-#[diagnostic::on_unimplemented(
-    message = "session field type `{Self}` has no default: it must implement `Default`",
-    label = "this field's type has no `Default`",
-    note = "implement `Default` for it, or name a function with `#[session(default = \"path::to::function\")]`"
-)]
-pub trait DefaultField: Default {}
-impl<T: Default> DefaultField for T {}
 
 /// What a namespace was loaded with, and which of its fields were changed.
 /// The companion type holds one, beside a [`Lazy`] per stored field.

@@ -1,6 +1,9 @@
 // Field types must be serde-compatible and have a default; the errors name
-// the field. A field that is not `Send + Sync` is reported once, by its
-// field, skipped or not.
+// the field and the missing trait, and do not list the types that implement
+// serde's traits. A borrowed type (`&'static str`) gets rustc's own
+// "not general enough" error, at the field: it is a lifetime error, which
+// `#[diagnostic::on_unimplemented]` does not reword. A field that is not
+// `Send + Sync` is reported once, by its field, skipped or not.
 use std::cell::RefCell;
 use std::rc::Rc;
 
@@ -20,6 +23,7 @@ struct NoDefault;
 struct Types {
     plain: NotSerde,
     half: SerializeOnly,
+    borrowed: &'static str,
     no_default: NoDefault,
     #[session(default = "no_default")]
     with_default: NoDefault,
