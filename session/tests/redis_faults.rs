@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
-use redis_support::{OwnRedis, in_a_minute, new_id};
+use redis_support::{OwnRedis, create, in_a_minute, new_id};
 use tokio::sync::mpsc;
 use typed_sessions::store::Bytes;
 use typed_sessions::store::redis::RedisStore;
@@ -201,15 +201,7 @@ async fn wait_until_it_works_again(store: &RedisStore) {
 
 async fn kill_and_restart(mut server: OwnRedis, store: RedisStore) {
     let id = new_id();
-    store
-        .create(
-            &id,
-            &[set("ns", "f", b"0")],
-            SystemTime::now(),
-            in_a_minute(),
-        )
-        .await
-        .unwrap();
+    create(&store, &id, &[set("ns", "f", b"0")]).await;
     let stop = Arc::new(AtomicBool::new(false));
     let (callers, mut seen) = start_callers(&store, &id, &stop);
     wait_for(&mut seen, Seen::Success, 4).await;

@@ -21,9 +21,17 @@ use redis_support::{
 };
 use typed_sessions::store::Bytes;
 use typed_sessions::store::redis::RedisStore;
-use typed_sessions::{FieldWrite, SessionStore, StoreError};
+use typed_sessions::{FieldWrite, SessionId, SessionStore, StoreError};
 
 const PREFIX: &str = "test:store:";
+
+/// `create` of `id` is refused as taken, whatever its key holds.
+async fn create_is_refused(store: &RedisStore, id: &SessionId, write: FieldWrite<'_>) {
+    let create = store
+        .create(id, &[write], SystemTime::now(), in_a_minute())
+        .await;
+    assert!(matches!(create, Err(StoreError::IdExists)), "{create:?}");
+}
 
 #[tokio::test]
 async fn layout_is_one_hash_with_marker_fields_and_pexpireat() {
@@ -122,15 +130,7 @@ async fn key_of_another_type_is_malformed_never_overwritten() {
         matches!(update, Err(StoreError::Malformed(_))),
         "{update:?}"
     );
-    let create = store
-        .create(
-            &id,
-            &[set("ns", "f", b"1")],
-            SystemTime::now(),
-            in_a_minute(),
-        )
-        .await;
-    assert!(matches!(create, Err(StoreError::IdExists)), "{create:?}");
+    create_is_refused(&store, &id, set("ns", "f", b"1")).await;
     let value: String = con.get(&key).await.unwrap();
     assert_eq!(value, "a string");
     store.delete(&id).await.unwrap();
@@ -161,15 +161,7 @@ async fn hash_without_marker_is_not_a_session() {
     );
     assert!(!store.touch(&id, in_a_minute()).await.unwrap());
     assert!(!store.move_to(&id, &new_id(), in_a_minute()).await.unwrap());
-    let create = store
-        .create(
-            &id,
-            &[set("ns", "f", b"1")],
-            SystemTime::now(),
-            in_a_minute(),
-        )
-        .await;
-    assert!(matches!(create, Err(StoreError::IdExists)), "{create:?}");
+    create_is_refused(&store, &id, set("ns", "f", b"1")).await;
     let value: String = con.hget(&key, "ns.f").await.unwrap();
     assert_eq!(value, "stray");
 }
@@ -262,15 +254,7 @@ async fn cluster_move_across_slots_copies_everything() {
     assert_eq!(store.forwarded(&from).await.unwrap(), Some(to.clone()));
     let ttl: i64 = con.pttl(store.key(&from)).await.unwrap();
     assert!((0..=60_000).contains(&ttl), "tombstone ttl {ttl}");
-    let create = store
-        .create(
-            &from,
-            &[set("a", "x", b"1")],
-            SystemTime::now(),
-            in_a_minute(),
-        )
-        .await;
-    assert!(matches!(create, Err(StoreError::IdExists)), "{create:?}");
+    create_is_refused(&store, &from, set("a", "x", b"1")).await;
 }
 
 /// Writers hammer the old id of a session while it moves across cluster
