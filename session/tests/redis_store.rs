@@ -405,10 +405,7 @@ async fn namespace_load_racing_a_move_is_whole_or_none(loader: RedisStore, mover
         let mut writes: Vec<FieldWrite<'_>> =
             names.iter().map(|name| set("dict", name, b"v")).collect();
         writes.push(set("typed", "visits", b"1"));
-        loader
-            .create(&from, &writes, SystemTime::now(), in_a_minute())
-            .await
-            .unwrap();
+        create(&loader, &from, &writes).await;
         let moved = Arc::new(AtomicBool::new(false));
         let load_task = {
             let (loader, from, moved) = (loader.clone(), from.clone(), moved.clone());
@@ -441,10 +438,11 @@ async fn namespace_load_racing_a_move_is_whole_or_none(loader: RedisStore, mover
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn single_namespace_load_racing_a_move_is_whole_or_none() {
-    namespace_load_racing_a_move_is_whole_or_none(single().await, single().await).await;
+    namespace_load_racing_a_move_is_whole_or_none(single(PREFIX).await, single(PREFIX).await).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_namespace_load_racing_a_move_is_whole_or_none() {
-    namespace_load_racing_a_move_is_whole_or_none(cluster().await, cluster().await).await;
+    namespace_load_racing_a_move_is_whole_or_none(cluster(PREFIX).await, cluster(PREFIX).await)
+        .await;
 }
