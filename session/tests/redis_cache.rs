@@ -18,7 +18,7 @@ mod redis_support;
 
 use std::time::{Duration, Instant, SystemTime};
 
-use redis_support::{OwnRedis, cluster_urls, raw, redis_url};
+use redis_support::{OwnRedis, cached_pair, create, in_a_minute, new_id, raw, redis_url};
 use typed_sessions::store::redis::RedisStore;
 use typed_sessions::store::redis::cache::CacheStats;
 use typed_sessions::{FieldWrite, SessionId, SessionStore};
@@ -27,46 +27,11 @@ use typed_sessions::{FieldWrite, SessionId, SessionStore};
 /// measured delays are printed.
 const ARRIVAL: Duration = Duration::from_secs(5);
 
-fn in_a_minute() -> SystemTime {
-    SystemTime::now() + Duration::from_secs(60)
-}
-
-fn new_id() -> SessionId {
-    SessionId::generate().unwrap()
-}
-
-fn unique_prefix() -> String {
-    format!("cachetest:{}:", new_id().as_str())
-}
+/// Each pair of stores adds a part of its own to this prefix.
+const PREFIX: &str = "cachetest:";
 
 fn stats(store: &RedisStore) -> CacheStats {
     store.cache_stats().expect("the store has a cache")
-}
-
-async fn single_pair() -> (RedisStore, RedisStore) {
-    let prefix = unique_prefix();
-    let open = || async {
-        RedisStore::connect(&redis_url())
-            .await
-            .unwrap()
-            .with_prefix(prefix.clone())
-            .with_local_cache(1 << 20)
-    };
-    (open().await, open().await)
-}
-
-async fn cluster_pair() -> (RedisStore, RedisStore) {
-    let prefix = unique_prefix();
-    let urls = cluster_urls();
-    let urls: Vec<&str> = urls.iter().map(String::as_str).collect();
-    let open = || async {
-        RedisStore::connect_cluster(&urls)
-            .await
-            .unwrap()
-            .with_prefix(prefix.clone())
-            .with_local_cache(1 << 20)
-    };
-    (open().await, open().await)
 }
 
 async fn value(store: &RedisStore, id: &SessionId) -> Option<Option<Vec<u8>>> {
@@ -117,23 +82,22 @@ async fn miss(store: &RedisStore, id: &SessionId) -> Option<Option<Vec<u8>>> {
     loaded
 }
 
+/// `id` read on each of `a` and `b` twice, first from Redis, then from
+/// the store's cache, holding `value` each time.
+async fn cached_on_both(a: &RedisStore, b: &RedisStore, id: &SessionId, value: &[u8]) {
+    for store in [a, b] {
+        assert_eq!(miss(store, id).await, Some(Some(value.to_vec())));
+        assert_eq!(hit(store, id).await, Some(Some(value.to_vec())));
+    }
+}
+
 /// A write on A, then a read on B: B serves the write once the
 /// invalidation arrived, A at once. Prints the delays and how many reads
 /// made on B right after A's write returned still saw the old value.
 async fn write_on_a_is_read_on_b(a: RedisStore, b: RedisStore) {
     let id = new_id();
-    a.create(
-        &id,
-        &[set("ns", "a", b"0")],
-        SystemTime::now(),
-        in_a_minute(),
-    )
-    .await
-    .unwrap();
-    assert_eq!(miss(&a, &id).await, Some(Some(b"0".to_vec())));
-    assert_eq!(hit(&a, &id).await, Some(Some(b"0".to_vec())));
-    assert_eq!(miss(&b, &id).await, Some(Some(b"0".to_vec())));
-    assert_eq!(hit(&b, &id).await, Some(Some(b"0".to_vec())));
+    create(&a, &id, &[set("ns", "a", b"0")]).await;
+    cached_on_both(&a, &b, &id, b"0").await;
 
     let rounds = 200;
     let mut delays = Vec::with_capacity(rounds);
@@ -191,13 +155,13 @@ async fn write_on_a_is_read_on_b(a: RedisStore, b: RedisStore) {
 
 #[tokio::test]
 async fn single_write_on_a_is_read_on_b() {
-    let (a, b) = single_pair().await;
+    let (a, b) = cached_pair(false, PREFIX).await;
     write_on_a_is_read_on_b(a, b).await;
 }
 
 #[tokio::test]
 async fn cluster_write_on_a_is_read_on_b() {
-    let (a, b) = cluster_pair().await;
+    let (a, b) = cached_pair(true, PREFIX).await;
     write_on_a_is_read_on_b(a, b).await;
 }
 
@@ -205,14 +169,7 @@ async fn cluster_write_on_a_is_read_on_b() {
 async fn destroy_and_cycle_on_a_end_the_old_id_on_b(a: RedisStore, b: RedisStore) {
     // Destroy.
     let id = new_id();
-    a.create(
-        &id,
-        &[set("ns", "a", b"1")],
-        SystemTime::now(),
-        in_a_minute(),
-    )
-    .await
-    .unwrap();
+    create(&a, &id, &[set("ns", "a", b"1")]).await;
     assert_eq!(value(&b, &id).await, Some(Some(b"1".to_vec())));
     assert_eq!(hit(&b, &id).await, Some(Some(b"1".to_vec())));
     let before = stats(&b).invalidations;
@@ -227,14 +184,7 @@ async fn destroy_and_cycle_on_a_end_the_old_id_on_b(a: RedisStore, b: RedisStore
     // Cycle.
     let from = new_id();
     let to = new_id();
-    a.create(
-        &from,
-        &[set("ns", "a", b"1")],
-        SystemTime::now(),
-        in_a_minute(),
-    )
-    .await
-    .unwrap();
+    create(&a, &from, &[set("ns", "a", b"1")]).await;
     assert_eq!(value(&b, &from).await, Some(Some(b"1".to_vec())));
     assert_eq!(hit(&b, &from).await, Some(Some(b"1".to_vec())));
     let before = stats(&b).invalidations;
@@ -253,13 +203,13 @@ async fn destroy_and_cycle_on_a_end_the_old_id_on_b(a: RedisStore, b: RedisStore
 
 #[tokio::test]
 async fn single_destroy_and_cycle_on_a_end_the_old_id_on_b() {
-    let (a, b) = single_pair().await;
+    let (a, b) = cached_pair(false, PREFIX).await;
     destroy_and_cycle_on_a_end_the_old_id_on_b(a, b).await;
 }
 
 #[tokio::test]
 async fn cluster_destroy_and_cycle_on_a_end_the_old_id_on_b() {
-    let (a, b) = cluster_pair().await;
+    let (a, b) = cached_pair(true, PREFIX).await;
     destroy_and_cycle_on_a_end_the_old_id_on_b(a, b).await;
 }
 
@@ -267,7 +217,7 @@ async fn cluster_destroy_and_cycle_on_a_end_the_old_id_on_b() {
 /// own expiry and its invalidation may come later.
 #[tokio::test]
 async fn an_entry_is_never_served_past_its_expiry() {
-    let (a, _) = single_pair().await;
+    let (a, _) = cached_pair(false, PREFIX).await;
     let id = new_id();
     let expires = SystemTime::now() + Duration::from_millis(300);
     a.create(&id, &[set("ns", "a", b"1")], SystemTime::now(), expires)
@@ -285,16 +235,9 @@ async fn an_entry_is_never_served_past_its_expiry() {
 /// a write answered "session gone" drops the entry.
 #[tokio::test]
 async fn partial_entries_and_gone_sessions() {
-    let (a, b) = single_pair().await;
+    let (a, b) = cached_pair(false, PREFIX).await;
     let id = new_id();
-    b.create(
-        &id,
-        &[set("ns", "a", b"1"), set("ns", "b", b"2")],
-        SystemTime::now(),
-        in_a_minute(),
-    )
-    .await
-    .unwrap();
+    create(&b, &id, &[set("ns", "a", b"1"), set("ns", "b", b"2")]).await;
     assert_eq!(miss(&a, &id).await, Some(Some(b"1".to_vec())));
     let before = stats(&a).misses;
     let loaded = a.load(&id, "ns", &["a", "b"]).await.unwrap().unwrap();
@@ -372,15 +315,7 @@ async fn killed_tracking_connection_drops_the_cache() {
     let store = own_store(&server).await;
     let mut admin = raw(&server.url()).await;
     let id = new_id();
-    store
-        .create(
-            &id,
-            &[set("ns", "a", b"1")],
-            SystemTime::now(),
-            in_a_minute(),
-        )
-        .await
-        .unwrap();
+    create(&store, &id, &[set("ns", "a", b"1")]).await;
     assert_eq!(miss(&store, &id).await, Some(Some(b"1".to_vec())));
     assert_eq!(hit(&store, &id).await, Some(Some(b"1".to_vec())));
 
@@ -413,15 +348,7 @@ async fn killed_tracking_connection_drops_the_cache() {
 /// dropped, the store answers what the new server holds, and caches again.
 async fn restart_drops_the_cache(mut server: OwnRedis, store: RedisStore) {
     let id = new_id();
-    store
-        .create(
-            &id,
-            &[set("ns", "a", b"1")],
-            SystemTime::now(),
-            in_a_minute(),
-        )
-        .await
-        .unwrap();
+    create(&store, &id, &[set("ns", "a", b"1")]).await;
     assert_eq!(miss(&store, &id).await, Some(Some(b"1".to_vec())));
     assert_eq!(hit(&store, &id).await, Some(Some(b"1".to_vec())));
     let flushes = stats(&store).flushes;
@@ -439,15 +366,7 @@ async fn restart_drops_the_cache(mut server: OwnRedis, store: RedisStore) {
     };
     assert_eq!(gone, None, "served from before the restart");
     let id = new_id();
-    store
-        .create(
-            &id,
-            &[set("ns", "a", b"1")],
-            SystemTime::now(),
-            in_a_minute(),
-        )
-        .await
-        .unwrap();
+    create(&store, &id, &[set("ns", "a", b"1")]).await;
     // Caching again, with tracking on the new connection.
     let mut admin = raw(&server.url()).await;
     assert_eq!(miss(&store, &id).await, Some(Some(b"1".to_vec())));
@@ -483,18 +402,8 @@ async fn flushall_drops_every_cache() {
     let b = own_store(&server).await;
     let mut admin = raw(&server.url()).await;
     let id = new_id();
-    a.create(
-        &id,
-        &[set("ns", "a", b"1")],
-        SystemTime::now(),
-        in_a_minute(),
-    )
-    .await
-    .unwrap();
-    assert_eq!(miss(&a, &id).await, Some(Some(b"1".to_vec())));
-    assert_eq!(hit(&a, &id).await, Some(Some(b"1".to_vec())));
-    assert_eq!(miss(&b, &id).await, Some(Some(b"1".to_vec())));
-    assert_eq!(hit(&b, &id).await, Some(Some(b"1".to_vec())));
+    create(&a, &id, &[set("ns", "a", b"1")]).await;
+    cached_on_both(&a, &b, &id, b"1").await;
     let (fa, fb) = (stats(&a).flushes, stats(&b).flushes);
     let _: () = redis::cmd("FLUSHALL")
         .query_async(&mut admin)
@@ -505,18 +414,8 @@ async fn flushall_drops_every_cache() {
     assert_eq!(value(&a, &id).await, None);
     assert_eq!(value(&b, &id).await, None);
     let id = new_id();
-    a.create(
-        &id,
-        &[set("ns", "a", b"2")],
-        SystemTime::now(),
-        in_a_minute(),
-    )
-    .await
-    .unwrap();
-    assert_eq!(miss(&a, &id).await, Some(Some(b"2".to_vec())));
-    assert_eq!(hit(&a, &id).await, Some(Some(b"2".to_vec())));
-    assert_eq!(miss(&b, &id).await, Some(Some(b"2".to_vec())));
-    assert_eq!(hit(&b, &id).await, Some(Some(b"2".to_vec())));
+    create(&a, &id, &[set("ns", "a", b"2")]).await;
+    cached_on_both(&a, &b, &id, b"2").await;
 }
 
 /// The remembered expiry (`EXPIRY_FIELD`) comes with every load, from the
@@ -524,16 +423,9 @@ async fn flushall_drops_every_cache() {
 #[tokio::test]
 async fn the_remembered_expiry_is_cached_and_kept_coherent() {
     use typed_sessions::store::EXPIRY_FIELD;
-    let (a, b) = single_pair().await;
+    let (a, b) = cached_pair(false, PREFIX).await;
     let id = new_id();
-    a.create(
-        &id,
-        &[set("ns", "a", b"1")],
-        SystemTime::now(),
-        in_a_minute(),
-    )
-    .await
-    .unwrap();
+    create(&a, &id, &[set("ns", "a", b"1")]).await;
     let expiry = |store: &RedisStore| {
         let store = store.clone();
         let id = id.clone();

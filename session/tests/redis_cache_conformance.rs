@@ -4,15 +4,15 @@
 #![cfg(all(feature = "redis", feature = "conformance"))]
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
+mod own_server;
+mod redis_support;
+
 mod single {
     use typed_sessions::store::redis::RedisStore;
 
     async fn store() -> RedisStore {
-        let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".into());
-        RedisStore::connect(&url)
+        crate::redis_support::single("test:conformance:cached:")
             .await
-            .unwrap_or_else(|e| panic!("cannot connect to Redis at {url}: {e}"))
-            .with_prefix("test:conformance:cached:")
             .with_local_cache(1 << 20)
     }
 
@@ -24,14 +24,8 @@ mod cluster {
     use typed_sessions::store::redis::RedisStore;
 
     async fn store() -> RedisStore {
-        let urls = std::env::var("REDIS_CLUSTER_URLS").unwrap_or_else(|_| {
-            "redis://127.0.0.1:7000/,redis://127.0.0.1:7001/,redis://127.0.0.1:7002/".into()
-        });
-        let urls: Vec<&str> = urls.split(',').map(str::trim).collect();
-        RedisStore::connect_cluster(&urls)
+        crate::redis_support::cluster("test:conformance:cached:")
             .await
-            .unwrap_or_else(|e| panic!("cannot connect to Redis Cluster at {urls:?}: {e}"))
-            .with_prefix("test:conformance:cached:")
             .with_local_cache(1 << 20)
     }
 

@@ -12,7 +12,7 @@ mod redis_support;
 
 use std::time::{Duration, Instant, SystemTime};
 
-use redis_support::{OwnRedis, raw};
+use redis_support::{OwnRedis, raw, unix_millis};
 use typed_sessions::store::redis::RedisStore;
 use typed_sessions::{SessionId, SessionStore};
 
@@ -111,12 +111,4 @@ async fn many_sessions_stay_within_max_bytes() {
     );
     // Every session cached would take about 60 MB.
     assert!(grown < 24 << 20, "resident memory grew by {grown} bytes");
-}
-
-/// Milliseconds since the Unix epoch, as the store writes times.
-fn unix_millis(time: SystemTime) -> u64 {
-    time.duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |elapsed| {
-            u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
-        })
 }

@@ -6,6 +6,9 @@
 #![cfg(feature = "redis")]
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
+mod field_write;
+use field_write::set;
+
 mod own_server;
 mod redis_support;
 
@@ -13,32 +16,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
-use redis_support::OwnRedis;
+use redis_support::{OwnRedis, create, in_a_minute, new_id};
 use tokio::sync::mpsc;
 use typed_sessions::store::Bytes;
 use typed_sessions::store::redis::RedisStore;
-use typed_sessions::{FieldKey, FieldWrite, SessionId, SessionStore, StoreError};
+use typed_sessions::{SessionId, SessionStore, StoreError};
 
 /// No call may take longer than this, server up or down.
 const BOUND: Duration = Duration::from_secs(5);
-
-fn new_id() -> SessionId {
-    SessionId::generate().unwrap()
-}
-
-fn write(value: &[u8]) -> [FieldWrite<'_>; 1] {
-    [FieldWrite {
-        key: FieldKey {
-            namespace: "ns",
-            field: "f",
-        },
-        value: Some(value),
-    }]
-}
-
-fn in_a_minute() -> SystemTime {
-    SystemTime::now() + Duration::from_secs(60)
-}
 
 /// Runs `call` and fails the test if it does not return within [`BOUND`].
 async fn bounded<T>(what: &str, call: impl Future<Output = T>) -> T {
@@ -62,7 +47,12 @@ async fn every_call_fails(store: &RedisStore, id: &SessionId) {
         "create",
         bounded(
             "create",
-            store.create(&other, &write(b"x"), SystemTime::now(), in_a_minute()),
+            store.create(
+                &other,
+                &[set("ns", "f", b"x")],
+                SystemTime::now(),
+                in_a_minute(),
+            ),
         )
         .await,
     );
@@ -70,7 +60,7 @@ async fn every_call_fails(store: &RedisStore, id: &SessionId) {
         "update",
         bounded(
             "update",
-            store.update(id, &write(b"y"), Some(in_a_minute())),
+            store.update(id, &[set("ns", "f", b"y")], Some(in_a_minute())),
         )
         .await,
     );
@@ -90,14 +80,19 @@ async fn every_call_works(store: &RedisStore) {
     let (id, other) = (new_id(), new_id());
     bounded(
         "create",
-        store.create(&id, &write(b"1"), SystemTime::now(), in_a_minute()),
+        store.create(
+            &id,
+            &[set("ns", "f", b"1")],
+            SystemTime::now(),
+            in_a_minute(),
+        ),
     )
     .await
     .unwrap();
     assert!(
         bounded(
             "update",
-            store.update(&id, &write(b"2"), Some(in_a_minute()))
+            store.update(&id, &[set("ns", "f", b"2")], Some(in_a_minute()))
         )
         .await
         .unwrap()
@@ -150,7 +145,7 @@ fn start_callers(
                     } else {
                         bounded(
                             "update",
-                            store.update(&id, &write(b"z"), Some(in_a_minute())),
+                            store.update(&id, &[set("ns", "f", b"z")], Some(in_a_minute())),
                         )
                         .await
                         .is_ok()
@@ -206,10 +201,7 @@ async fn wait_until_it_works_again(store: &RedisStore) {
 
 async fn kill_and_restart(mut server: OwnRedis, store: RedisStore) {
     let id = new_id();
-    store
-        .create(&id, &write(b"0"), SystemTime::now(), in_a_minute())
-        .await
-        .unwrap();
+    create(&store, &id, &[set("ns", "f", b"0")]).await;
     let stop = Arc::new(AtomicBool::new(false));
     let (callers, mut seen) = start_callers(&store, &id, &stop);
     wait_for(&mut seen, Seen::Success, 4).await;

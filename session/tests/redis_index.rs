@@ -20,16 +20,13 @@ use std::time::{Duration, Instant, SystemTime};
 
 use redis::aio::ConnectionLike;
 use redis::{Cmd, FromRedisValue};
-use redis_support::{OwnRedis, cluster_urls, raw, raw_cluster, redis_url};
+use redis_support::{OwnRedis, cached_pair, cluster, new_id, raw, raw_cluster, redis_url, single};
 use typed_sessions::store::redis::RedisStore;
 use typed_sessions::store::{INDEX_NAMESPACE, IndexKey};
 use typed_sessions::{FieldKey, FieldWrite, SessionId, SessionStore};
 
 const NS: &str = "acct";
-
-fn new_id() -> SessionId {
-    SessionId::generate().unwrap()
-}
+const PREFIX: &str = "test:index:";
 
 fn in_secs(secs: u64) -> SystemTime {
     SystemTime::now() + Duration::from_secs(secs)
@@ -67,22 +64,6 @@ fn index_key(store: &RedisStore, key: &[u8]) -> Vec<u8> {
     let mut out = format!("{}__index:{}:{NS}:", store.prefix(), NS.len()).into_bytes();
     out.extend_from_slice(key);
     out
-}
-
-async fn single() -> RedisStore {
-    RedisStore::connect(&redis_url())
-        .await
-        .unwrap()
-        .with_prefix("test:index:")
-}
-
-async fn cluster() -> RedisStore {
-    let urls = cluster_urls();
-    let urls: Vec<&str> = urls.iter().map(String::as_str).collect();
-    RedisStore::connect_cluster(&urls)
-        .await
-        .unwrap()
-        .with_prefix("test:index:")
 }
 
 /// A raw connection to the server (or cluster) a store uses.
@@ -222,19 +203,19 @@ async fn layout_and_lifetime(store: RedisStore) {
 
 #[tokio::test]
 async fn single_layout_and_lifetime() {
-    layout_and_lifetime(single().await).await;
+    layout_and_lifetime(single(PREFIX).await).await;
 }
 
 #[tokio::test]
 async fn cluster_layout_and_lifetime() {
-    layout_and_lifetime(cluster().await).await;
+    layout_and_lifetime(cluster(PREFIX).await).await;
 }
 
 /// Listing prunes the members whose sessions were deleted, moved, changed
 /// or removed their entry; on a single server at once.
 #[tokio::test]
 async fn listing_prunes_what_it_does_not_list() {
-    let store = single().await;
+    let store = single(PREFIX).await;
     let mut raw = Raw::of(&store).await;
     let key = unique_key();
     let other = unique_key();
@@ -302,12 +283,12 @@ async fn entry_writes_bound_an_unlisted_index(store: RedisStore) {
 
 #[tokio::test]
 async fn single_entry_writes_bound_an_unlisted_index() {
-    entry_writes_bound_an_unlisted_index(single().await).await;
+    entry_writes_bound_an_unlisted_index(single(PREFIX).await).await;
 }
 
 #[tokio::test]
 async fn cluster_entry_writes_bound_an_unlisted_index() {
-    entry_writes_bound_an_unlisted_index(cluster().await).await;
+    entry_writes_bound_an_unlisted_index(cluster(PREFIX).await).await;
 }
 
 /// On a cluster the id goes into the index key before the session is
@@ -317,7 +298,7 @@ async fn cluster_entry_writes_bound_an_unlisted_index() {
 /// when the write does land, the session is listed.
 #[tokio::test]
 async fn cluster_write_stopped_between_its_steps() {
-    let store = cluster().await;
+    let store = cluster(PREFIX).await;
     let mut raw = Raw::of(&store).await;
     let key = unique_key();
     let ikey = index_key(&store, &key);
@@ -368,7 +349,7 @@ async fn cluster_write_stopped_between_its_steps() {
 /// re-added between a listing's read and its prune is kept.
 #[tokio::test]
 async fn single_prunes_at_once() {
-    let store = single().await;
+    let store = single(PREFIX).await;
     let mut raw = Raw::of(&store).await;
     let key = unique_key();
     let ikey = index_key(&store, &key);
@@ -436,12 +417,12 @@ async fn end_index_racing_moves(store: RedisStore) {
 
 #[tokio::test]
 async fn single_end_index_racing_moves() {
-    end_index_racing_moves(single().await).await;
+    end_index_racing_moves(single(PREFIX).await).await;
 }
 
 #[tokio::test]
 async fn cluster_end_index_racing_moves() {
-    end_index_racing_moves(cluster().await).await;
+    end_index_racing_moves(cluster(PREFIX).await).await;
 }
 
 /// Every command Redis ran, from `INFO commandstats`: name → calls.
@@ -516,21 +497,6 @@ async fn writes_without_an_entry_do_no_index_work() {
     println!("commands of one round: {indexed_cost:?}");
 }
 
-async fn cached_pair(cluster_mode: bool) -> (RedisStore, RedisStore) {
-    let prefix = format!("test:index:cached:{}:", new_id().as_str());
-    let open = || async {
-        let store = if cluster_mode {
-            let urls = cluster_urls();
-            let urls: Vec<&str> = urls.iter().map(String::as_str).collect();
-            RedisStore::connect_cluster(&urls).await.unwrap()
-        } else {
-            RedisStore::connect(&redis_url()).await.unwrap()
-        };
-        store.with_prefix(prefix.clone()).with_local_cache(1 << 20)
-    };
-    (open().await, open().await)
-}
-
 async fn cached_value(store: &RedisStore, id: &SessionId) -> Option<Vec<u8>> {
     let loaded = store.load(id, "ns", &["a"]).await.unwrap()?;
     loaded
@@ -578,13 +544,13 @@ async fn ended_sessions_leave_every_near_cache(a: RedisStore, b: RedisStore) {
 
 #[tokio::test]
 async fn single_ended_sessions_leave_every_near_cache() {
-    let (a, b) = cached_pair(false).await;
+    let (a, b) = cached_pair(false, "test:index:cached:").await;
     ended_sessions_leave_every_near_cache(a, b).await;
 }
 
 #[tokio::test]
 async fn cluster_ended_sessions_leave_every_near_cache() {
-    let (a, b) = cached_pair(true).await;
+    let (a, b) = cached_pair(true, "test:index:cached:").await;
     ended_sessions_leave_every_near_cache(a, b).await;
 }
 
@@ -594,7 +560,7 @@ async fn cluster_ended_sessions_leave_every_near_cache() {
 #[tokio::test]
 async fn cluster_keeps_a_young_member_in_the_index_keys_slot() {
     use redis::cluster_routing::Slot;
-    let store = cluster().await;
+    let store = cluster(PREFIX).await;
     let mut raw = Raw::of(&store).await;
     let key = unique_key();
     let ikey = index_key(&store, &key);

@@ -16,38 +16,26 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
 use redis::AsyncCommands;
-use redis_support::{cluster_urls, raw, raw_cluster, redis_url};
+use redis_support::{
+    cluster, create, in_a_minute, new_id, raw, raw_cluster, redis_url, single, unix_millis,
+};
 use typed_sessions::store::Bytes;
 use typed_sessions::store::redis::RedisStore;
 use typed_sessions::{FieldWrite, SessionId, SessionStore, StoreError};
 
-fn new_id() -> SessionId {
-    SessionId::generate().unwrap()
-}
+const PREFIX: &str = "test:store:";
 
-fn in_a_minute() -> SystemTime {
-    SystemTime::now() + Duration::from_secs(60)
-}
-
-async fn single() -> RedisStore {
-    RedisStore::connect(&redis_url())
-        .await
-        .unwrap()
-        .with_prefix("test:store:")
-}
-
-async fn cluster() -> RedisStore {
-    let urls = cluster_urls();
-    let urls: Vec<&str> = urls.iter().map(String::as_str).collect();
-    RedisStore::connect_cluster(&urls)
-        .await
-        .unwrap()
-        .with_prefix("test:store:")
+/// `create` of `id` is refused as taken, whatever its key holds.
+async fn create_is_refused(store: &RedisStore, id: &SessionId, write: FieldWrite<'_>) {
+    let create = store
+        .create(id, &[write], SystemTime::now(), in_a_minute())
+        .await;
+    assert!(matches!(create, Err(StoreError::IdExists)), "{create:?}");
 }
 
 #[tokio::test]
 async fn layout_is_one_hash_with_marker_fields_and_pexpireat() {
-    let store = single().await.with_prefix("test:layout:");
+    let store = single("test:layout:").await;
     let id = new_id();
     let created = SystemTime::now() - Duration::from_secs(5);
     let expires = SystemTime::now() + Duration::from_millis(45_678);
@@ -94,7 +82,7 @@ async fn layout_is_one_hash_with_marker_fields_and_pexpireat() {
 
 #[tokio::test]
 async fn corrupt_marker_is_malformed_and_garbage_values_are_returned_as_stored() {
-    let store = single().await;
+    let store = single(PREFIX).await;
     let mut con = raw(&redis_url()).await;
     let id = new_id();
     let key = store.key(&id);
@@ -112,15 +100,7 @@ async fn corrupt_marker_is_malformed_and_garbage_values_are_returned_as_stored()
     );
 
     let id = new_id();
-    store
-        .create(
-            &id,
-            &[set("ns", "f", b"ok")],
-            SystemTime::now(),
-            in_a_minute(),
-        )
-        .await
-        .unwrap();
+    create(&store, &id, &[set("ns", "f", b"ok")]).await;
     let _: () = con
         .hset(store.key(&id), "ns.f", b"\xff\xfe garbage")
         .await
@@ -136,7 +116,7 @@ async fn corrupt_marker_is_malformed_and_garbage_values_are_returned_as_stored()
 /// does not overwrite it, `delete` removes it.
 #[tokio::test]
 async fn key_of_another_type_is_malformed_never_overwritten() {
-    let store = single().await;
+    let store = single(PREFIX).await;
     let mut con = raw(&redis_url()).await;
     let id = new_id();
     let key = store.key(&id);
@@ -150,15 +130,7 @@ async fn key_of_another_type_is_malformed_never_overwritten() {
         matches!(update, Err(StoreError::Malformed(_))),
         "{update:?}"
     );
-    let create = store
-        .create(
-            &id,
-            &[set("ns", "f", b"1")],
-            SystemTime::now(),
-            in_a_minute(),
-        )
-        .await;
-    assert!(matches!(create, Err(StoreError::IdExists)), "{create:?}");
+    create_is_refused(&store, &id, set("ns", "f", b"1")).await;
     let value: String = con.get(&key).await.unwrap();
     assert_eq!(value, "a string");
     store.delete(&id).await.unwrap();
@@ -170,7 +142,7 @@ async fn key_of_another_type_is_malformed_never_overwritten() {
 /// touched, and not overwritten by `create`.
 #[tokio::test]
 async fn hash_without_marker_is_not_a_session() {
-    let store = single().await;
+    let store = single(PREFIX).await;
     let mut con = raw(&redis_url()).await;
     let id = new_id();
     let key = store.key(&id);
@@ -189,39 +161,15 @@ async fn hash_without_marker_is_not_a_session() {
     );
     assert!(!store.touch(&id, in_a_minute()).await.unwrap());
     assert!(!store.move_to(&id, &new_id(), in_a_minute()).await.unwrap());
-    let create = store
-        .create(
-            &id,
-            &[set("ns", "f", b"1")],
-            SystemTime::now(),
-            in_a_minute(),
-        )
-        .await;
-    assert!(matches!(create, Err(StoreError::IdExists)), "{create:?}");
+    create_is_refused(&store, &id, set("ns", "f", b"1")).await;
     let value: String = con.hget(&key, "ns.f").await.unwrap();
     assert_eq!(value, "stray");
 }
 
 async fn move_onto_existing_id_fails_and_keeps_both(store: &RedisStore) {
     let (from, to) = (new_id(), new_id());
-    store
-        .create(
-            &from,
-            &[set("ns", "f", b"from")],
-            SystemTime::now(),
-            in_a_minute(),
-        )
-        .await
-        .unwrap();
-    store
-        .create(
-            &to,
-            &[set("ns", "f", b"to")],
-            SystemTime::now(),
-            in_a_minute(),
-        )
-        .await
-        .unwrap();
+    create(store, &from, &[set("ns", "f", b"from")]).await;
+    create(store, &to, &[set("ns", "f", b"to")]).await;
     let result = store.move_to(&from, &to, in_a_minute()).await;
     assert!(matches!(result, Err(StoreError::IdExists)), "{result:?}");
     for (id, value) in [(&from, &b"from"[..]), (&to, &b"to"[..])] {
@@ -232,19 +180,19 @@ async fn move_onto_existing_id_fails_and_keeps_both(store: &RedisStore) {
 
 #[tokio::test]
 async fn single_move_onto_existing_id_fails_and_keeps_both() {
-    move_onto_existing_id_fails_and_keeps_both(&single().await).await;
+    move_onto_existing_id_fails_and_keeps_both(&single(PREFIX).await).await;
 }
 
 #[tokio::test]
 async fn cluster_move_onto_existing_id_fails_and_keeps_both() {
-    move_onto_existing_id_fails_and_keeps_both(&cluster().await).await;
+    move_onto_existing_id_fails_and_keeps_both(&cluster(PREFIX).await).await;
 }
 
 /// With a hash-tagged prefix every session is in one slot, and the move is
 /// the atomic one-script rename even on a cluster.
 #[tokio::test]
 async fn cluster_move_within_one_slot_uses_rename() {
-    let store = cluster().await.with_prefix("{test-sessions}:");
+    let store = cluster("{test-sessions}:").await;
     let (from, to) = (new_id(), new_id());
     let created = SystemTime::now() - Duration::from_secs(10);
     store
@@ -270,7 +218,7 @@ async fn cluster_move_within_one_slot_uses_rename() {
 /// id, that no operation treats as a session.
 #[tokio::test]
 async fn cluster_move_across_slots_copies_everything() {
-    let store = cluster().await;
+    let store = cluster(PREFIX).await;
     let (from, to) = (new_id(), new_id());
     let large: Vec<u8> = (0..150 * 1024).map(|i| (i % 253) as u8).collect();
     let created = SystemTime::now() - Duration::from_secs(60);
@@ -306,15 +254,7 @@ async fn cluster_move_across_slots_copies_everything() {
     assert_eq!(store.forwarded(&from).await.unwrap(), Some(to.clone()));
     let ttl: i64 = con.pttl(store.key(&from)).await.unwrap();
     assert!((0..=60_000).contains(&ttl), "tombstone ttl {ttl}");
-    let create = store
-        .create(
-            &from,
-            &[set("a", "x", b"1")],
-            SystemTime::now(),
-            in_a_minute(),
-        )
-        .await;
-    assert!(matches!(create, Err(StoreError::IdExists)), "{create:?}");
+    create_is_refused(&store, &from, set("a", "x", b"1")).await;
 }
 
 /// Writers hammer the old id of a session while it moves across cluster
@@ -325,19 +265,11 @@ async fn cluster_move_across_slots_copies_everything() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_move_loses_no_concurrent_write() {
     const WRITERS: usize = 6;
-    let store = Arc::new(cluster().await);
+    let store = Arc::new(cluster(PREFIX).await);
     let mut moves = 0;
     for round in 0..5 {
         let (from, to) = (new_id(), new_id());
-        store
-            .create(
-                &from,
-                &[set("ns", "seed", b"s")],
-                SystemTime::now(),
-                in_a_minute(),
-            )
-            .await
-            .unwrap();
+        create(&store, &from, &[set("ns", "seed", b"s")]).await;
         let stop = Arc::new(AtomicBool::new(false));
         let writers: Vec<_> = (0..WRITERS)
             .map(|w| {
@@ -432,10 +364,7 @@ async fn namespace_load_finds_exactly_its_fields(store: RedisStore) {
             // Reserved neighbours, which a reserved namespace's scan sees.
             writes.push(set("__sessionx", "k0", b"no"));
             writes.push(set("__", "k0", b"no"));
-            store
-                .create(&id, &writes, SystemTime::now(), in_a_minute())
-                .await
-                .unwrap();
+            create(&store, &id, &writes).await;
             let loaded = store.load_namespace(&id, namespace).await.unwrap().unwrap();
             let mut found: Vec<String> = loaded.fields.iter().map(|(n, _)| n.clone()).collect();
             found.sort();
@@ -457,20 +386,12 @@ async fn namespace_load_finds_exactly_its_fields(store: RedisStore) {
 
 #[tokio::test]
 async fn single_namespace_load_finds_exactly_its_fields() {
-    namespace_load_finds_exactly_its_fields(single().await).await;
+    namespace_load_finds_exactly_its_fields(single(PREFIX).await).await;
 }
 
 #[tokio::test]
 async fn cluster_namespace_load_finds_exactly_its_fields() {
-    namespace_load_finds_exactly_its_fields(cluster().await).await;
-}
-
-/// Milliseconds since the Unix epoch, as the store writes times.
-fn unix_millis(time: SystemTime) -> u64 {
-    time.duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |elapsed| {
-            u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX)
-        })
+    namespace_load_finds_exactly_its_fields(cluster(PREFIX).await).await;
 }
 
 /// A namespace load racing a cycle (`move_to`) from another connection
@@ -492,10 +413,7 @@ async fn namespace_load_racing_a_move_is_whole_or_none(loader: RedisStore, mover
             .map(|name| set(namespace, name, b"v"))
             .collect();
         writes.push(set("typed", "visits", b"1"));
-        loader
-            .create(&from, &writes, SystemTime::now(), in_a_minute())
-            .await
-            .unwrap();
+        create(&loader, &from, &writes).await;
         let moved = Arc::new(AtomicBool::new(false));
         let load_task = {
             let (loader, from, moved) = (loader.clone(), from.clone(), moved.clone());
@@ -528,10 +446,11 @@ async fn namespace_load_racing_a_move_is_whole_or_none(loader: RedisStore, mover
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn single_namespace_load_racing_a_move_is_whole_or_none() {
-    namespace_load_racing_a_move_is_whole_or_none(single().await, single().await).await;
+    namespace_load_racing_a_move_is_whole_or_none(single(PREFIX).await, single(PREFIX).await).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_namespace_load_racing_a_move_is_whole_or_none() {
-    namespace_load_racing_a_move_is_whole_or_none(cluster().await, cluster().await).await;
+    namespace_load_racing_a_move_is_whole_or_none(cluster(PREFIX).await, cluster(PREFIX).await)
+        .await;
 }

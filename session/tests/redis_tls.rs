@@ -7,6 +7,9 @@
 #![cfg(all(feature = "redis-rustls", feature = "conformance"))]
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
+mod field_write;
+use field_write::set;
+
 mod own_server;
 
 use own_server::redis::TlsRedis;
@@ -24,7 +27,7 @@ use redis::TlsCertificates;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tower_service::Service as _;
 use typed_sessions::store::redis::RedisStore;
-use typed_sessions::{FieldKey, FieldWrite, SessionId, SessionLayer, SessionState, SessionStore};
+use typed_sessions::{SessionId, SessionLayer, SessionState, SessionStore};
 use typed_sessions::{StoreError, TypedSession};
 
 /// The bound on any connection attempt below: a failure must be an error,
@@ -209,13 +212,7 @@ async fn connect_with_trusted_ca() {
 /// Create, load, update, load twice, delete.
 async fn round_trip(store: &RedisStore) {
     let id = SessionId::generate().unwrap();
-    let set = |value: &'static [u8]| FieldWrite {
-        key: FieldKey {
-            namespace: "tls",
-            field: "value",
-        },
-        value: Some(value),
-    };
+    let set = |value| set("tls", "value", value);
     let now = SystemTime::now();
     store
         .create(&id, &[set(b"one")], now, now + Duration::from_secs(60))

@@ -23,27 +23,28 @@
 mod forwards;
 mod index;
 mod names;
+mod record;
 mod sweeper;
 
 use std::collections::HashMap;
 use std::hash::BuildHasher;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use bytes::Bytes;
 use foldhash::fast::RandomState;
 use parking_lot::{Mutex, MutexGuard};
 
 use self::index::Index;
-use self::names::{NameId, Names};
+use self::names::Names;
+use self::record::{Key, Nanos, Record, key, nanos, now, session_id, system_time};
 use self::sweeper::Sweeper;
 use super::{
     EXPIRY_FIELD, FieldWrite, INDEX_NAMESPACE, IndexKey, IndexedSession, LoadedFields,
     LoadedNamespace, SessionStore, StoreError,
 };
-use crate::id::{ID_LEN, SessionId};
+use crate::id::SessionId;
 
 const SHARDS: usize = 64;
 /// A shard holding expired sessions is swept at most once per period: by
@@ -122,13 +123,6 @@ struct Shards {
 /// inserted.
 type Map<K, V> = HashMap<K, V, RandomState>;
 
-/// An id's text, inline: no allocation per session for its key.
-type Key = [u8; ID_LEN];
-
-/// A point in time as nanoseconds since the Unix epoch: half the size of a
-/// `SystemTime`, exact from 1970 to 2554 and saturating outside that.
-type Nanos = u64;
-
 /// Padded to its own cache lines so threads working on neighbouring shards
 /// do not contend for one line.
 #[derive(Default)]
@@ -147,127 +141,6 @@ struct ShardState {
     /// No sweep before this, so a bound kept low by moved expiries costs
     /// one sweep per period, not one per call.
     next_sweep: Nanos,
-}
-
-struct Record {
-    created_at: Nanos,
-    expires_at: Nanos,
-    /// The stored fields by name. A session has few, so a slice searched in
-    /// order is smaller than a map and as fast. The bytes are shared with
-    /// the `LoadedFields` that loads hand out rather than copied into them.
-    fields: Box<[(NameId, Bytes)]>,
-}
-
-fn nanos(time: SystemTime) -> Nanos {
-    time.duration_since(UNIX_EPOCH)
-        .map_or(0, |since| since.as_nanos().try_into().unwrap_or(Nanos::MAX))
-}
-
-fn system_time(nanos: Nanos) -> SystemTime {
-    UNIX_EPOCH + Duration::from_nanos(nanos)
-}
-
-fn now() -> Nanos {
-    nanos(SystemTime::now())
-}
-
-/// The id a key holds: every key was made by [`key`] from one.
-fn session_id(key: &Key) -> Option<SessionId> {
-    SessionId::parse(std::str::from_utf8(key).ok()?)
-}
-
-fn key(id: &SessionId) -> Key {
-    // Every `SessionId` is `ID_LEN` characters; copying what there is keeps
-    // this total without trusting that.
-    let mut key = [0; ID_LEN];
-    let text = id.as_str().as_bytes();
-    let len = text.len().min(ID_LEN);
-    key[..len].copy_from_slice(&text[..len]);
-    key
-}
-
-impl Record {
-    fn is_live(&self, now: Nanos) -> bool {
-        self.expires_at > now
-    }
-
-    fn get(&self, name: NameId) -> Option<&Bytes> {
-        self.fields.iter().find(|(n, _)| *n == name).map(|(_, b)| b)
-    }
-
-    /// Applies `writes` to the session held under `session`, keeping the
-    /// shard's `index` in step with its index entries.
-    fn apply(
-        &mut self,
-        session: &Key,
-        writes: &[FieldWrite<'_>],
-        names: &mut Names,
-        index: &mut Index,
-    ) {
-        let mut fields = std::mem::take(&mut self.fields).into_vec();
-        // Room for exactly what is added, so the slice below needs no
-        // reallocation and the allocator no spare room.
-        if fields.is_empty() {
-            fields.reserve_exact(writes.len());
-        }
-        for write in writes {
-            // The one check a write without an entry pays.
-            let indexed = IndexKey::of_write(write).is_some();
-            match write.value {
-                Some(bytes) => {
-                    let name = names.intern(write.key.namespace, write.key.field);
-                    let stored = Bytes::copy_from_slice(bytes);
-                    match fields.iter_mut().find(|(n, _)| *n == name) {
-                        Some((_, value)) => {
-                            if indexed {
-                                index.remove(name, value, session);
-                            }
-                            *value = stored;
-                        }
-                        None => {
-                            fields.reserve_exact(1);
-                            fields.push((name, stored));
-                        }
-                    }
-                    if indexed {
-                        index.add(name, bytes, *session);
-                    }
-                }
-                None => {
-                    if let Some(name) = names.get(write.key.namespace, write.key.field) {
-                        if indexed && let Some((_, old)) = fields.iter().find(|(n, _)| *n == name) {
-                            index.remove(name, old, session);
-                        }
-                        fields.retain(|(n, _)| *n != name);
-                    }
-                }
-            }
-        }
-        // Free unless fields were removed: capacity is length by now.
-        self.fields = fields.into_boxed_slice();
-    }
-
-    /// This session with its field names numbered as `to` numbers them
-    /// rather than as `from` does: each shard numbers names its own way.
-    fn renamed(self, from: &Names, to: &mut Names) -> Self {
-        let Self {
-            created_at,
-            expires_at,
-            fields,
-        } = self;
-        Self {
-            created_at,
-            expires_at,
-            fields: fields
-                .into_vec()
-                .into_iter()
-                .filter_map(|(name, bytes)| {
-                    let (namespace, field) = from.name(name)?;
-                    Some((to.intern(namespace, field), bytes))
-                })
-                .collect(),
-        }
-    }
 }
 
 impl ShardState {

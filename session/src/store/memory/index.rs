@@ -187,7 +187,7 @@ mod tests {
     use super::*;
 
     fn session(n: u8) -> Key {
-        [n; super::super::ID_LEN]
+        [n; crate::id::ID_LEN]
     }
 
     #[test]

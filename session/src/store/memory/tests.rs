@@ -1,6 +1,8 @@
 //! Unit tests of the parent module.
 use std::time::Instant;
 
+use bytes::Bytes;
+
 use super::*;
 use crate::store::FieldKey;
 
