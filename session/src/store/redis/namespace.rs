@@ -40,7 +40,7 @@
 use std::io::Write as _;
 use std::sync::LazyLock;
 
-use redis::{RedisError, RedisWrite, Script, ToRedisArgs, Value};
+use redis::{Cmd, RedisError, RedisWrite, Script, ToRedisArgs, Value};
 
 use super::{
     EXPIRES, EXPIRY_FIELD, HashField, MARKER, RedisConnection, RedisStore, evalsha, unexpected,
@@ -93,13 +93,7 @@ impl RedisStore {
         if namespace.starts_with(RESERVED) {
             return self.load_reserved_namespace(id, namespace).await;
         }
-        let mut scan = redis::cmd("HSCAN");
-        scan.arg(self.key_arg(id))
-            .arg(0)
-            .arg("MATCH")
-            .arg(NamespaceGlob(namespace))
-            .arg("COUNT")
-            .arg(SCAN_COUNT);
+        let scan = self.scan(id, NamespaceGlob(namespace));
         let mut head = redis::cmd("HMGET");
         head.arg(self.key_arg(id))
             .arg(MARKER)
@@ -114,19 +108,11 @@ impl RedisStore {
         let Some(found) = scanned(scan)? else {
             return self.load_namespace_script(id, namespace).await;
         };
-        let mut head = head.into_iter();
-        let Some((created_at, expires_at, expiry)) = self.session_head(id, &mut head).await? else {
-            return Ok(None);
-        };
         // The glob matched `{namespace}.` at the start of each name.
         let cut = namespace.len() + 1;
-        let fields = namespace_fields(id, namespace, found.into_iter(), cut)?;
-        Ok(Some(LoadedNamespace {
-            expiry,
-            created_at,
-            expires_at,
-            fields,
-        }))
+        let mut head = head.into_iter();
+        self.loaded(id, namespace, &mut head, found.into_iter(), cut)
+            .await
     }
 
     /// The load of a namespace starting with [`RESERVED`]: one `HSCAN` of
@@ -136,13 +122,7 @@ impl RedisStore {
         id: &SessionId,
         namespace: &str,
     ) -> Result<Option<LoadedNamespace>, StoreError> {
-        let mut scan = redis::cmd("HSCAN");
-        scan.arg(self.key_arg(id))
-            .arg(0)
-            .arg("MATCH")
-            .arg(RESERVED_GLOB)
-            .arg("COUNT")
-            .arg(SCAN_COUNT);
+        let scan = self.scan(id, RESERVED_GLOB);
         let reply = self.query(&scan).await.map_err(load_error)?;
         let Some(found) = scanned(reply)? else {
             return self.load_namespace_script(id, namespace).await;
@@ -165,16 +145,43 @@ impl RedisStore {
             }
         }
         let mut head = vec![created, expires, expiry].into_iter();
-        let Some((created_at, expires_at, expiry)) = self.session_head(id, &mut head).await? else {
+        let cut = namespace.len() + 1;
+        self.loaded(id, namespace, &mut head, fields.into_iter(), cut)
+            .await
+    }
+
+    /// `HSCAN key 0 MATCH {pattern} COUNT {SCAN_COUNT}`.
+    fn scan(&self, id: &SessionId, pattern: impl ToRedisArgs) -> Cmd {
+        let mut scan = redis::cmd("HSCAN");
+        scan.arg(self.key_arg(id))
+            .arg(0)
+            .arg("MATCH")
+            .arg(pattern)
+            .arg("COUNT")
+            .arg(SCAN_COUNT);
+        scan
+    }
+
+    /// The namespace from a load's reply: `head` holds the marker,
+    /// `__expires` and the remembered expiry (the session is gone unless
+    /// they are a session's), `fields` the namespace's name/value pairs,
+    /// each name with its first `cut` bytes to cut off.
+    async fn loaded(
+        &self,
+        id: &SessionId,
+        namespace: &str,
+        head: &mut std::vec::IntoIter<Value>,
+        fields: impl ExactSizeIterator<Item = Value>,
+        cut: usize,
+    ) -> Result<Option<LoadedNamespace>, StoreError> {
+        let Some((created_at, expires_at, expiry)) = self.session_head(id, head).await? else {
             return Ok(None);
         };
-        let cut = namespace.len() + 1;
-        let fields = namespace_fields(id, namespace, fields.into_iter(), cut)?;
         Ok(Some(LoadedNamespace {
             expiry,
             created_at,
             expires_at,
-            fields,
+            fields: namespace_fields(id, namespace, fields, cut)?,
         }))
     }
 
@@ -202,23 +209,16 @@ impl RedisStore {
             .arg(self.key_arg(id))
             .arg(HashField(namespace, ""))
             .arg(HashField::from(EXPIRY_FIELD));
-        let items = match self.eval(&LOAD_NAMESPACE, &command).await? {
+        let mut items = match self.eval(&LOAD_NAMESPACE, &command).await? {
             Value::Nil => return Ok(None),
             Value::Array(items) if items.len() >= 3 && items.len() % 2 == 1 => items,
             other => return Err(unexpected("the namespace's hash fields", &other)),
         };
-        let mut items = items.into_iter();
-        let Some((created_at, expires_at, expiry)) = self.session_head(id, &mut items).await?
-        else {
-            return Ok(None);
-        };
-        let fields = namespace_fields(id, namespace, items, 0)?;
-        Ok(Some(LoadedNamespace {
-            expiry,
-            created_at,
-            expires_at,
-            fields,
-        }))
+        // The head's three items, then the pairs, their names already
+        // without the prefix. (The script path is rare: the copy is fine.)
+        let fields = items.split_off(3);
+        self.loaded(id, namespace, &mut items.into_iter(), fields.into_iter(), 0)
+            .await
     }
 }
 
