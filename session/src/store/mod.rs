@@ -368,7 +368,10 @@ pub mod redis;
 /// The address of one stored field.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct FieldKey<'a> {
-    /// The namespace: one per `SessionState` type.
+    /// The namespace: one per `SessionState` type. Never holds a `.`, so
+    /// stores may join it and the field with one (Redis does): the derive
+    /// accepts ASCII letters, digits, `_` and `-`, and the crate's own
+    /// namespaces start with `__`.
     pub namespace: &'a str,
     /// The stored name of the field within its namespace.
     pub field: &'a str,

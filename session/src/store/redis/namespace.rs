@@ -134,14 +134,16 @@ impl RedisStore {
             let Value::BulkString(name) = name else {
                 return Err(unexpected("a hash field name", &name));
             };
-            if is_field(&name, namespace) {
-                fields.extend([Value::BulkString(name), value]);
-            } else if name == MARKER.as_bytes() {
+            // The marker fields first: the remembered expiry is a field of
+            // the reserved namespace `__`, never one of the loaded fields.
+            if name == MARKER.as_bytes() {
                 created = value;
             } else if name == EXPIRES.as_bytes() {
                 expires = value;
             } else if is_key(&name, EXPIRY_FIELD) {
                 expiry = value;
+            } else if is_field(&name, namespace) {
+                fields.extend([Value::BulkString(name), value]);
             }
         }
         let mut head = vec![created, expires, expiry].into_iter();
