@@ -18,9 +18,11 @@
 //! `Session`'s does) loads with a single command: `HSCAN key 0 MATCH __*
 //! COUNT 1024` finds the marker fields and the namespace's fields at once,
 //! and the load keeps the namespace's fields and the marker fields and
-//! drops the rest (the other reserved fields: move and index bookkeeping,
-//! small and not user data). One command is atomic, and Redis runs one
-//! fewer per request.
+//! drops the rest: the other reserved fields, the move and index
+//! bookkeeping. Those are few and small, though index entries hold an
+//! indexed value (a user id, say), so they cross the connection the
+//! session's own fields cross anyway. One command is atomic, and Redis
+//! runs one fewer per request.
 //!
 //! Why no `MULTI`/`EXEC` around the two commands of other namespaces: the order makes it unnecessary.
 //! Another client's command can run between the scan and the marker's
