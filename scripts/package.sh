@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The crates as crates.io would get them: packages typed-sessions-derive and
 # typed-sessions (cargo builds each package with its default features), then,
-# outside the workspace, checks and documents the packaged library with all
-# features (warnings are errors) and runs `cargo deny check advisories bans`
-# on it, so the graph checked is the one a user builds. Installs cargo-deny
-# when it is missing.
+# outside the workspace, checks the packaged library and its examples and
+# documents the library with all features (warnings are errors), and runs
+# `cargo deny check advisories bans` on it, so the graph checked is the one a
+# user builds. Installs cargo-deny when it is missing.
 #
 # The RustSec database is a git repository that cargo-deny clones into
 # $CARGO_HOME/advisory-dbs; it is never fetched unless ADVISORY_FETCH=1 (a
@@ -34,7 +34,8 @@ printf '[patch.crates-io]\ntyped-sessions-derive = { path = "../typed-sessions-d
 (
   cd "$lib"
   export CARGO_TARGET_DIR=$target_dir
-  cargo check --quiet --all-features
+  # The examples are in the package (docs.rs scrapes them): they build from it.
+  cargo check --quiet --all-features --lib --examples
   RUSTDOCFLAGS="-D warnings" cargo doc --quiet --all-features --no-deps \
     -p typed-sessions -p typed-sessions-derive
 )

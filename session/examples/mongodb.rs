@@ -5,7 +5,7 @@
 //!
 //! ```sh
 //! bash scripts/test-servers.sh     # or any MongoDB on 127.0.0.1:27017
-//! cargo run -p typed-sessions-examples --features mongodb --example mongodb
+//! cargo run --example mongodb --features mongodb
 //! curl -b jar -c jar http://127.0.0.1:8000/   # 1, then 2, then 3
 //! ```
 //!

@@ -6,7 +6,7 @@
 //!
 //! ```sh
 //! redis-server --port 6379 &               # or: bash scripts/test-servers.sh
-//! cargo run -p typed-sessions-examples --features redis --example redis
+//! cargo run --example redis --features redis
 //! curl -b jar -c jar http://127.0.0.1:8000/        # 1, then 2, then 3
 //! curl -b jar -c jar http://127.0.0.1:8000/login   # new id, same count
 //! redis-cli --scan --pattern 'counter:session:*'   # one hash per session

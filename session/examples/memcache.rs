@@ -5,7 +5,7 @@
 //!
 //! ```sh
 //! memcached -l 127.0.0.1 -p 11211 &        # or: bash scripts/test-servers.sh
-//! cargo run -p typed-sessions-examples --features memcache --example memcache
+//! cargo run --example memcache --features memcache
 //! curl -b jar -c jar http://127.0.0.1:8000/   # 1, then 2, then 3
 //! ```
 //!
