@@ -47,8 +47,8 @@
 //! the struct), and `TypedSession<T>` is that namespace in a handler, with
 //! generated accessors for each field: `f()`, `set_f(value)`, `f_mut()` and
 //! `take_f()`. Names and types are checked at compile time; the derive's
-//! documentation lists its attributes (`namespace`, `rename`, `default`,
-//! `skip`, `index`). Session controls are associated functions
+//! documentation lists its attributes (`namespace`, `crate`, `rename`,
+//! `default`, `skip`, `index`). Session controls are associated functions
 //! ([`TypedSession::cycle_id`], [`TypedSession::destroy`],
 //! [`TypedSession::reset`], [`TypedSession::set_expiry`]), so they never
 //! shadow an accessor.
