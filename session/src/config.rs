@@ -12,6 +12,10 @@ pub const DEFAULT_INACTIVITY: Duration = Duration::from_secs(30 * 24 * 60 * 60);
 /// The longest expiry accepted: 400 days, the longest cookie lifetime
 /// browsers honour.
 pub const MAX_EXPIRY: Duration = Duration::from_secs(400 * 24 * 60 * 60);
+/// The shortest inactivity limit `set_expiry` keeps: stores keep expiries
+/// to the second, so a shorter one could end the session before the
+/// response reaches the client.
+const MIN_CHOSEN_INACTIVITY: Duration = Duration::from_secs(1);
 /// The default time limit of one store call.
 pub const DEFAULT_STORE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Sliding expiry refreshes a session at most this often.
@@ -83,6 +87,28 @@ impl Expiry {
             // shortened limit still applies.
             Err(behind) => behind.duration() >= interval.max(CLOCK_SKEW),
         }
+    }
+
+    /// The expiry a handler's `set_expiry` keeps, chosen at `now`: an
+    /// inactivity limit within [`MIN_CHOSEN_INACTIVITY`] and [`MAX_EXPIRY`],
+    /// a date at most `MAX_EXPIRY` ahead (a past date stays: it ends the
+    /// session, as asked). A zero limit would end the session at once, and
+    /// a longer one would be stored and then refused by every later load.
+    pub(crate) fn clamped(self, now: SystemTime) -> Self {
+        let clamped = match self {
+            Self::OnInactivity(limit) => {
+                Self::OnInactivity(limit.clamp(MIN_CHOSEN_INACTIVITY, MAX_EXPIRY))
+            }
+            Self::AtDateTime(at) => match now.checked_add(MAX_EXPIRY) {
+                Some(latest) if at > latest => Self::AtDateTime(latest),
+                _ => self,
+            },
+            Self::OnSessionEnd => self,
+        };
+        if clamped != self {
+            tracing::debug!(asked = ?self, kept = ?clamped, "set_expiry value clamped");
+        }
+        clamped
     }
 
     /// Checks the expiry as configured at `now`. A date is checked against
@@ -295,6 +321,63 @@ mod tests {
         let mut config = Config::default();
         change(&mut config);
         config.check()
+    }
+
+    #[test]
+    fn chosen_expiries_are_clamped_to_what_loads_accept() {
+        let now = SystemTime::now();
+        let inactivity = |secs| Expiry::OnInactivity(Duration::from_secs(secs));
+        for (asked, kept) in [
+            (Expiry::OnInactivity(Duration::ZERO), inactivity(1)),
+            (
+                Expiry::OnInactivity(Duration::from_millis(999)),
+                inactivity(1),
+            ),
+            (inactivity(1), inactivity(1)),
+            (inactivity(3600), inactivity(3600)),
+            (
+                Expiry::OnInactivity(MAX_EXPIRY),
+                Expiry::OnInactivity(MAX_EXPIRY),
+            ),
+            (
+                Expiry::OnInactivity(MAX_EXPIRY + Duration::from_millis(1)),
+                Expiry::OnInactivity(MAX_EXPIRY),
+            ),
+            (
+                Expiry::OnInactivity(Duration::MAX),
+                Expiry::OnInactivity(MAX_EXPIRY),
+            ),
+            (Expiry::OnSessionEnd, Expiry::OnSessionEnd),
+            (
+                Expiry::AtDateTime(now + MAX_EXPIRY * 2),
+                Expiry::AtDateTime(now + MAX_EXPIRY),
+            ),
+            (
+                Expiry::AtDateTime(now + MAX_EXPIRY),
+                Expiry::AtDateTime(now + MAX_EXPIRY),
+            ),
+            // A past date is kept: it ends the session, as asked.
+            (
+                Expiry::AtDateTime(now - Duration::from_secs(5)),
+                Expiry::AtDateTime(now - Duration::from_secs(5)),
+            ),
+        ] {
+            assert_eq!(asked.clamped(now), kept, "{asked:?}");
+        }
+        // What is kept is what a later load reads back, and what a layer
+        // would accept as its own expiry.
+        for asked in [
+            Expiry::OnInactivity(Duration::ZERO),
+            Expiry::OnInactivity(Duration::MAX),
+            Expiry::AtDateTime(now + MAX_EXPIRY * 3),
+        ] {
+            let kept = asked.clamped(now);
+            assert!(kept.check(now).is_ok(), "{asked:?}");
+            let stored = crate::remembered::encode(&kept);
+            assert!(crate::remembered::decode(&stored).is_some(), "{asked:?}");
+            // Never "overflows to now": the session outlives the request.
+            assert!(kept.expires_at(now, None) > now, "{asked:?}");
+        }
     }
 
     #[test]

@@ -13,7 +13,7 @@ use crate::codec::CodecError;
 use crate::config::Expiry;
 use crate::extract::SessionRejection;
 use crate::id::SessionId;
-use crate::request::{Action, RequestSession};
+use crate::request::{Action, MAX_NAMESPACE_BYTES, RequestSession};
 
 /// The namespace [`Session`]'s keys are stored in: one of the crate's own
 /// (`#[derive(SessionState)]` refuses namespaces starting with `__`), so no
@@ -85,6 +85,11 @@ impl Session {
 
     /// Stores `value` under `key`, encoded now; written after the handler
     /// unless it equals what is stored.
+    ///
+    /// Refused with [`InsertError::TooLarge`] (nothing changes) when the
+    /// encoded values of all keys would pass 64 MiB, the most a load of
+    /// the namespace accepts: a session grown past it would never load
+    /// again.
     pub fn insert<T: serde::Serialize>(&mut self, key: &str, value: T) -> Result<(), InsertError> {
         check_key(key)?;
         let bytes = self
@@ -95,7 +100,14 @@ impl Session {
                 key: key.to_owned(),
                 source,
             })?;
-        self.dict.set(key, Some(Bytes::from(bytes)));
+        let bytes = Bytes::from(bytes);
+        if let Some(total) = self.dict.too_large_with(key, &bytes) {
+            return Err(InsertError::TooLarge {
+                key: key.to_owned(),
+                bytes: total,
+            });
+        }
+        self.dict.set(key, Some(bytes));
         Ok(())
     }
 
@@ -158,7 +170,10 @@ impl Session {
     }
 
     /// Sets this session's expiry, remembered with the session from now on:
-    /// the same as [`TypedSession::set_expiry`](crate::TypedSession::set_expiry).
+    /// the same as [`TypedSession::set_expiry`](crate::TypedSession::set_expiry),
+    /// clamped the same way (an inactivity limit to between one second and
+    /// [`MAX_EXPIRY`](crate::MAX_EXPIRY), a date to at most `MAX_EXPIRY`
+    /// ahead).
     pub fn set_expiry(&mut self, expiry: Expiry) {
         self.request.set_expiry(expiry);
     }
@@ -229,6 +244,18 @@ pub enum InsertError {
         key: String,
         /// The codec's error.
         source: CodecError,
+    },
+    /// The values of all keys, this one's included, would pass the most a
+    /// load of the namespace accepts (64 MiB of encoded values).
+    #[error(
+        "storing session key {key:?} would make the Session's values {bytes} bytes, more than \
+         the {MAX_NAMESPACE_BYTES} a session load accepts"
+    )]
+    TooLarge {
+        /// The key.
+        key: String,
+        /// The encoded values' total with this value.
+        bytes: usize,
     },
 }
 
@@ -320,6 +347,8 @@ struct Entry {
 #[derive(Debug, Default)]
 pub(crate) struct Dict {
     entries: BTreeMap<String, Entry>,
+    /// The bytes of the current values: what the next load will measure.
+    bytes: usize,
 }
 
 impl Dict {
@@ -327,9 +356,11 @@ impl Dict {
     /// [`load_namespace`](crate::SessionStore::load_namespace) returned them.
     pub(crate) fn loaded(fields: Vec<(String, Bytes)>, session: &SessionId) -> Self {
         let mut entries = BTreeMap::new();
+        let mut bytes = 0;
         for (name, value) in fields {
             match key_of(name) {
                 Ok(key) => {
+                    bytes += value.len();
                     entries.insert(
                         key,
                         Entry {
@@ -347,7 +378,15 @@ impl Dict {
                 ),
             }
         }
-        Self { entries }
+        Self { entries, bytes }
+    }
+
+    /// The values' total, when setting `key` to `value` would put it over
+    /// [`MAX_NAMESPACE_BYTES`].
+    fn too_large_with(&self, key: &str, value: &Bytes) -> Option<usize> {
+        let old = self.get(key).map_or(0, Bytes::len);
+        let total = self.bytes.saturating_sub(old).saturating_add(value.len());
+        (total > MAX_NAMESPACE_BYTES).then_some(total)
     }
 
     fn get(&self, key: &str) -> Option<&Bytes> {
@@ -362,6 +401,9 @@ impl Dict {
     }
 
     fn set(&mut self, key: &str, value: Option<Bytes>) {
+        let old = self.get(key).map_or(0, Bytes::len);
+        self.bytes =
+            (self.bytes.saturating_sub(old)).saturating_add(value.as_ref().map_or(0, Bytes::len));
         match self.entries.get_mut(key) {
             Some(entry) => {
                 entry.current = value;
@@ -382,6 +424,7 @@ impl Dict {
     }
 
     fn clear(&mut self) {
+        self.bytes = 0;
         for entry in self.entries.values_mut() {
             entry.current = None;
             entry.touched = true;
@@ -454,6 +497,41 @@ mod tests {
         assert!(matches!(check_key("__x"), Err(InsertError::ReservedKey(_))));
         assert!(check_key("_x").is_ok());
         assert!(check_key(&"é".repeat(128)).is_ok());
+    }
+
+    /// `n` zero bytes; calloc'd, so the pages are never touched.
+    fn zeros(n: usize) -> Bytes {
+        Bytes::from(vec![0; n])
+    }
+
+    #[test]
+    fn values_past_the_load_limit_are_refused() {
+        let id = SessionId::generate().unwrap();
+        let half = MAX_NAMESPACE_BYTES / 2;
+        let mut dict = Dict::loaded(vec![("a".to_owned(), zeros(half))], &id);
+        // Up to the limit exactly: fine.
+        assert_eq!(dict.too_large_with("b", &zeros(half)), None);
+        dict.set("b", Some(zeros(half)));
+        assert_eq!(dict.too_large_with("c", &zeros(0)), None);
+        assert_eq!(
+            dict.too_large_with("c", &zeros(1)),
+            Some(MAX_NAMESPACE_BYTES + 1)
+        );
+        // Replacing a value counts the new one, not both.
+        assert_eq!(dict.too_large_with("a", &zeros(half)), None);
+        assert_eq!(
+            dict.too_large_with("a", &zeros(half + 1)),
+            Some(MAX_NAMESPACE_BYTES + 1)
+        );
+        // Removing and clearing make room again.
+        dict.set("a", None);
+        assert_eq!(dict.too_large_with("c", &zeros(half)), None);
+        dict.clear();
+        assert_eq!(dict.too_large_with("c", &zeros(MAX_NAMESPACE_BYTES)), None);
+        assert_eq!(
+            dict.too_large_with("c", &zeros(MAX_NAMESPACE_BYTES + 1)),
+            Some(MAX_NAMESPACE_BYTES + 1)
+        );
     }
 
     #[test]

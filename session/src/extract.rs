@@ -149,6 +149,12 @@ impl<T: SessionState> TypedSession<T> {
     /// called it follows the layer's expiry, whatever that is configured to
     /// at the time.
     ///
+    /// The value is clamped to what the layer accepts (logged at debug):
+    /// an [`Expiry::OnInactivity`] to between one second and
+    /// [`MAX_EXPIRY`](crate::MAX_EXPIRY), an [`Expiry::AtDateTime`] to at
+    /// most `MAX_EXPIRY` from now. A date already past is kept, and ends
+    /// the session after the handler.
+    ///
     /// ```
     /// use typed_sessions::{Expiry, SessionState, TypedSession};
     ///
@@ -261,7 +267,12 @@ impl<T: SessionState> std::fmt::Debug for TypedSession<T> {
 
 /// Why a [`TypedSession`] or a [`Session`](crate::Session) could not be
 /// extracted. Every case answers `500 Internal Server Error`: each is a
-/// server-side fault.
+/// server-side fault. The details (type names, the store's error) go to the
+/// log at error level, not into the response body.
+///
+/// Stored data the layer cannot use is not among them: a session the store
+/// holds corrupt, or larger than a load accepts, is logged at warn, deleted,
+/// and the request goes on as one without a session.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum SessionRejection {
@@ -270,7 +281,8 @@ pub enum SessionRejection {
         "TypedSession and Session need a SessionLayer: add `.layer(SessionLayer::new(store))` to the router"
     )]
     MissingLayer,
-    /// Loading from the store failed or timed out.
+    /// Loading from the store failed or timed out (the store could not be
+    /// reached, or answered with an error).
     #[error("the session store failed: {0}")]
     Store(#[from] crate::store::StoreError),
     /// The same `TypedSession<T>` was taken twice at once in one request
@@ -305,9 +317,15 @@ impl IntoResponse for SessionRejection {
             Self::Store(error) => tracing::error!(%error, "session load failed"),
             _ => tracing::error!(error = %self, "session extraction failed"),
         }
+        // Type names are the application's internals: the log has them.
         let body = match self {
             Self::Store(_) => "session store unavailable".to_owned(),
-            other => other.to_string(),
+            Self::InUse { .. } | Self::DictInUse => {
+                "session already in use in this request".to_owned()
+            }
+            Self::NamespaceClash { .. } => "two session types share a namespace".to_owned(),
+            // Names no type of the application: the fix, for the developer.
+            Self::MissingLayer => self.to_string(),
         };
         (StatusCode::INTERNAL_SERVER_ERROR, body).into_response()
     }

@@ -116,8 +116,7 @@ trait ErasedSession: Send + Sync {
     fn into_any(self: Box<Self>) -> Box<dyn Any>;
     /// Pushes this namespace's writes: the changed fields whose encoding
     /// differs from the loaded bytes, and the removals a reset asks for.
-    fn writes(&self, out: &mut Vec<(FieldKey<'static>, Option<Vec<u8>>)>)
-    -> Result<(), CodecError>;
+    fn writes(&self, out: &mut Vec<(FieldKey<'static>, Option<Vec<u8>>)>) -> Result<(), SaveError>;
 }
 
 impl<C: Companion> ErasedSession for C {
@@ -125,12 +124,13 @@ impl<C: Companion> ErasedSession for C {
         self
     }
 
-    fn writes(
-        &self,
-        out: &mut Vec<(FieldKey<'static>, Option<Vec<u8>>)>,
-    ) -> Result<(), CodecError> {
+    fn writes(&self, out: &mut Vec<(FieldKey<'static>, Option<Vec<u8>>)>) -> Result<(), SaveError> {
         let loaded = self.loaded();
         let namespace = <C::State as SessionState>::NAMESPACE;
+        let start = out.len();
+        // The namespace's bytes once the writes are done: what the next
+        // load of it will measure.
+        let mut bytes = 0;
         for (index, field) in <C::State as SessionState>::FIELDS.iter().enumerate() {
             let key = FieldKey { namespace, field };
             let stored = loaded.stored(index);
@@ -144,6 +144,10 @@ impl<C: Companion> ErasedSession for C {
             } else if loaded.cleared() && stored.is_some() {
                 out.push((key, None));
             }
+            bytes += match out.get(written) {
+                Some((_, value)) => value.as_ref().map_or(0, Vec::len),
+                None => stored.map_or(0, <[u8]>::len),
+            };
             // The index entry goes with every write of the index field, in
             // the same store call, and with nothing else.
             if C::INDEX == Some(index) && out.len() > written {
@@ -153,6 +157,11 @@ impl<C: Companion> ErasedSession for C {
                 };
                 out.push((entry, self.index_key()?));
             }
+        }
+        // A namespace no load accepts would lock its session out: the write
+        // that would grow it past the limit is refused instead.
+        if out.len() > start {
+            check_write_size(namespace, bytes)?;
         }
         Ok(())
     }
@@ -250,6 +259,7 @@ impl RequestSession {
     }
 
     pub(crate) fn set_expiry(&self, expiry: Expiry) {
+        let expiry = expiry.clamped(SystemTime::now());
         self.state.lock().expiry = Some(expiry);
     }
 
@@ -270,12 +280,20 @@ impl RequestSession {
                 let found = self
                     .shared
                     .call(self.shared.store.load(id, T::NAMESPACE, T::FIELDS))
-                    .await?;
-                if let Some(found) = &found {
-                    check_loaded(found, T::FIELDS.len())?;
+                    .await
+                    .and_then(|found| {
+                        if let Some(found) = &found {
+                            check_loaded(found, T::FIELDS.len())?;
+                        }
+                        Ok(found)
+                    });
+                match self.usable(id, found).await? {
+                    Some(found) => {
+                        let (existence, found) = self.settle(id, existence, found);
+                        (existence, found.map(|found| found.values))
+                    }
+                    None => (Existence::Absent, None),
                 }
-                let (existence, found) = self.settle(id, existence, found);
-                (existence, found.map(|found| found.values))
             }
         };
         let loaded = loaded.unwrap_or_else(|| vec![None; T::FIELDS.len()]);
@@ -368,13 +386,51 @@ impl RequestSession {
         let found = self
             .shared
             .call(self.shared.store.load_namespace(id, DICT_NAMESPACE))
-            .await?;
-        if let Some(found) = &found {
-            check_size(found.fields.iter().map(|(_, value)| value))?;
-        }
+            .await
+            .and_then(|found| {
+                if let Some(found) = &found {
+                    check_size(found.fields.iter().map(|(_, value)| value))?;
+                }
+                Ok(found)
+            });
+        let Some(found) = self.usable(id, found).await? else {
+            return Ok((Existence::Absent, Dict::default()));
+        };
         let (existence, found) = self.settle(id, existence, found);
         let dict = found.map_or_else(Dict::default, |found| Dict::loaded(found.fields, id));
         Ok((existence, dict))
+    }
+
+    /// A load's answer, with a session the layer cannot use set aside:
+    /// `Ok(None)` when the store holds `id` corrupt (`Malformed`) or over
+    /// [`MAX_NAMESPACE_BYTES`] (`TooLarge`). Such a session would fail every
+    /// request that names it until it expired, since a 500 saves nothing
+    /// and so never replaces the cookie; instead it is not adopted (the
+    /// save then removes the cookie, or creates a session under a new id)
+    /// and deleted at once. At once rather than in the save: the save does
+    /// not run when the handler answers 5xx, and the record is of no use to
+    /// any request. Failures and timeouts stay errors: the session may be
+    /// fine.
+    async fn usable<F>(
+        &self,
+        id: &SessionId,
+        found: Result<Option<F>, StoreError>,
+    ) -> Result<Option<Option<F>>, StoreError> {
+        let error = match found {
+            Err(error @ (StoreError::Malformed(_) | StoreError::TooLarge(_))) => error,
+            other => return other.map(Some),
+        };
+        tracing::warn!(
+            session = %id.log_tag(), %error,
+            "stored session is corrupt or too large; not adopted, and deleted"
+        );
+        if let Err(error) = self.shared.call(self.shared.store.delete(id)).await {
+            tracing::warn!(
+                session = %id.log_tag(), %error,
+                "deleting the unusable session failed; the store expires it"
+            );
+        }
+        Ok(None)
     }
 
     /// What a store's answer for the presented `id` makes the session: live,
@@ -485,6 +541,15 @@ fn check_size<'a>(values: impl Iterator<Item = &'a Bytes>) -> Result<(), StoreEr
     Ok(())
 }
 
+/// Refuses a save that would leave `namespace` holding more than
+/// [`MAX_NAMESPACE_BYTES`].
+fn check_write_size(namespace: &'static str, bytes: usize) -> Result<(), SaveError> {
+    if bytes > MAX_NAMESPACE_BYTES {
+        return Err(SaveError::TooLarge { namespace, bytes });
+    }
+    Ok(())
+}
+
 /// Why the save after the handler failed; the response becomes a 500.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum SaveError {
@@ -496,4 +561,12 @@ pub(crate) enum SaveError {
     Random(#[from] crate::id::RandomnessError),
     #[error("the session cookie could not be encoded as a header")]
     Cookie,
+    #[error(
+        "the session namespace {namespace:?} would hold {bytes} bytes, more than the \
+         {MAX_NAMESPACE_BYTES} a load accepts; nothing was saved"
+    )]
+    TooLarge {
+        namespace: &'static str,
+        bytes: usize,
+    },
 }
