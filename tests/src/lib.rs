@@ -11,6 +11,7 @@ pub mod expiry_cases;
 pub mod format_cases;
 pub mod http_cases;
 pub mod index_cases;
+pub mod reset_cases;
 pub mod stores;
 
 /// Expands to one module per group of cases (`cases`, `format_cases`, ...)
@@ -83,6 +84,13 @@ macro_rules! http_suite {
             dict_logout_is_not_undone_by_a_slower_request,
             dict_store_faults_are_500s_and_garbage_is_not_fatal,
             dict_taken_again_after_drop_sees_changes,
+        );
+        $crate::http_suite!(@cases $make, reset_cases;
+            unusable_loads_reset_the_session,
+            store_failures_still_fail_and_keep_the_session,
+            writes_past_the_load_limit_are_refused,
+            set_expiry_values_are_clamped,
+            rejections_name_no_types,
         );
     };
     (@cases $make:expr, $module:ident; $($case:ident),* $(,)?) => {
