@@ -160,3 +160,34 @@ async fn small_write_to_a_big_session_sends_redis_under_1kb() {
     assert_eq!(before.values, after.values);
     assert!(after.values[0].as_ref().unwrap().len() >= BLOB_LEN);
 }
+
+/// A session Redis holds corrupt (the key is not a hash, or its creation
+/// marker is not a number: `Malformed`) is reset, not a 500 on every
+/// request: the layer deletes it and goes on without it.
+async fn corrupt_sessions_are_reset(store: RedisStore, url: &str) {
+    let key_of = |id: &typed_sessions::SessionId| store.key(id);
+    let shared: std::sync::Arc<dyn typed_sessions::SessionStore> =
+        std::sync::Arc::new(store.clone());
+    typed_sessions_tests::reset_cases::corrupt_record_is_reset(shared.clone(), |id| {
+        let reply = redis_cli_with_input(url, &["SET", &key_of(&id), "a string", "EX", "60"], None);
+        assert_eq!(reply.trim(), "OK");
+        std::future::ready(())
+    })
+    .await;
+    typed_sessions_tests::reset_cases::corrupt_record_is_reset(shared, |id| {
+        let reply = redis_cli_with_input(url, &["HSET", &key_of(&id), "__created", "soon"], None);
+        assert_eq!(reply.trim(), "0", "the marker was not there: {reply}");
+        std::future::ready(())
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn single_corrupt_sessions_are_reset() {
+    corrupt_sessions_are_reset(single_store().await, &redis_url()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_corrupt_sessions_are_reset() {
+    corrupt_sessions_are_reset(cluster_store().await, &cluster_urls()[0]).await;
+}
