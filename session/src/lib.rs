@@ -122,9 +122,17 @@
 //!    handler used a session carries `Vary: Cookie`.
 //!
 //! A 5xx response saves nothing (no write, no cycle, no destroy, no cookie).
-//! A store error, or a store call slower than
+//! A failing store, or a store call slower than
 //! [`with_store_timeout`](SessionLayer::with_store_timeout) (5 s by
-//! default), is a 500 and is logged: nothing is dropped silently.
+//! default), is a 500 and is logged: nothing is dropped silently. The
+//! response body is generic; the details are in the log. A session the
+//! store holds corrupt, or with a namespace over 64 MiB, is not a 500 (that
+//! would repeat on every request until it expired): it is logged at warn,
+//! deleted, and the request goes on as one without a session (a fresh one,
+//! under a new id, if the handler writes). A write that would grow a
+//! namespace past that limit is refused instead
+//! ([`InsertError::TooLarge`] for [`Session::insert`]; a 500 for a
+//! `TypedSession`, saving nothing).
 //! [`SessionLayer`] documents the responses in detail (removal cookies,
 //! `Expires` beside `Max-Age`, a passed `Expiry::AtDateTime`) and why two
 //! stacked layers are refused.

@@ -142,7 +142,9 @@ fn removes_cookie(reply: &Reply) -> bool {
         .is_some_and(|cookie| cookie.starts_with("session=;") && cookie.contains("Max-Age=0"))
 }
 
-/// The session is gone from the store (deleted, not merely unreadable).
+/// The store holds no session under `id`: deleted (or, for a store that
+/// reads unreadable records as absent, such as memcached's, no longer
+/// readable as one).
 async fn gone(store: &Store, id: &SessionId) -> bool {
     matches!(store.load(id, "Counter", &["visits"]).await, Ok(None))
 }

@@ -24,8 +24,10 @@ async fn index_on_a_store_without_one_fails_loudly() {
     typed_sessions_tests::index_cases::index_on_a_store_without_one_fails_loudly(store).await;
 }
 
-/// A session record memcached holds corrupt (`Malformed`) is reset, not a
-/// 500 on every request: the layer deletes it and goes on without it.
+/// A session record memcached holds corrupt is reset, not a 500 on every
+/// request. (The store itself reads an unreadable record as absent, so the
+/// layer's own reset of a `Malformed` load is not reached here; the
+/// `reset_cases` of the suite cover that.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn corrupt_sessions_are_reset() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
