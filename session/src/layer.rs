@@ -157,6 +157,14 @@ impl SessionLayer {
     }
 
     /// The cookie's `Path` \[`/`\].
+    ///
+    /// Changing it on a live site: also change the cookie's name
+    /// ([`with_cookie_name`](Self::with_cookie_name)). Browsers keep the
+    /// old cookie beside the new one, and a request presenting two
+    /// different session ids is treated as having none (the layer cannot
+    /// tell which it issued, and a sibling subdomain could have planted
+    /// one), until the old cookie expires. Under a new name the old
+    /// cookie is simply ignored.
     #[must_use]
     pub fn with_path(self, path: impl Into<String>) -> Self {
         let path = path.into();
@@ -164,6 +172,9 @@ impl SessionLayer {
     }
 
     /// The cookie's `Domain` \[none: the host that set it\].
+    ///
+    /// As for [`with_path`](Self::with_path): change the cookie's name too
+    /// when changing this on a live site.
     #[must_use]
     pub fn with_domain(self, domain: impl Into<String>) -> Self {
         let domain = domain.into();
