@@ -233,12 +233,12 @@ impl RequestSession {
         }
     }
 
-    /// The stored session's id, if the request has one.
     /// What the layer shares with every request.
     pub(crate) fn shared(&self) -> &Arc<Shared> {
         &self.shared
     }
 
+    /// The stored session's id, if the request has one.
     pub(crate) fn id(&self) -> Option<SessionId> {
         match self.state.lock().existence {
             Existence::Live { .. } => self.presented.id().cloned(),
