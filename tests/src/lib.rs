@@ -6,6 +6,7 @@
 pub mod app;
 pub mod browser;
 pub mod cases;
+pub mod cycle_cases;
 pub mod dict_cases;
 pub mod expiry_cases;
 pub mod format_cases;
@@ -83,6 +84,10 @@ macro_rules! http_suite {
             dict_logout_is_not_undone_by_a_slower_request,
             dict_store_faults_are_500s_and_garbage_is_not_fatal,
             dict_taken_again_after_drop_sees_changes,
+        );
+        $crate::http_suite!(@cases $make, cycle_cases;
+            a_login_racing_another_cycle_keeps_its_writes_to_itself,
+            a_login_failing_halfway_leaves_the_old_id_logged_out,
         );
     };
     (@cases $make:expr, $module:ident; $($case:ident),* $(,)?) => {
