@@ -11,7 +11,9 @@ use axum::Router;
 use axum::extract::{Path, Query, State};
 use axum::routing::get;
 use serde::Deserialize;
-use typed_sessions::{SessionId, SessionLayer, SessionState, SessionStore, TypedSession};
+use typed_sessions::{
+    Expiry, LoadedFields, SessionId, SessionLayer, SessionState, SessionStore, TypedSession,
+};
 
 use crate::app::{Gate, Server, serve_router};
 use crate::browser::{Browser, Reply};
@@ -22,6 +24,9 @@ type Store = Arc<dyn SessionStore>;
 /// The store timeout of the layer over a [`Chaos`] store: a hung call
 /// becomes a 500 this fast.
 const TIMEOUT: Duration = Duration::from_millis(250);
+
+/// The expiry a session chooses with `set_expiry` (the layer's is 30 days).
+const REMEMBERED: Duration = Duration::from_secs(3 * 24 * 60 * 60);
 
 /// Who is logged in, and a counter beside it.
 #[derive(SessionState)]
@@ -42,6 +47,12 @@ async fn hold(gate: &Gate, wait: &Wait) {
         gate.loaded.notify_one();
         gate.release.notified().await;
     }
+}
+
+/// "Remember me": a visit that chooses the session's own expiry.
+async fn remember(mut auth: TypedSession<CycleAuth>) -> String {
+    TypedSession::set_expiry(&mut auth, Expiry::OnInactivity(REMEMBERED));
+    visit(auth).await
 }
 
 async fn visit(mut auth: TypedSession<CycleAuth>) -> String {
@@ -85,6 +96,7 @@ async fn serve(layer: SessionLayer) -> Server {
     let gate = Arc::new(Gate::default());
     let router = Router::new()
         .route("/visit", get(visit))
+        .route("/remember", get(remember))
         .route("/login/{name}", get(login))
         .route("/cycle", get(cycle))
         .route("/whoami", get(whoami))
@@ -125,10 +137,17 @@ async fn user_of(server: &Server, cookie: &str) -> String {
     holding(server, cookie).get("/whoami").await.body
 }
 
-async fn assert_gone(store: &Store, cookie: &str) {
+/// What the store holds under `cookie`.
+async fn stored(store: &Store, cookie: &str) -> Option<LoadedFields> {
     let id = SessionId::parse(cookie).unwrap();
-    let loaded = store.load(&id, "cycle_auth", &["user"]).await.unwrap();
-    assert!(loaded.is_none(), "the old id still holds a session");
+    store.load(&id, "cycle_auth", &["user"]).await.unwrap()
+}
+
+async fn assert_gone(store: &Store, cookie: &str) {
+    assert!(
+        stored(store, cookie).await.is_none(),
+        "the old id still holds a session"
+    );
 }
 
 /// A login and another request cycle the same id at once, in either order.
@@ -138,17 +157,38 @@ async fn assert_gone(store: &Store, cookie: &str) {
 pub async fn a_login_racing_another_cycle_keeps_its_writes_to_itself(store: Store) {
     let server = serve(SessionLayer::new(store.clone())).await;
 
-    // The other request cycles first; the login saves after it.
+    // The other request cycles first; the login saves after it. The
+    // planted session chose its own expiry.
     let mut planted = Browser::new(&server.base);
-    planted.get("/visit").await;
+    planted.get("/remember").await;
     let old = planted.cookie.clone().unwrap();
+    let before = stored(&store, &old).await.unwrap();
     let victim = held(&server, &old, "/login/victim?wait=1").await;
     let attacker = issued(&holding(&server, &old).get("/cycle").await);
     server.gate.release.notify_one();
-    let victim = issued(&victim.await.unwrap());
+    let reply = victim.await.unwrap();
+    let victim = issued(&reply);
     assert_ne!(victim, old);
     assert_ne!(victim, attacker);
     assert_eq!(user_of(&server, &victim).await, "victim");
+    // The login's new session keeps what a cycle keeps: the creation time
+    // (the absolute timeout still counts from it) and the chosen expiry,
+    // which its cookie follows.
+    let after = stored(&store, &victim).await.unwrap();
+    assert_eq!(after.created_at, before.created_at);
+    assert_eq!(after.expiry, before.expiry);
+    assert!(before.expiry.is_some());
+    let max_age = reply
+        .set_cookie()
+        .and_then(|set| {
+            set.split(';')
+                .find_map(|part| part.trim().strip_prefix("Max-Age=")?.parse::<u64>().ok())
+        })
+        .unwrap();
+    assert!(
+        (REMEMBERED.as_secs() - 5..=REMEMBERED.as_secs()).contains(&max_age),
+        "{max_age}"
+    );
     assert_eq!(user_of(&server, &attacker).await, "anonymous");
     assert_gone(&store, &old).await;
 
