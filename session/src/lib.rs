@@ -110,7 +110,11 @@
 //!    rest are written (or removed, after `reset`/`take`) in one store call
 //!    that names only them: a one-byte counter change in a session holding a
 //!    200 KB cart sends a few bytes. A request that changed nothing writes
-//!    nothing (at most a TTL-only touch, see [Expiry](#expiry)).
+//!    nothing (at most a TTL-only touch, see [Expiry](#expiry)). A
+//!    [`cycle_id`](TypedSession::cycle_id) with writes takes two: the
+//!    session is moved to its new id first, then written there, so the
+//!    writes of a login never land on the old id, even when the second call
+//!    fails (the user is then logged out, with a 500).
 //! 4. **A cookie only when needed.** `Set-Cookie` is sent when a session is
 //!    created, when its id changes ([`cycle_id`](TypedSession::cycle_id)),
 //!    when its expiry moves (a sliding refresh, [`set_expiry`](TypedSession::set_expiry)),
@@ -221,6 +225,12 @@
 //!   cart) has its changes applied to the session under the new id, with the
 //!   same no-resurrection rule; it sets no cookie, so the login's stands. The
 //!   old id never reads the new session.
+//! - **A login's writes follow only its own cookie.** The writes of a
+//!   request that calls `cycle_id` are never forwarded: if the session ended
+//!   before its move, or another request cycled the same id first (an
+//!   attacker holding a planted id, say), they start a new session whose
+//!   cookie that request's response issues, so they are never found under
+//!   an id another response handed out.
 //!
 //! The [`store`] module states these rules for store authors, and the
 //! conformance suite (feature `conformance`) checks them.

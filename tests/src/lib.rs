@@ -6,6 +6,7 @@
 pub mod app;
 pub mod browser;
 pub mod cases;
+pub mod cycle_cases;
 pub mod dict_cases;
 pub mod expiry_cases;
 pub mod format_cases;
@@ -91,6 +92,10 @@ macro_rules! http_suite {
             writes_past_the_load_limit_are_refused,
             set_expiry_values_are_clamped,
             rejections_name_no_types,
+        );
+        $crate::http_suite!(@cases $make, cycle_cases;
+            a_login_racing_another_cycle_keeps_its_writes_to_itself,
+            a_login_failing_halfway_leaves_the_old_id_logged_out,
         );
     };
     (@cases $make:expr, $module:ident; $($case:ident),* $(,)?) => {

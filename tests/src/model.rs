@@ -499,13 +499,15 @@ pub async fn check_sequence(store: Arc<dyn SessionStore>, steps: &[Step]) {
                 None
             }
             (Control::Cycle, Some(_)) => {
+                // The move first, then the writes on the new id: a failure
+                // between the two never leaves them on the old id.
+                expected.push(Call::Move);
                 if !set.is_empty() {
                     expected.push(Call::Update {
                         fields: set.clone(),
                         bytes: 0,
                     });
                 }
-                expected.push(Call::Move);
                 model.sessions.remove(sent.as_ref().unwrap());
                 None
             }

@@ -424,26 +424,36 @@ async fn move_failures_are_500s_and_the_old_id_is_kept() {
 async fn cycle_with_writes_fails_whole_and_bounded() {
     let mut rig = rig();
     let id = rig.seed(5).await;
-    // The update fails: no move is attempted.
-    rig.plan(|p| p.update = Behavior::Fail);
-    let moves = rig.controls.counts().moves;
-    rig.expect_500("/bump-cycle", "update before move", "injected failure")
+    // The move fails: no write is attempted, the old id keeps its data.
+    rig.plan(|p| p.moves = Behavior::Fail);
+    let updates = rig.controls.counts().update;
+    rig.expect_500("/bump-cycle", "move before update", "injected failure")
         .await;
-    assert_eq!(rig.controls.counts().moves, moves);
+    assert_eq!(rig.controls.counts().update, updates);
     assert_eq!(rig.stored(&id).await.unwrap().0, 5);
-    // The update lands, the move fails: 500, the old id stays valid and
-    // holds the write (reported as a failure, never as a success).
-    rig.plan(|p| p.moves = Behavior::Hang);
-    rig.expect_500("/bump-cycle", "move after update", "timed out")
+    assert_eq!(rig.get("/read").await.0.body, "5 false");
+    // The move lands, the write after it fails: 500, and the write is
+    // nowhere. The old id is only a forward now, so a failed login leaves
+    // the client logged out, never its writes on the id it came with.
+    rig.plan(|p| p.update = Behavior::Hang);
+    rig.expect_500("/bump-cycle", "update after move", "timed out")
         .await;
     rig.controls.heal();
-    assert_eq!(rig.stored(&id).await.unwrap().0, 6);
-    assert_eq!(rig.get("/read").await.0.body, "6 false");
-    // Clean: the cycle goes through.
-    let (answer, change) = rig.get("/bump-cycle").await;
-    assert_eq!(answer.body, "7");
-    assert!(matches!(change, CookieChange::Set(new) if new != id.as_str()));
     assert_eq!(rig.stored(&id).await, None);
+    let moved = rig.store.forwarded(&id).await.unwrap().unwrap();
+    assert_eq!(rig.stored(&moved).await.unwrap().0, 5);
+    assert_eq!(rig.get("/read").await.0.body, "0 true");
+    // Clean: the cycle goes through.
+    let id = rig.seed(5).await;
+    let (answer, change) = rig.get("/bump-cycle").await;
+    assert_eq!(answer.body, "6");
+    let CookieChange::Set(new) = change else {
+        panic!("the cycle set no cookie: {change:?}");
+    };
+    assert_ne!(new, id.as_str());
+    assert_eq!(rig.stored(&id).await, None);
+    let new = SessionId::parse(&new).unwrap();
+    assert_eq!(rig.stored(&new).await.unwrap().0, 6);
 }
 
 #[tokio::test]

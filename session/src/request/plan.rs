@@ -55,8 +55,9 @@ pub(crate) enum Step {
     /// Create a session from the writes, expiring at `expires_at`; issue
     /// its cookie.
     Create { expires_at: SystemTime },
-    /// Write (when there are writes), then move the session to a new id
-    /// expiring at `expires_at`; issue the new id's cookie.
+    /// Move the session to a new id expiring at `expires_at`, then write
+    /// (when there are writes) to the new id; issue the new id's cookie.
+    /// If the session is gone by then, writes start a session of their own.
     Cycle { expires_at: SystemTime },
     /// Write, moving the stored expiry to `refresh` when `Some`; the cookie
     /// is issued again exactly then.

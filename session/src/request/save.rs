@@ -62,7 +62,8 @@ impl RequestSession {
             }))
             .collect();
         // The handler's own writes, without the remembered expiry: what a
-        // write that lost a race with a login carries over to the new id.
+        // write that lost a race with a login carries over to the new id,
+        // and what a login that lost its session starts a new one with.
         let own_writes = writes.len();
         let id = self.presented.id();
         let live = match (existence, id) {
@@ -121,7 +122,7 @@ impl RequestSession {
             }
             (Step::Create { expires_at }, _) => {
                 return self
-                    .create(&writes, expiry, expires_at, now)
+                    .create(&writes, expiry, now, expires_at, now)
                     .await
                     .map(Some);
             }
@@ -139,22 +140,53 @@ impl RequestSession {
                 Ok(cookie.removal())
             }
             Step::Cycle { expires_at } => {
+                // The move comes first, the writes after it, on the new id:
+                // whatever fails or is dropped after the move, the login's
+                // writes (say, who is logged in) never land on the old id,
+                // which an attacker may have planted, nor on an id another
+                // request's response issued. The worst case is a logged-out
+                // user, told so by a 500.
                 let new_id = SessionId::generate()?;
-                if !writes.is_empty()
-                    && !self
-                        .shared
-                        .call(store.update(id, &writes, Some(expires_at)))
-                        .await?
-                {
-                    // Another login cycled the id first: its cookie stands.
-                    return self.forward(id, &writes[..own_writes]).await;
-                }
                 if !self
                     .shared
                     .call(store.move_to(id, &new_id, expires_at))
                     .await?
                 {
-                    return Ok(self.vanished(id));
+                    if own_writes == 0 {
+                        return Ok(self.vanished(id));
+                    }
+                    // The session ended (or another request cycled it)
+                    // first. Its changes are never forwarded: they start a
+                    // session of their own, whose cookie this response
+                    // issues, keeping the creation time and the expiry the
+                    // cycled session would have had.
+                    tracing::info!(
+                        session = %id.log_tag(),
+                        "session ended (destroyed, cycled or expired) before this request cycled its id; its changes start a new session"
+                    );
+                    let remembered = live
+                        .and_then(|live| live.remembered)
+                        .filter(|_| chosen_bytes.is_none())
+                        .map(|remembered| crate::remembered::encode(&remembered));
+                    if let Some(bytes) = &remembered {
+                        writes.push(FieldWrite {
+                            key: EXPIRY_FIELD,
+                            value: Some(bytes),
+                        });
+                    }
+                    let created_at = live.map_or(now, |live| live.created_at);
+                    return self
+                        .create(&writes, expiry, created_at, expires_at, now)
+                        .await
+                        .map(Some);
+                }
+                if !writes.is_empty()
+                    && !self
+                        .shared
+                        .call(store.update(&new_id, &writes, Some(expires_at)))
+                        .await?
+                {
+                    return Ok(self.vanished(&new_id));
                 }
                 tracing::info!(from = %id.log_tag(), to = %new_id.log_tag(), "session id cycled");
                 Ok(self.issue(&new_id, expiry, expires_at, now))
@@ -179,6 +211,7 @@ impl RequestSession {
         &self,
         writes: &[FieldWrite<'_>],
         expiry: Expiry,
+        created_at: SystemTime,
         expires_at: SystemTime,
         now: SystemTime,
     ) -> Result<HeaderValue, SaveError> {
@@ -188,7 +221,11 @@ impl RequestSession {
             let id = SessionId::generate()?;
             match self
                 .shared
-                .call(self.shared.store.create(&id, writes, now, expires_at))
+                .call(
+                    self.shared
+                        .store
+                        .create(&id, writes, created_at, expires_at),
+                )
                 .await
             {
                 Ok(()) => {

@@ -42,6 +42,11 @@
 //!   an ordinary `update` (which, as always, never re-creates a deleted
 //!   session). So a write of a request that loaded the session just before
 //!   a concurrent login cycled its id is kept, not answered 200 and lost.
+//!   The writes of a request that cycles the id are never forwarded: the
+//!   layer calls `move_to` first and then `update`s the new id, and when
+//!   `move_to` reports `false` (the session ended, or another request moved
+//!   it first) it [`create`](SessionStore::create)s a new session from them
+//!   instead.
 //!   [`delete`](SessionStore::delete) leaves no forward, and deleting an id
 //!   also deletes a forward from it. A store without forwards (the default
 //!   `forwarded`, returning `None`) still keeps every other rule; such racing
