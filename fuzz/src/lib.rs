@@ -25,8 +25,8 @@ use tower::ServiceExt;
 use typed_sessions::__private::{decode_value, encode_value};
 use typed_sessions::codec::Codec;
 use typed_sessions::{
-    FieldWrite, Key, LoadedFields, LoadedNamespace, MemoryStore, SessionId, SessionLayer, SessionState,
-    SessionStore, StoreError, TypedSession,
+    FieldWrite, Key, LoadedFields, LoadedNamespace, MemoryStore, SessionId, SessionLayer,
+    SessionState, SessionStore, StoreError, TypedSession,
 };
 
 /// The process's runtime: single-threaded, so a target's execution is one
